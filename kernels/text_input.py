@@ -1,0 +1,51 @@
+"""Turn user texts (list, numpy array, pyarrow array) into the kernel's TextInput."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._core import TextInput
+
+ERRORS = ("strict", "replace")
+
+
+def _arrow_chunk(arr: Any) -> tuple:
+    import pyarrow as pa  # only reached when the caller passed pyarrow objects
+
+    if pa.types.is_string(arr.type):
+        large = False
+    elif pa.types.is_large_string(arr.type):
+        large = True
+    else:
+        raise TypeError(
+            f"pyarrow texts must be string or large_string, got {arr.type}; "
+            "cast with arr.cast(pyarrow.large_string())"
+        )
+    validity, offsets, data = arr.buffers()
+    if arr.null_count == 0:
+        validity = None
+    return (offsets, data, validity, arr.offset, len(arr), large)
+
+
+def as_text_input(texts: Any, errors: str = "strict") -> TextInput:
+    """Snapshot ``texts`` for the kernel without copying the text bytes.
+
+    Accepts a sequence of ``str`` (or UTF-8 ``bytes``), a 1-D numpy array of ``str_``,
+    ``bytes_`` or objects, or a pyarrow ``StringArray`` / ``LargeStringArray`` /
+    ``ChunkedArray`` (read in place over its Arrow buffers).
+    """
+    if errors not in ERRORS:
+        raise ValueError(f"errors must be one of {ERRORS}, got {errors!r}")
+    if isinstance(texts, TextInput):
+        return texts
+    if isinstance(texts, np.ndarray):
+        return TextInput.from_numpy(texts, errors)
+    module = type(texts).__module__ or ""
+    if module.startswith("pyarrow"):
+        if hasattr(texts, "chunks"):
+            return TextInput.from_arrow([_arrow_chunk(c) for c in texts.chunks], errors)
+        if hasattr(texts, "buffers"):
+            return TextInput.from_arrow([_arrow_chunk(texts)], errors)
+    return TextInput.from_sequence(texts, errors)
