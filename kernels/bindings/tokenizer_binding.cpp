@@ -90,7 +90,7 @@ Vocabulary make_vocabulary(const py::dict& word_index, const py::object& num_wor
     const int32_t id = checked_id(item.second, "word_index values");
     const int32_t value = (limit != 0 && id >= limit) ? beyond : id;
     const std::string key = utf8_of(item.first);
-    vocab.add(key.data(), key.size(), value);
+    vocab.add(key, value);
   }
   return vocab;
 }
@@ -297,7 +297,7 @@ void bind_tokenizer(py::module_& m) {
             for (size_t i = 0; i < texts.size(); ++i) {
               std::vector<std::string> toks;
               std::string scratch;
-              TokenBuf buf;
+              SplitScratch buf;
               const TextRow r = texts.source().row(i);
               if (r.kind == RowKind::kNull) raise_row_error({RowError::kNull, i, 0, {}});
               const uint8_t* data;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -11,10 +12,72 @@ namespace {
 
 constexpr size_t kChunk = 128;  // rows handed to a worker at a time
 
+// Tokens waiting for their table lookup. Hashing a token and prefetching its slot as soon
+// as it is complete, then looking up a few dozen tokens later, overlaps the cache misses.
+class PendingTokens {
+ public:
+  static constexpr size_t kBatch = 32;
+  // Returns true when the batch is full and should be drained.
+  template <class Table>
+  bool add(const char* s, size_t n, const Table& table) {
+    const uint64_t h = StringTable::hash(s, n);
+    table.prefetch(h);
+    if (used_ + n + 2 * kKeySlack > bytes_.size()) {
+      bytes_.resize((used_ + n + 2 * kKeySlack) * 2);
+    }
+    // Copy in whole words: s has kKeySlack readable bytes after it, and so does bytes_.
+    char* dst = bytes_.data() + used_;
+    for (size_t i = 0; i < n; i += 8) std::memcpy(dst + i, s + i, 8);
+    // Separate arrays, not an array of structs: a struct temporary here costs a
+    // store-forwarding stall per token.
+    off_[count_] = used_;
+    len_[count_] = n;
+    hash_[count_] = h;
+    used_ += n;
+    return ++count_ == kBatch;
+  }
+  template <class F>
+  void drain(F&& f) {
+    const char* base = bytes_.data();
+    for (size_t i = 0; i < count_; ++i) f(base + off_[i], len_[i], hash_[i]);
+    count_ = 0;
+    used_ = 0;
+  }
+
+ private:
+  std::vector<char> bytes_ = std::vector<char>(1024);
+  size_t off_[kBatch];
+  size_t len_[kBatch];
+  uint64_t hash_[kBatch];
+  size_t count_ = 0;
+  size_t used_ = 0;
+};
+
+// Calls f(word, len, hash) for a batch of words from WordSplitter::split_words, hashing
+// and prefetching ahead of the lookups.
+template <class Table, class F>
+void for_each_word_prefetched(const char* base, const uint32_t* bounds, size_t k,
+                              const Table& table, std::vector<uint64_t>& hashes, F&& f) {
+  constexpr size_t kAhead = 16;
+  const size_t words = k / 2;
+  if (hashes.size() < words) hashes.resize(words);
+  uint64_t* h = hashes.data();
+  for (size_t j = 0; j < words; ++j) {
+    h[j] = StringTable::hash(base + bounds[2 * j], bounds[2 * j + 1] - bounds[2 * j]);
+  }
+  for (size_t j = 0; j < words && j < kAhead; ++j) table.prefetch(h[j]);
+  for (size_t j = 0; j < words; ++j) {
+    if (j + kAhead < words) table.prefetch(h[j + kAhead]);
+    f(base + bounds[2 * j], bounds[2 * j + 1] - bounds[2 * j], h[j]);
+  }
+}
+
 struct Worker {
-  TokenBuf tok;
+  std::vector<uint64_t> hashes;
+  SplitScratch split;
   std::string scratch;
   std::vector<int32_t> ids;
+  PendingTokens pending;
   RowError err;
 };
 
@@ -63,10 +126,11 @@ void pick_first_error(const std::vector<Worker>& workers, RowError* err) {
   }
 }
 
-// Calls on_token for every token of row i. Returns false (and records) on a bad row.
-template <class OnToken>
+// Calls on_token for every token of row i (or on_words for batches of them, see
+// WordSplitter::split_words). Returns false (and records) on a bad row.
+template <class OnToken, class OnWords>
 bool split_row(const WordSplitter& splitter, const TextSource& src, size_t i, Worker& w,
-               std::atomic<size_t>& first_bad, OnToken&& on_token) {
+               std::atomic<size_t>& first_bad, OnToken&& on_token, OnWords&& on_words) {
   try {
     const TextRow r = src.row(i);
     if (r.kind == RowKind::kNull) {
@@ -81,7 +145,7 @@ bool split_row(const WordSplitter& splitter, const TextSource& src, size_t i, Wo
       record(w.err, first_bad, RowError::kInvalidText, i, bad);
       return false;
     }
-    const SplitStatus st = splitter.split(data, len, mode, w.tok, on_token);
+    const SplitStatus st = splitter.split_words(data, len, mode, w.split, on_token, on_words);
     if (!st.ok) {
       record(w.err, first_bad, RowError::kInvalidText, i, st.error_offset);
       return false;
@@ -98,14 +162,38 @@ bool ids_of_row(const WordSplitter& splitter, const Vocabulary& vocab, const Tex
                 size_t i, Worker& w, std::atomic<size_t>& first_bad) {
   w.ids.clear();
   bool missing_oov = false;
-  const bool ok = split_row(splitter, src, i, w, first_bad, [&](const char* s, size_t n) {
-    const int32_t id = vocab.lookup(s, n);
+  auto emit = [&](const char* s, size_t n, uint64_t h) {
+    const int32_t id = vocab.lookup(s, n, h);
     if (id >= 0) {
       w.ids.push_back(id);
     } else if (id == kOovError) {
       missing_oov = true;
     }
-  });
+  };
+  const bool ok = split_row(
+      splitter, src, i, w, first_bad,
+      [&](const char* s, size_t n) {
+        if (w.pending.add(s, n, vocab)) w.pending.drain(emit);
+      },
+      [&](const char* base, const uint32_t* bounds, size_t k) {
+        w.pending.drain(emit);
+        // Branch-free emission: write every id, advance only over real ones.
+        const size_t first = w.ids.size();
+        w.ids.resize(first + k / 2);
+        int32_t* out = w.ids.data() + first;
+        size_t m = 0;
+        bool missing = false;
+        for_each_word_prefetched(base, bounds, k, vocab, w.hashes,
+                                 [&](const char* s, size_t n, uint64_t h) {
+                                   const int32_t id = vocab.lookup(s, n, h);
+                                   out[m] = id;
+                                   m += id >= 0;
+                                   missing |= id == kOovError;
+                                 });
+        w.ids.resize(first + m);
+        missing_oov |= missing;
+      });
+  w.pending.drain(emit);
   if (ok && missing_oov) {
     record(w.err, first_bad, RowError::kMissingOov, i, 0);
     return false;
@@ -127,9 +215,13 @@ void fit_counts(const WordSplitter& splitter, const TextSource& src, int /*threa
   StringTable index;
   std::vector<size_t> last_doc;
   const size_t n = src.size();
+  Worker& w = workers[0];
   for (size_t i = 0; i < n; ++i) {
-    const bool ok = split_row(splitter, src, i, workers[0], first_bad, [&](const char* s, size_t k) {
-      auto [slot, inserted] = index.insert(s, k, static_cast<int32_t>(out->words.size()));
+    auto count = [&](const char* s, size_t k, uint64_t h) {
+      if (out->words.size() >= static_cast<size_t>(INT32_MAX)) {
+        throw std::length_error("more than 2**31 - 1 distinct words");
+      }
+      auto [slot, inserted] = index.insert(s, k, static_cast<int32_t>(out->words.size()), h);
       if (inserted) {
         out->words.emplace_back(s, k);
         out->counts.push_back(0);
@@ -142,7 +234,17 @@ void fit_counts(const WordSplitter& splitter, const TextSource& src, int /*threa
         last_doc[id] = i;
         ++out->docs[id];
       }
-    });
+    };
+    const bool ok = split_row(
+        splitter, src, i, w, first_bad,
+        [&](const char* s, size_t k) {
+          if (w.pending.add(s, k, index)) w.pending.drain(count);
+        },
+        [&](const char* base, const uint32_t* bounds, size_t k) {
+          w.pending.drain(count);
+          for_each_word_prefetched(base, bounds, k, index, w.hashes, count);
+        });
+    w.pending.drain(count);
     if (!ok) {
       *err = workers[0].err;
       return;

@@ -29,13 +29,18 @@ class Vocabulary {
  public:
   explicit Vocabulary(int32_t unknown_value) : unknown_(unknown_value) {}
   // value: the id to emit, or kDrop / kOovError. A later add of the same word is ignored.
-  void add(const char* word, size_t n, int32_t value) {
-    if (value != unknown_) table_.insert(word, n, value);
+  void add(const std::string& word, int32_t value) {
+    if (value == unknown_) return;
+    std::string padded = word;
+    padded.append(kKeySlack, '\0');
+    table_.insert(padded.data(), word.size(), value);
   }
-  int32_t lookup(const char* word, size_t n) const {
-    const int32_t* v = table_.find(word, n);
+  // word must be followed by kKeySlack readable bytes; h = StringTable::hash(word, n).
+  int32_t lookup(const char* word, size_t n, uint64_t h) const {
+    const int32_t* v = table_.find(word, n, h);
     return v ? *v : unknown_;
   }
+  void prefetch(uint64_t h) const { table_.prefetch(h); }
   size_t size() const { return table_.size(); }
 
  private:

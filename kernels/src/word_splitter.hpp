@@ -12,6 +12,14 @@
 #include <string_view>
 #include <vector>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CRITIC_X86_SIMD 1
+#include <immintrin.h>
+#else
+#define CRITIC_X86_SIMD 0
+#endif
+
+#include "string_table.hpp"
 #include "unicode_case.hpp"
 #include "utf8.hpp"
 
@@ -24,12 +32,13 @@ struct SplitConfig {
   std::string split = " ";  // UTF-8 separator; must be non-empty unless char_level
 };
 
-// A growable byte buffer for the token being built (no per-byte NUL writes).
+// A growable byte buffer for the token being built (no per-byte NUL writes). It always
+// keeps kKeySlack readable bytes after the token, as StringTable lookups require.
 class TokenBuf {
  public:
   TokenBuf() : buf_(64) {}
   void push(char c) {
-    if (len_ == buf_.size()) buf_.resize(buf_.size() * 2);
+    if (len_ + kKeySlack >= buf_.size()) buf_.resize(buf_.size() * 2);
     buf_[len_++] = c;
   }
   void push_cp(char32_t cp) {
@@ -45,10 +54,24 @@ class TokenBuf {
   size_t size() const { return len_; }
   void clear() { len_ = 0; }
 
+  // Raw access for tight loops: bytes [0, raw_capacity()) may be written; kKeySlack bytes
+  // beyond stay readable.
+  char* raw() { return buf_.data(); }
+  size_t raw_capacity() const { return buf_.size() - kKeySlack - 1; }
+  void set_size(size_t n) { len_ = n; }
+  void reserve_more() { buf_.resize(buf_.size() * 2); }
+
  private:
   std::vector<char> buf_;
   size_t len_ = 0;
   std::string tmp_;
+};
+
+// Per-thread working memory of a WordSplitter.
+struct SplitScratch {
+  TokenBuf tok;
+  std::vector<uint8_t> lowered;   // ASCII path: the mapped bytes of one block
+  std::vector<uint32_t> bounds;   // ASCII path: word start/end offsets in `lowered`
 };
 
 // Result of splitting one text.
@@ -90,16 +113,43 @@ class WordSplitter {
       ascii_map_[b] = static_cast<uint16_t>(is_sep_ascii_[low] ? kSepFlag : low);
       ascii_ignorable_[b] = is_case_ignorable(static_cast<char32_t>(b));
       ascii_cased_[b] = is_cased(static_cast<char32_t>(b));
+      if (is_sep_ascii_[b]) nib_lo_[b & 0x0F] = static_cast<uint8_t>(nib_lo_[b & 0x0F] | (1u << (b >> 4)));
     }
+    for (int h = 0; h < 8; ++h) nib_hi_[h] = static_cast<uint8_t>(1u << h);
+#if CRITIC_X86_SIMD
+    has_ssse3_ = __builtin_cpu_supports("ssse3");
+#endif
   }
 
   const SplitConfig& config() const { return cfg_; }
 
   // Calls on_token(const char* data, size_t len) for every token of text[0:n].
+  // Tokens passed to on_token are followed by kKeySlack readable bytes.
   template <class OnToken>
-  SplitStatus split(const uint8_t* text, size_t n, Utf8Mode mode, TokenBuf& tok,
+  SplitStatus split(const uint8_t* text, size_t n, Utf8Mode mode, SplitScratch& scratch,
                     OnToken&& on_token) const {
-    if (fast_) return split_fast(text, n, mode, tok, on_token);
+    return split_words(text, n, mode, scratch, on_token,
+                       [&](const char* base, const uint32_t* bounds, size_t k) {
+                         for (size_t j = 0; j + 1 < k; j += 2) {
+                           on_token(base + bounds[j], bounds[j + 1] - bounds[j]);
+                         }
+                       });
+  }
+
+  // Like split(), but runs of plain ASCII words may instead come in batches:
+  // on_words(base, bounds, k) for the words base[bounds[2j] : bounds[2j + 1]], j < k / 2,
+  // so a caller can hash and prefetch a whole batch before looking any word up.
+  template <class OnToken, class OnWords>
+  SplitStatus split_words(const uint8_t* text, size_t n, Utf8Mode mode, SplitScratch& scratch,
+                          OnToken&& on_token, OnWords&& on_words) const {
+    TokenBuf& tok = scratch.tok;
+    if (fast_) {
+      if (n < UINT32_MAX && is_ascii(text, n)) {
+        split_ascii(text, n, scratch, on_words);
+        return {};
+      }
+      return split_fast(text, n, mode, tok, on_token);
+    }
     if (cfg_.char_level) {
       return for_each_lowered(text, n, mode, [&](char32_t cp) {
         tok.clear();
@@ -175,28 +225,133 @@ class WordSplitter {
     return k;
   }
 
+  static bool is_ascii(const uint8_t* p, size_t n) {
+    size_t i = 0;
+    uint64_t acc = 0;
+    for (; i + 8 <= n; i += 8) acc |= load_u64(reinterpret_cast<const char*>(p + i));
+    for (; i < n; ++i) acc |= p[i];
+    return (acc & 0x8080808080808080ULL) == 0;
+  }
+
+  // ASCII text, single-character separator: a branch-free pass maps every byte and
+  // records where words start and end, then words are handed out from the mapped bytes.
+  // Text is processed in blocks that end on a separator, so memory stays bounded.
+  template <class OnWords>
+  void split_ascii(const uint8_t* text, size_t n, SplitScratch& scratch, OnWords& on_words) const {
+    constexpr size_t kBlock = 1 << 16;
+    const uint16_t* const map = ascii_map_;
+    size_t start = 0;
+    while (start < n) {
+      size_t stop = n - start > kBlock ? start + kBlock : n;
+      while (stop < n && !(map[text[stop]] & kSepFlag)) ++stop;  // end the block on a separator
+      const size_t len = stop - start;
+      if (scratch.lowered.size() < len + kKeySlack) scratch.lowered.resize(len + kKeySlack);
+      if (scratch.bounds.size() < len + 18) scratch.bounds.resize(len + 18);
+      uint8_t* low = scratch.lowered.data();
+      uint32_t* bounds = scratch.bounds.data();
+      const uint8_t* src = text + start;
+      uint32_t prev = 1;  // "after a separator"
+#if CRITIC_X86_SIMD
+      size_t k = has_ssse3_ ? scan_ascii_ssse3(src, len, low, bounds, &prev)
+                            : scan_ascii_scalar(src, len, 0, 0, low, bounds, &prev);
+#else
+      size_t k = scan_ascii_scalar(src, len, 0, 0, low, bounds, &prev);
+#endif
+      if (!prev) bounds[k++] = static_cast<uint32_t>(len);
+      on_words(reinterpret_cast<const char*>(low), static_cast<const uint32_t*>(bounds), k);
+      start = stop;
+    }
+  }
+
+  // Maps src[from:len] into low[] and appends word boundaries (offsets where the
+  // separator/word state flips) to bounds[k:]; returns the new k.
+  size_t scan_ascii_scalar(const uint8_t* src, size_t len, size_t from, size_t k, uint8_t* low,
+                           uint32_t* bounds, uint32_t* prev_sep) const {
+    const uint16_t* const map = ascii_map_;
+    uint32_t prev = *prev_sep;
+    for (size_t i = from; i < len; ++i) {
+      const uint16_t m = map[src[i]];
+      const uint32_t sep = m >> 8;
+      low[i] = static_cast<uint8_t>(m);
+      bounds[k] = static_cast<uint32_t>(i);
+      k += sep ^ prev;
+      prev = sep;
+    }
+    *prev_sep = prev;
+    return k;
+  }
+
+#if CRITIC_X86_SIMD
+  // The same, 16 bytes at a time: ASCII upper -> lower with compares, separator test with
+  // the two-nibble pshufb set lookup, boundaries from the movemask's bit flips.
+  __attribute__((target("ssse3"))) size_t scan_ascii_ssse3(const uint8_t* src, size_t len,
+                                                          uint8_t* low, uint32_t* bounds,
+                                                          uint32_t* prev_sep) const {
+    const __m128i lut_lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(nib_lo_));
+    const __m128i lut_hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(nib_hi_));
+    const __m128i below_a = _mm_set1_epi8('A' - 1);
+    const __m128i above_z = _mm_set1_epi8('Z' + 1);
+    const __m128i case_bit = _mm_set1_epi8(cfg_.lower ? 0x20 : 0);
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    const __m128i zero = _mm_setzero_si128();
+    uint32_t prev = *prev_sep;
+    size_t k = 0;
+    size_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+      const __m128i upper = _mm_and_si128(_mm_cmpgt_epi8(v, below_a), _mm_cmplt_epi8(v, above_z));
+      v = _mm_add_epi8(v, _mm_and_si128(upper, case_bit));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(low + i), v);
+      const __m128i lo = _mm_and_si128(v, nibble);
+      const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), nibble);
+      const __m128i hit = _mm_and_si128(_mm_shuffle_epi8(lut_lo, lo), _mm_shuffle_epi8(lut_hi, hi));
+      const uint32_t sep = ~static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(hit, zero))) &
+                           0xFFFFu;
+      uint32_t flips = (sep ^ ((sep << 1) | prev)) & 0xFFFFu;
+      prev = sep >> 15;
+      while (flips) {
+        bounds[k++] = static_cast<uint32_t>(i) + static_cast<uint32_t>(__builtin_ctz(flips));
+        flips &= flips - 1;
+      }
+    }
+    *prev_sep = prev;
+    return scan_ascii_scalar(src, len, i, k, low, bounds, prev_sep);
+  }
+#endif
+
   template <class OnToken>
   SplitStatus split_fast(const uint8_t* text, size_t n, Utf8Mode mode, TokenBuf& tok,
                          OnToken& on_token) const {
     const uint8_t* p = text;
     const uint8_t* const end = text + n;
     SigmaContext ctx{text};
+    // The ASCII loop keeps the token buffer in locals: stores through char* may alias
+    // anything, so going through TokenBuf would reload its fields on every byte.
+    const uint16_t* const map = ascii_map_;
     tok.clear();
+    char* buf = tok.raw();
+    size_t cap = tok.raw_capacity();
+    size_t len = 0;
     while (p < end) {
       const uint8_t b = *p;
       if (b < 0x80) {
-        const uint16_t m = ascii_map_[b];
-        if (m & kSepFlag) {
-          if (tok.size()) {
-            on_token(tok.data(), tok.size());
-            tok.clear();
-          }
-        } else {
-          tok.push(static_cast<char>(m));
-        }
+        const uint16_t m = map[b];
         ++p;
+        if (!(m & kSepFlag)) {
+          if (len == cap) {
+            tok.set_size(len);
+            tok.reserve_more();
+            buf = tok.raw();
+            cap = tok.raw_capacity();
+          }
+          buf[len++] = static_cast<char>(m);
+        } else if (len) {
+          on_token(static_cast<const char*>(buf), len);
+          len = 0;
+        }
         continue;
       }
+      tok.set_size(len);
       const uint8_t* start = p;
       const char32_t cp = decode_one(p, end, mode);
       if (cp == kInvalid) return {false, static_cast<size_t>(start - text)};
@@ -212,11 +367,12 @@ class WordSplitter {
           tok.push_cp(out[i]);
         }
       }
+      buf = tok.raw();
+      cap = tok.raw_capacity();
+      len = tok.size();
     }
-    if (tok.size()) {
-      on_token(tok.data(), tok.size());
-      tok.clear();
-    }
+    if (len) on_token(static_cast<const char*>(buf), len);
+    tok.clear();
     return {};
   }
 
@@ -280,6 +436,9 @@ class WordSplitter {
   bool ascii_ignorable_[0x80] = {};
   bool ascii_cased_[0x80] = {};
   uint16_t ascii_map_[0x80] = {};
+  uint8_t nib_lo_[16] = {};  // separator set by low nibble: bit h set if (h << 4 | lo) is one
+  uint8_t nib_hi_[16] = {};  // 1 << h for each high nibble h of an ASCII byte
+  bool has_ssse3_ = false;
   std::vector<char32_t> seps_non_ascii_;
   std::vector<char32_t> filters_non_ascii_;
 };
