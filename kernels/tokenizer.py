@@ -139,18 +139,27 @@ class Tokenizer:
         return self.analyzer is not None and not self.char_level
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit_on_texts(self, texts: Iterable[str] | Any, *, errors: str = "strict") -> None:
+    def fit_on_texts(
+        self, texts: Iterable[str] | Any, *, threads: int | None = None, errors: str = "strict"
+    ) -> None:
         """Count words over ``texts`` and rebuild ``word_index`` (count desc, ties by first
-        occurrence), exactly as Keras. Can be called repeatedly to add texts."""
+        occurrence), exactly as Keras. Can be called repeatedly to add texts. Counting runs
+        on ``threads`` threads (default: all cores)."""
         if self._python_path():
             self._fit_python(texts)
         else:
-            words, counts, docs, n = _core.fit(self._splitter(), as_text_input(texts, errors))
+            words, counts, docs, n = _core.fit(
+                self._splitter(), as_text_input(texts, errors), threads
+            )
             self.document_count += n
             wc, wd = self.word_counts, self.word_docs
-            for w, c, d in zip(words, counts, docs):
-                wc[w] = wc.get(w, 0) + c
-                wd[w] = wd.get(w, 0) + d
+            if not wc and not wd:  # first fit: new words arrive in first-occurrence order
+                wc.update(zip(words, counts))
+                wd.update(zip(words, docs))
+            else:
+                for w, c, d in zip(words, counts, docs):
+                    wc[w] = wc.get(w, 0) + c
+                    wd[w] = wd.get(w, 0) + d
         self._build_index()
 
     def _fit_python(self, texts: Iterable[str]) -> None:
@@ -164,17 +173,21 @@ class Tokenizer:
                 wd[w] = wd.get(w, 0) + 1
 
     def _build_index(self) -> None:
-        wcounts = sorted(self.word_counts.items(), key=lambda x: x[1], reverse=True)
-        sorted_voc = [] if self.oov_token is None else [self.oov_token]
-        sorted_voc.extend(w for w, _ in wcounts)
+        # A stable sort by count, descending: ties keep first-occurrence order.
+        ranked = sorted(self.word_counts, key=self.word_counts.__getitem__, reverse=True)
+        sorted_voc = ranked if self.oov_token is None else [self.oov_token, *ranked]
+        indices = range(1, len(sorted_voc) + 1)
         # Index 0 is reserved. If the oov_token is also a word, dict() keeps its later index,
-        # as Keras does.
-        self.word_index = dict(zip(sorted_voc, range(1, len(sorted_voc) + 1)))
-        self.index_word = {c: w for w, c in self.word_index.items()}
-        index_docs = collections.defaultdict(int)
-        for w, c in self.word_docs.items():
-            index_docs[self.word_index[w]] = c
-        self.index_docs = index_docs
+        # as Keras does (and index_word then lacks index 1).
+        word_index = dict(zip(sorted_voc, indices))
+        self.word_index = word_index
+        if len(word_index) == len(sorted_voc):
+            self.index_word = dict(zip(indices, sorted_voc))
+        else:
+            self.index_word = {c: w for w, c in word_index.items()}
+        self.index_docs = collections.defaultdict(
+            int, {word_index[w]: c for w, c in self.word_docs.items()}
+        )
 
     def fit_on_sequences(self, sequences: Sequence[Sequence[int]]) -> None:
         """Keras' ``fit_on_sequences``: document frequencies of ids (for tf-idf)."""

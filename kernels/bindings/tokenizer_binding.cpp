@@ -119,12 +119,13 @@ int resolve_threads(const py::object& threads) {
   return t;
 }
 
-py::tuple fit(const WordSplitter& splitter, const TextInput& texts) {
+py::tuple fit(const WordSplitter& splitter, const TextInput& texts, const py::object& threads) {
+  const int t = resolve_threads(threads);
   FitCounts counts;
   RowError err;
   {
     py::gil_scoped_release nogil;
-    fit_counts(splitter, texts.source(), 1, &counts, &err);
+    fit_counts(splitter, texts.source(), t, &counts, &err);
   }
   if (err.has()) raise_row_error(err);
   py::list words(counts.words.size());
@@ -324,7 +325,7 @@ void bind_tokenizer(py::module_& m) {
            py::arg("oov_token"))
       .def("__len__", &Vocabulary::size);
 
-  m.def("fit", &fit, py::arg("splitter"), py::arg("texts"),
+  m.def("fit", &fit, py::arg("splitter"), py::arg("texts"), py::arg("threads") = py::none(),
         "Count words: returns (words in first-occurrence order, counts, doc counts, n_docs).");
   m.def("sequences", &sequences, py::arg("splitter"), py::arg("vocab"), py::arg("texts"),
         py::arg("threads") = py::none(), "texts_to_sequences: a list of lists of ints.");

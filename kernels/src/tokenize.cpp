@@ -208,15 +208,15 @@ int default_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-void fit_counts(const WordSplitter& splitter, const TextSource& src, int /*threads*/,
-                FitCounts* out, RowError* err) {
-  std::vector<Worker> workers(1);
-  std::atomic<size_t> first_bad{SIZE_MAX};
+namespace {
+
+// Counts rows [begin, end) into `out` (words in first-occurrence order).
+bool count_range(const WordSplitter& splitter, const TextSource& src, size_t begin, size_t end,
+                 Worker& w, std::atomic<size_t>& first_bad, FitCounts* out) {
   StringTable index;
   std::vector<size_t> last_doc;
-  const size_t n = src.size();
-  Worker& w = workers[0];
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = begin; i < end; ++i) {
+    if (i > first_bad.load(std::memory_order_relaxed)) return false;
     auto count = [&](const char* s, size_t k, uint64_t h) {
       if (out->words.size() >= static_cast<size_t>(INT32_MAX)) {
         throw std::length_error("more than 2**31 - 1 distinct words");
@@ -245,9 +245,58 @@ void fit_counts(const WordSplitter& splitter, const TextSource& src, int /*threa
           for_each_word_prefetched(base, bounds, k, index, w.hashes, count);
         });
     w.pending.drain(count);
-    if (!ok) {
-      *err = workers[0].err;
-      return;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void fit_counts(const WordSplitter& splitter, const TextSource& src, int threads,
+                FitCounts* out, RowError* err) {
+  const size_t n = src.size();
+  // Contiguous row ranges, one per thread; merged in row order, which keeps the global
+  // first-occurrence order of words.
+  const size_t t = std::max<size_t>(1, std::min<size_t>(threads, n / 256 + 1));
+  std::vector<Worker> workers(t);
+  std::vector<FitCounts> parts(t);
+  std::atomic<size_t> first_bad{SIZE_MAX};
+  auto run = [&](size_t j) {
+    try {
+      count_range(splitter, src, n * j / t, n * (j + 1) / t, workers[j], first_bad, &parts[j]);
+    } catch (const std::exception& e) {
+      record(workers[j].err, first_bad, RowError::kOther, n * j / t, 0, e.what());
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t j = 1; j < t; ++j) pool.emplace_back(run, j);
+  run(0);
+  for (auto& th : pool) th.join();
+  pick_first_error(workers, err);
+  if (err->has()) return;
+  *out = std::move(parts[0]);
+  if (t > 1) {
+    StringTable index;
+    std::string key;
+    for (size_t id = 0; id < out->words.size(); ++id) {
+      key.assign(out->words[id]).append(kKeySlack, '\0');
+      index.insert(key.data(), out->words[id].size(), static_cast<int32_t>(id));
+    }
+    for (size_t j = 1; j < t; ++j) {
+      FitCounts& p = parts[j];
+      for (size_t q = 0; q < p.words.size(); ++q) {
+        key.assign(p.words[q]).append(kKeySlack, '\0');
+        auto [slot, inserted] =
+            index.insert(key.data(), p.words[q].size(), static_cast<int32_t>(out->words.size()));
+        if (inserted) {
+          out->words.push_back(std::move(p.words[q]));
+          out->counts.push_back(p.counts[q]);
+          out->docs.push_back(p.docs[q]);
+        } else {
+          out->counts[*slot] += p.counts[q];
+          out->docs[*slot] += p.docs[q];
+        }
+      }
     }
   }
   out->documents = n;
