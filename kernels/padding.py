@@ -44,7 +44,11 @@ def pad_sequences(
 
 
 def _pad_general(
-    sequences: Sequence[Any], maxlen: int | None, dtype: Any, padding: str, truncating: str,
+    sequences: Sequence[Any],
+    maxlen: int | None,
+    dtype: Any,
+    padding: str,
+    truncating: str,
     value: Any,
 ) -> np.ndarray:
     """The numpy path: any element type, dtype or sample shape."""

@@ -30,7 +30,7 @@ class _WordIndex(dict):
         super().__init__(*args, **kwargs)
         self.version = 0
 
-    def _mutating(name: str) -> Callable:  # noqa: N805 - decorator factory in class body
+    def _mutating(name: str) -> Callable:
         base = getattr(dict, name)
 
         def method(self: _WordIndex, *args: Any, **kwargs: Any) -> Any:
@@ -154,10 +154,10 @@ class Tokenizer:
             self.document_count += n
             wc, wd = self.word_counts, self.word_docs
             if not wc and not wd:  # first fit: new words arrive in first-occurrence order
-                wc.update(zip(words, counts))
-                wd.update(zip(words, docs))
+                wc.update(zip(words, counts, strict=True))
+                wd.update(zip(words, docs, strict=True))
             else:
-                for w, c, d in zip(words, counts, docs):
+                for w, c, d in zip(words, counts, docs, strict=True):
                     wc[w] = wc.get(w, 0) + c
                     wd[w] = wd.get(w, 0) + d
         self._build_index()
@@ -179,10 +179,10 @@ class Tokenizer:
         indices = range(1, len(sorted_voc) + 1)
         # Index 0 is reserved. If the oov_token is also a word, dict() keeps its later index,
         # as Keras does (and index_word then lacks index 1).
-        word_index = dict(zip(sorted_voc, indices))
+        word_index = dict(zip(sorted_voc, indices, strict=True))
         self.word_index = word_index
         if len(word_index) == len(sorted_voc):
-            self.index_word = dict(zip(indices, sorted_voc))
+            self.index_word = dict(zip(indices, sorted_voc, strict=True))
         else:
             self.index_word = {c: w for w, c in word_index.items()}
         self.index_docs = collections.defaultdict(
@@ -203,7 +203,8 @@ class Tokenizer:
         """Word ids of each text (list of lists of int), exactly as Keras."""
         if self._python_path():
             return [self._ids_python(self.analyzer(t)) for t in texts]
-        return _core.sequences(self._splitter(), self._vocab(), as_text_input(texts, errors), threads)
+        texts = as_text_input(texts, errors)
+        return _core.sequences(self._splitter(), self._vocab(), texts, threads)
 
     def texts_to_sequences_generator(
         self, texts: Iterable[str], *, batch_size: int = 4096

@@ -7,9 +7,8 @@ import threading
 import numpy as np
 import pyarrow as pa
 import pytest
-from unicode_texts import UNICODE_STRESS
-
 from critic.kernels import Tokenizer, pad_sequences
+from unicode_texts import UNICODE_STRESS
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +66,10 @@ def test_numpy_bytes_array(tok, imdb_test):
 
 def test_strided_numpy_array(tok, texts, expected):
     arr = np.array(texts + texts)[::2]
-    np.testing.assert_array_equal(tok.encode(arr[: len(texts) // 2], maxlen=120),
-                                  tok.encode(texts[0::2][: len(texts) // 2], maxlen=120))
+    np.testing.assert_array_equal(
+        tok.encode(arr[: len(texts) // 2], maxlen=120),
+        tok.encode(texts[0::2][: len(texts) // 2], maxlen=120),
+    )
 
 
 def test_threads_and_dtype(tok, texts, expected):

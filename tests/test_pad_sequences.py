@@ -6,7 +6,6 @@ import itertools
 
 import numpy as np
 import pytest
-
 from critic.kernels import pad_sequences
 
 SEQUENCES = [[1, 2, 3, 4, 5], [], [7], [8, 9], list(range(10, 30)), [0, 0, 3]]
@@ -55,7 +54,7 @@ def test_object_dtype_and_string_values_match_keras(keras_pad):
 def _error_of(fn):
     try:
         fn()
-    except Exception as e:  # noqa: BLE001 - we compare exception types
+    except Exception as e:
         return type(e)
     return None
 

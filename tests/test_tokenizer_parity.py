@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from unicode_texts import UNICODE_STRESS
-
 from critic.kernels import Tokenizer, text_to_word_sequence, tokenizer_from_json
+from unicode_texts import UNICODE_STRESS
 
 OPTION_SETS = [
     {},
@@ -131,7 +130,8 @@ def test_unfitted_and_mutated_tokenizers_match_keras(keras_text):
         tok.word_index["a"] = 7
         del tok.word_index["b"]
         tok.num_words = 3
-    assert c.texts_to_sequences(texts + ["zzz a"]) == k.texts_to_sequences(texts + ["zzz a"])
+    probe = [*texts, "zzz a"]
+    assert c.texts_to_sequences(probe) == k.texts_to_sequences(probe)
     for tok in (k, c):
         tok.num_words = None
         tok.word_index = {"d": 4, "e": 1}
@@ -143,7 +143,7 @@ def test_missing_oov_index_raises_instead_of_none():
     c = Tokenizer(oov_token="<OOV>")
     c.word_index = {"known": 1}
     assert c.texts_to_sequences(["known"]) == [[1]]
-    with pytest.raises(ValueError, match="row 1 .*oov_token"):
+    with pytest.raises(ValueError, match=r"row 1 .*oov_token"):
         c.texts_to_sequences(["known", "known unknown"])
 
 

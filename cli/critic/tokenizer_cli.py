@@ -28,10 +28,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         "files and write its JSON, loadable by critic and by Keras' tokenizer_from_json.",
     )
     _add_input_args(fit)
-    fit.add_argument("--num-words", type=int, default=20000,
-                     help="keep words whose index is below this (default: %(default)s)")
-    fit.add_argument("--oov-token", default="<OOV>",
-                     help="token for unknown words, index 1; '' for none (default: %(default)s)")
+    fit.add_argument(
+        "--num-words",
+        type=int,
+        default=20000,
+        help="keep words whose index is below this (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--oov-token",
+        default="<OOV>",
+        help="token for unknown words, index 1; '' for none (default: %(default)s)",
+    )
     fit.add_argument("--no-lower", action="store_true", help="do not lower-case text")
     fit.add_argument("--char-level", action="store_true", help="one token per character")
     fit.add_argument("--out", type=Path, required=True, help="where to write the tokenizer JSON")
@@ -44,7 +51,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "[rows, maxlen] int32 .npy file.",
     )
     _add_input_args(enc)
-    enc.add_argument("--tokenizer", type=Path, required=True, help="tokenizer JSON (critic or Keras)")
+    enc.add_argument(
+        "--tokenizer",
+        type=Path,
+        required=True,
+        help="tokenizer JSON (from critic or from Keras' to_json)",
+    )
     enc.add_argument("--maxlen", type=int, default=500, help="row width (default: %(default)s)")
     enc.add_argument("--padding", choices=("pre", "post"), default="pre")
     enc.add_argument("--truncating", choices=("pre", "post"), default="pre")
@@ -70,7 +82,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", type=Path, help="corpus files (" + ", ".join(FORMATS) + ")")
+    parser.add_argument(
+        "inputs", nargs="+", type=Path, help="corpus files (" + ", ".join(FORMATS) + ")"
+    )
     parser.add_argument("--text-column", default="text", help="column/field holding the text")
     parser.add_argument("--format", choices=FORMATS, help="input format (default: from the name)")
 
@@ -97,8 +111,10 @@ def _fit(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(tok.to_json(), encoding="utf-8")
-    print(f"fitted on {len(texts):,} texts in {seconds:.2f}s: {len(tok.word_index):,} distinct "
-          f"words, keeping ids < {args.num_words}; wrote {args.out}")
+    print(
+        f"fitted on {len(texts):,} texts in {seconds:.2f}s: {len(tok.word_index):,} distinct "
+        f"words, keeping ids < {args.num_words}; wrote {args.out}"
+    )
     return 0
 
 
@@ -108,13 +124,20 @@ def _encode(args: argparse.Namespace) -> int:
     tok = Tokenizer.from_json(args.tokenizer.read_text(encoding="utf-8"))
     texts = _read_all(args)
     start = time.perf_counter()
-    ids = tok.encode(texts, maxlen=args.maxlen, padding=args.padding,
-                     truncating=args.truncating, threads=args.threads)
+    ids = tok.encode(
+        texts,
+        maxlen=args.maxlen,
+        padding=args.padding,
+        truncating=args.truncating,
+        threads=args.threads,
+    )
     seconds = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, ids)
-    print(f"encoded {len(texts):,} texts -> {ids.shape} {ids.dtype} in {seconds:.3f}s "
-          f"({len(texts) / max(seconds, 1e-9):,.0f} texts/s); wrote {args.out}")
+    print(
+        f"encoded {len(texts):,} texts -> {ids.shape} {ids.dtype} in {seconds:.3f}s "
+        f"({len(texts) / max(seconds, 1e-9):,.0f} texts/s); wrote {args.out}"
+    )
     return 0
 
 
@@ -168,10 +191,14 @@ def _bench(args: argparse.Namespace) -> int:
             raise ValueError(f"critic encode ({threads} threads) differs from Keras")
         rows.append((f"critic encode, {threads} thread{'s' * (threads > 1)}", secs))
 
-    print(f"fit on {len(train):,} texts: Keras {keras_fit_s:.3f}s, critic {critic_fit_s:.3f}s "
-          f"({keras_fit_s / critic_fit_s:.1f}x); identical word_index")
-    print(f"encode {len(test):,} texts to [n, {args.maxlen}] (ids identical to Keras), "
-          f"median of {args.repeat}:")
+    print(
+        f"fit on {len(train):,} texts: Keras {keras_fit_s:.3f}s, critic {critic_fit_s:.3f}s "
+        f"({keras_fit_s / critic_fit_s:.1f}x); identical word_index"
+    )
+    print(
+        f"encode {len(test):,} texts to [n, {args.maxlen}] (ids identical to Keras), "
+        f"median of {args.repeat}:"
+    )
     print(f"  {'method':<44} {'texts/s':>12} {'vs Keras':>9}")
     for name, secs in rows:
         print(f"  {name:<44} {len(test) / secs:>12,.0f} {keras_enc_s / secs:>8.1f}x")

@@ -1,0 +1,137 @@
+"""Packaging promises: one import name, no TensorFlow/Ray on the kernel path, a CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import critic
+import numpy as np
+import pytest
+
+# A meta-path hook that makes heavy frameworks unimportable, as on a serving box.
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'tensorflow', 'keras', 'ray', 'tf2onnx', 'torch'}:
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER + code], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_kernels_work_without_tensorflow_or_ray():
+    result = _run(
+        "import critic, critic.kernels as k\n"
+        "t = k.Tokenizer(num_words=10, oov_token='?')\n"
+        "t.fit_on_texts(['a b c', 'a b'])\n"
+        "print(t.encode(['a b z'], maxlen=4).tolist())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'tensorflow', 'keras', 'ray'}))\n"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == ["[[0, 2, 3, 1]]", "[]"]
+
+
+def test_everything_installs_under_one_name():
+    from importlib.metadata import files
+
+    import critic.export
+    import critic.kernels
+    import critic.orchestrator
+    import critic.serve
+
+    assert critic.kernels.Tokenizer.__module__ == "critic.kernels.tokenizer"
+    tops = {f.parts[0] for f in files("critic") or []}
+    # critic/, its dist-info, the console script (under ..), and for an editable install
+    # scikit-build-core's redirect hook.
+    allowed = ("critic", "_editable_skbc_critic", "..", "__pycache__")
+    stray = {t for t in tops if not t.startswith(allowed)}
+    assert not stray, f"generic top-level names in site-packages: {stray}"
+    assert tops, "critic's installed file list is empty"
+
+
+def test_cli_tokenizer_fit_and_encode(tmp_path, imdb_test, keras_text, keras_pad):
+    from critic.corpus import sample_path
+
+    tok_json = tmp_path / "tok.json"
+    ids_path = tmp_path / "ids.npy"
+    cli = [sys.executable, "-m", "critic", "tokenizer"]
+    fit = subprocess.run(
+        [*cli, "fit", str(sample_path("train")), "--num-words", "500", "--out", str(tok_json)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert fit.returncode == 0, fit.stderr
+    enc = subprocess.run(
+        [
+            *cli,
+            "encode",
+            str(sample_path("test")),
+            "--tokenizer",
+            str(tok_json),
+            "--maxlen",
+            "50",
+            "--out",
+            str(ids_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert enc.returncode == 0, enc.stderr
+    # The JSON loads in Keras and gives the same matrix.
+    keras_tok = keras_text.tokenizer_from_json(tok_json.read_text())
+    expected = keras_pad(keras_tok.texts_to_sequences(imdb_test), maxlen=50)
+    np.testing.assert_array_equal(np.load(ids_path), expected)
+    assert json.loads(tok_json.read_text())["config"]["num_words"] == 500
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["tokenizer", "encode", "missing.jsonl", "--tokenizer", "t.json", "--out", "x.npy"],
+            "no such file",
+        ),
+        (["tokenizer", "fit", "notes.xyz", "--out", "t.json"], "no such file"),
+    ],
+)
+def test_cli_errors_are_clear(tmp_path, args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "critic", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_reports_bad_rows(tmp_path):
+    corpus = tmp_path / "bad.jsonl"
+    corpus.write_text('{"text": "fine"}\n{"text": null}\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "critic", "tokenizer", "fit", str(corpus), "--out", "t.json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "row 1" in result.stderr and "NoneType" in result.stderr
+
+
+def test_version():
+    assert critic.__version__ != "0+unknown"
