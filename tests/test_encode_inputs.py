@@ -7,8 +7,9 @@ import threading
 import numpy as np
 import pyarrow as pa
 import pytest
-from critic.kernels import Tokenizer, pad_sequences
 from unicode_texts import UNICODE_STRESS
+
+from critic.kernels import Tokenizer, pad_sequences
 
 
 @pytest.fixture(scope="module")

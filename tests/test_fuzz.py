@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from critic.kernels import Tokenizer, text_to_word_sequence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from critic.kernels import Tokenizer, text_to_word_sequence
 
 # Characters that exercise the tricky paths, mixed with arbitrary code points (surrogates
 # included: Python str may hold them).

@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 
-import critic
 import numpy as np
 import pytest
+
+import critic
 
 # A meta-path hook that makes heavy frameworks unimportable, as on a serving box.
 BLOCKER = """

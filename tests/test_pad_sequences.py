@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from critic.kernels import pad_sequences
 
 SEQUENCES = [[1, 2, 3, 4, 5], [], [7], [8, 9], list(range(10, 30)), [0, 0, 3]]

@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from critic.kernels import Tokenizer, text_to_word_sequence, tokenizer_from_json
 from unicode_texts import UNICODE_STRESS
+
+from critic.kernels import Tokenizer, text_to_word_sequence, tokenizer_from_json
 
 OPTION_SETS = [
     {},

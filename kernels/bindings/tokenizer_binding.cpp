@@ -69,7 +69,7 @@ int32_t checked_id(const py::handle& v, const char* what) {
 //   known word, index >= num_words                      -> oov index, or dropped
 //   unknown word                                        -> oov index; dropped if no oov_token
 Vocabulary make_vocabulary(const py::dict& word_index, const py::object& num_words,
-                           const py::object& oov_token) {
+                           const py::object& oov_token, const py::object& start) {
   long long limit = 0;  // Keras tests `if num_words and i >= num_words`
   if (!num_words.is_none()) {
     int overflow = 0;
@@ -92,6 +92,7 @@ Vocabulary make_vocabulary(const py::dict& word_index, const py::object& num_wor
     const std::string key = utf8_of(item.first);
     vocab.add(key, value);
   }
+  if (!start.is_none()) vocab.set_start(checked_id(start, "start"));
   return vocab;
 }
 
@@ -322,7 +323,7 @@ void bind_tokenizer(py::module_& m) {
 
   py::class_<Vocabulary>(m, "Vocabulary", "A word -> id table with Keras' OOV rules applied.")
       .def(py::init(&make_vocabulary), py::arg("word_index"), py::arg("num_words"),
-           py::arg("oov_token"))
+           py::arg("oov_token"), py::arg("start") = py::none())
       .def("__len__", &Vocabulary::size);
 
   m.def("fit", &fit, py::arg("splitter"), py::arg("texts"), py::arg("threads") = py::none(),

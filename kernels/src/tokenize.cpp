@@ -161,6 +161,7 @@ bool split_row(const WordSplitter& splitter, const TextSource& src, size_t i, Wo
 bool ids_of_row(const WordSplitter& splitter, const Vocabulary& vocab, const TextSource& src,
                 size_t i, Worker& w, std::atomic<size_t>& first_bad) {
   w.ids.clear();
+  if (vocab.start() >= 0) w.ids.push_back(vocab.start());
   bool missing_oov = false;
   auto emit = [&](const char* s, size_t n, uint64_t h) {
     const int32_t id = vocab.lookup(s, n, h);

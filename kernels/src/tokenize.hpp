@@ -41,11 +41,15 @@ class Vocabulary {
     return v ? *v : unknown_;
   }
   void prefetch(uint64_t h) const { table_.prefetch(h); }
+  // An id emitted before the first token of every text (Keras IMDB's start_char), or -1.
+  void set_start(int32_t id) { start_ = id; }
+  int32_t start() const { return start_; }
   size_t size() const { return table_.size(); }
 
  private:
   StringTable table_;
   int32_t unknown_;
+  int32_t start_ = -1;
 };
 
 struct FitCounts {

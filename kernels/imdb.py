@@ -1,0 +1,98 @@
+"""Raw text -> the id space of ``keras.datasets.imdb.load_data``.
+
+A model trained on Keras' ``imdb.npz`` arrays expects ids built from ``imdb_word_index.json``
+(word -> frequency rank) as ``load_data`` builds them: ``start_char`` first, then
+``rank + index_from`` for each word, ids outside ``[skip_top, num_words)`` replaced by
+``oov_char`` (or dropped when it is None). ``ImdbIndex`` maps raw reviews the same way
+(words split as Keras' ``text_to_word_sequence`` splits them), so that model can score new
+text. Words missing from the index become ``oov_char`` too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .text_input import as_text_input
+from .tokenizer import DEFAULT_FILTERS, _fill_value
+
+_UNKNOWN = ""  # never a token, so usable as the key that carries the OOV id
+
+
+class ImdbIndex:
+    """Keras IMDB ids for raw text. Arguments mirror ``keras.datasets.imdb.load_data``."""
+
+    def __init__(
+        self,
+        word_index: dict[str, int],
+        num_words: int | None = None,
+        skip_top: int = 0,
+        start_char: int | None = 1,
+        oov_char: int | None = 2,
+        index_from: int = 3,
+    ) -> None:
+        if not word_index:
+            raise ValueError("word_index is empty")
+        if num_words:
+            limit = num_words
+        else:  # load_data: num_words = the largest id in the data, kept out by `<`
+            limit = max(word_index.values()) + index_from
+
+        def resolve(i: int) -> int | None:
+            return i if skip_top <= i < limit else oov_char
+
+        table: dict[str, int] = {}
+        for word, rank in word_index.items():
+            i = resolve(rank + index_from)
+            if i is not None:
+                table[word] = i
+        if oov_char is not None:
+            table[_UNKNOWN] = oov_char
+        start = None if start_char is None else resolve(start_char)
+        self.num_words, self.skip_top, self.index_from = num_words, skip_top, index_from
+        self.start_char, self.oov_char = start_char, oov_char
+        self._vocab = _core.Vocabulary(
+            table, None, None if oov_char is None else _UNKNOWN, start=start
+        )
+        self._splitter = _core.WordSplitter(True, False, DEFAULT_FILTERS, " ")
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> ImdbIndex:
+        """Load Keras' ``imdb_word_index.json`` (``keras.datasets.imdb.get_word_index``)."""
+        with open(path, encoding="utf-8") as fh:
+            return cls(json.load(fh), **kwargs)
+
+    def texts_to_sequences(
+        self, texts: Iterable[str] | Any, *, threads: int | None = None, errors: str = "strict"
+    ) -> list[list[int]]:
+        """Ids as ``load_data`` gives them (before any padding)."""
+        return _core.sequences(self._splitter, self._vocab, as_text_input(texts, errors), threads)
+
+    def encode(
+        self,
+        texts: Iterable[str] | Any,
+        maxlen: int | None = None,
+        padding: str = "pre",
+        truncating: str = "pre",
+        value: int = 0,
+        dtype: str = "int32",
+        threads: int | None = None,
+        errors: str = "strict",
+    ) -> np.ndarray:
+        """``pad_sequences(texts_to_sequences(texts), ...)`` in one pass, like Tokenizer.encode."""
+        return _core.encode(
+            self._splitter,
+            self._vocab,
+            as_text_input(texts, errors),
+            maxlen,
+            padding,
+            truncating,
+            _fill_value(value, dtype),
+            np.dtype(dtype).name,
+            threads,
+        )
