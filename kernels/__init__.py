@@ -8,10 +8,12 @@ from .imdb import ImdbIndex
 from .padding import pad_sequences
 from .text_input import as_text_input
 from .tokenizer import DEFAULT_FILTERS, Tokenizer, text_to_word_sequence, tokenizer_from_json
+from .vectorization import TextVectorizer
 
 __all__ = [
     "DEFAULT_FILTERS",
     "ImdbIndex",
+    "TextVectorizer",
     "Tokenizer",
     "as_text_input",
     "default_threads",

@@ -40,8 +40,15 @@ std::u32string code_points(const py::str& s) {
 }
 
 WordSplitter make_splitter(bool lower, bool char_level, const py::str& filters,
-                           const py::str& split) {
+                           const py::str& split, const std::string& mode) {
   SplitConfig cfg;
+  if (mode == "text_vectorization") {
+    cfg.text_vectorization = true;
+    return WordSplitter(std::move(cfg));
+  }
+  if (mode != "keras_tokenizer") {
+    throw py::value_error("mode must be 'keras_tokenizer' or 'text_vectorization'");
+  }
   cfg.lower = lower;
   cfg.char_level = char_level;
   cfg.filters = code_points(filters);
@@ -290,7 +297,7 @@ void bind_tokenizer(py::module_& m) {
   py::class_<WordSplitter>(m, "WordSplitter",
                            "Keras text_to_word_sequence / char_level splitting, in C++.")
       .def(py::init(&make_splitter), py::arg("lower"), py::arg("char_level"), py::arg("filters"),
-           py::arg("split"))
+           py::arg("split"), py::arg("mode") = "keras_tokenizer")
       .def(
           "split",
           [](const WordSplitter& s, const TextInput& texts) {

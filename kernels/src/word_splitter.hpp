@@ -30,6 +30,10 @@ struct SplitConfig {
   bool char_level = false;
   std::u32string filters;  // code points replaced by `split`
   std::string split = " ";  // UTF-8 separator; must be non-empty unless char_level
+  // keras.layers.TextVectorization's default "lower_and_strip_punctuation" + "whitespace"
+  // instead: ASCII-only lower-casing, ASCII punctuation deleted (not replaced), split on
+  // runs of ASCII whitespace. The fields above are then ignored.
+  bool text_vectorization = false;
 };
 
 // A growable byte buffer for the token being built (no per-byte NUL writes). It always
@@ -143,6 +147,7 @@ class WordSplitter {
   SplitStatus split_words(const uint8_t* text, size_t n, Utf8Mode mode, SplitScratch& scratch,
                           OnToken&& on_token, OnWords&& on_words) const {
     TokenBuf& tok = scratch.tok;
+    if (cfg_.text_vectorization) return split_text_vectorization(text, n, mode, tok, on_token);
     if (fast_) {
       if (n < UINT32_MAX && is_ascii(text, n)) {
         split_ascii(text, n, scratch, on_words);
@@ -318,6 +323,43 @@ class WordSplitter {
     return scan_ascii_scalar(src, len, i, k, low, bounds, prev_sep);
   }
 #endif
+
+  // TensorFlow's tf.strings.lower (ASCII only), regex_replace of ASCII punctuation with
+  // "", then tf.strings.split (ASCII whitespace runs).
+  template <class OnToken>
+  SplitStatus split_text_vectorization(const uint8_t* text, size_t n, Utf8Mode mode,
+                                       TokenBuf& tok, OnToken& on_token) const {
+    const uint8_t* p = text;
+    const uint8_t* const end = text + n;
+    tok.clear();
+    while (p < end) {
+      const uint8_t b = *p;
+      if (b < 0x80) {
+        ++p;
+        if (b == ' ' || (b >= '\t' && b <= '\r')) {
+          if (tok.size()) {
+            on_token(tok.data(), tok.size());
+            tok.clear();
+          }
+        } else if (!is_ascii_punct(b)) {
+          tok.push(static_cast<char>(b >= 'A' && b <= 'Z' ? b + 32 : b));
+        }
+        continue;
+      }
+      const uint8_t* start = p;
+      const char32_t cp = decode_one(p, end, mode);
+      if (cp == kInvalid) return {false, static_cast<size_t>(start - text)};
+      tok.push_cp(cp);
+    }
+    if (tok.size()) on_token(tok.data(), tok.size());
+    tok.clear();
+    return {};
+  }
+
+  static bool is_ascii_punct(uint8_t b) {
+    return (b >= '!' && b <= '/') || (b >= ':' && b <= '@') || (b >= '[' && b <= '`') ||
+           (b >= '{' && b <= '~');
+  }
 
   template <class OnToken>
   SplitStatus split_fast(const uint8_t* text, size_t n, Utf8Mode mode, TokenBuf& tok,
