@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from unicode_texts import UNICODE_STRESS
 
-from critic.kernels import Tokenizer, pad_sequences
+from critic.kernels import Tokenizer, pad_sequences, text_to_word_sequence
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +175,16 @@ def test_huge_text(tok):
     np.testing.assert_array_equal(got[0], np.array((ids * (1000 // len(ids) + 1))[-1000:]))
     # One 50 MB token with no separator at all.
     assert tok.encode(["x" * 50_000_000], maxlen=2).tolist() == [[0, 1]]
+
+
+def test_long_mixed_tokens_cross_buffer_growth():
+    # Regression (found by the atheris fuzzer): a non-ASCII character can leave the token
+    # buffer just past the ASCII loop's capacity mark; the ASCII bytes that follow must
+    # grow the buffer, not write past it.
+    texts = [("é" * k + "a" * 300 + " x ") * 2 for k in range(1, 80)]
+    texts += ["\U0003ad15" + "\x00" * 200, "Ω" * 40 + "b" * 1000]
+    expected = [[w for w in t.split(" ") if w] for t in texts]
+    assert [text_to_word_sequence(t, filters="", lower=False) for t in texts] == expected
+    tok = Tokenizer(filters="", lower=False)
+    tok.fit_on_texts(texts)
+    assert set(tok.word_index) == {w for row in expected for w in row}

@@ -380,7 +380,7 @@ class WordSplitter {
         const uint16_t m = map[b];
         ++p;
         if (!(m & kSepFlag)) {
-          if (len == cap) {
+          if (len >= cap) {  // >=: the non-ASCII path may leave len past cap
             tok.set_size(len);
             tok.reserve_more();
             buf = tok.raw();
