@@ -188,3 +188,18 @@ def test_long_mixed_tokens_cross_buffer_growth():
     tok = Tokenizer(filters="", lower=False)
     tok.fit_on_texts(texts)
     assert set(tok.word_index) == {w for row in expected for w in row}
+
+
+@pytest.mark.parametrize("oov", [None, "<OOV>"])
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+def test_truncation_shortcut_matches_full_lookup(imdb_train, imdb_test, oov, truncating):
+    # encode looks up only the words that can reach a row; dropped (unknown) words must
+    # still be skipped over correctly at every maxlen, including span boundaries.
+    tok = Tokenizer(num_words=300, oov_token=oov)
+    tok.fit_on_texts(imdb_train)
+    seqs = tok.texts_to_sequences(imdb_test[:150])
+    for maxlen in (1, 2, 63, 64, 65, 127, 128, 129, 300, 1000):
+        for padding in ("pre", "post"):
+            expected = pad_sequences(seqs, maxlen, padding=padding, truncating=truncating)
+            got = tok.encode(imdb_test[:150], maxlen, padding=padding, truncating=truncating)
+            np.testing.assert_array_equal(got, expected, err_msg=f"maxlen={maxlen}")

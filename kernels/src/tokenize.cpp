@@ -157,11 +157,65 @@ bool split_row(const WordSplitter& splitter, const TextSource& src, size_t i, Wo
   }
 }
 
-// Tokenizes and looks up row i into w.ids.
+// When a padded row keeps only `spec.maxlen` ids and every word yields at most one id
+// with no error possible, only the words that can reach the row are looked up: the last
+// ones for truncating='pre' (walking backwards), the first ones for 'post'. Words are
+// hashed and prefetched a span at a time before their lookups.
+void ids_within_row(const char* base, const uint32_t* bounds, size_t k, const PadSpec& spec,
+                    const Vocabulary& vocab, Worker& w) {
+  constexpr size_t kSpan = 64;
+  const size_t words = k / 2;
+  const size_t need = static_cast<size_t>(spec.maxlen);
+  if (w.hashes.size() < kSpan) w.hashes.resize(kSpan);
+  uint64_t* h = w.hashes.data();
+  auto word = [&](size_t j) { return base + bounds[2 * j]; };
+  auto len = [&](size_t j) { return static_cast<size_t>(bounds[2 * j + 1] - bounds[2 * j]); };
+  auto hash_span = [&](size_t lo, size_t hi) {
+    for (size_t j = lo; j < hi; ++j) {
+      h[j - lo] = StringTable::hash(word(j), len(j));
+      vocab.prefetch(h[j - lo]);
+    }
+  };
+  w.ids.resize(need);
+  int32_t* out = w.ids.data();
+  size_t got = 0;
+  if (spec.trunc_pre) {
+    size_t pos = need;  // out[pos..need) is filled, from the back
+    size_t hi = words;
+    while (hi > 0 && pos > 0) {
+      const size_t lo = hi - std::min({hi, kSpan, pos});
+      hash_span(lo, hi);
+      for (size_t j = hi; j-- > lo;) {
+        const int32_t id = vocab.lookup(word(j), len(j), h[j - lo]);
+        if (id >= 0) out[--pos] = id;
+      }
+      hi = lo;
+    }
+    got = need - pos;
+    std::memmove(out, out + pos, got * sizeof(int32_t));
+  } else {
+    size_t lo = 0;
+    while (lo < words && got < need) {
+      const size_t hi = lo + std::min({words - lo, kSpan, need - got});
+      hash_span(lo, hi);
+      for (size_t j = lo; j < hi; ++j) {
+        const int32_t id = vocab.lookup(word(j), len(j), h[j - lo]);
+        if (id >= 0) out[got++] = id;
+      }
+      lo = hi;
+    }
+  }
+  w.ids.resize(got);
+}
+
+// Tokenizes and looks up row i into w.ids. With `spec`, ids that cannot reach the padded
+// row may be left out.
 bool ids_of_row(const WordSplitter& splitter, const Vocabulary& vocab, const TextSource& src,
-                size_t i, Worker& w, std::atomic<size_t>& first_bad) {
+                size_t i, Worker& w, std::atomic<size_t>& first_bad,
+                const PadSpec* spec = nullptr) {
   w.ids.clear();
   if (vocab.start() >= 0) w.ids.push_back(vocab.start());
+  const bool may_skip = spec != nullptr && vocab.start() < 0 && vocab.unknown() != kOovError;
   bool missing_oov = false;
   auto emit = [&](const char* s, size_t n, uint64_t h) {
     const int32_t id = vocab.lookup(s, n, h);
@@ -176,8 +230,12 @@ bool ids_of_row(const WordSplitter& splitter, const Vocabulary& vocab, const Tex
       [&](const char* s, size_t n) {
         if (w.pending.add(s, n, vocab)) w.pending.drain(emit);
       },
-      [&](const char* base, const uint32_t* bounds, size_t k) {
+      [&](const char* base, const uint32_t* bounds, size_t k, bool whole) {
         w.pending.drain(emit);
+        if (may_skip && whole && k / 2 > static_cast<size_t>(spec->maxlen)) {
+          ids_within_row(base, bounds, k, *spec, vocab, w);
+          return;
+        }
         // Branch-free emission: write every id, advance only over real ones.
         const size_t first = w.ids.size();
         w.ids.resize(first + k / 2);
@@ -241,7 +299,7 @@ bool count_range(const WordSplitter& splitter, const TextSource& src, size_t beg
         [&](const char* s, size_t k) {
           if (w.pending.add(s, k, index)) w.pending.drain(count);
         },
-        [&](const char* base, const uint32_t* bounds, size_t k) {
+        [&](const char* base, const uint32_t* bounds, size_t k, bool) {
           w.pending.drain(count);
           for_each_word_prefetched(base, bounds, k, index, w.hashes, count);
         });
@@ -344,7 +402,7 @@ void encode_padded(const WordSplitter& splitter, const Vocabulary& vocab, const 
   parallel_chunks(n, threads, workers, first_bad, [&](size_t c, Worker& w) {
     const size_t end = std::min(n, (c + 1) * kChunk);
     for (size_t i = c * kChunk; i < end; ++i) {
-      if (!ids_of_row(splitter, vocab, src, i, w, first_bad)) return;
+      if (!ids_of_row(splitter, vocab, src, i, w, first_bad, &spec)) return;
       write_padded_row(w.ids.data(), w.ids.size(), spec, out + i * width);
     }
   });

@@ -44,6 +44,7 @@ class Vocabulary {
   // An id emitted before the first token of every text (Keras IMDB's start_char), or -1.
   void set_start(int32_t id) { start_ = id; }
   int32_t start() const { return start_; }
+  int32_t unknown() const { return unknown_; }
   size_t size() const { return table_.size(); }
 
  private:

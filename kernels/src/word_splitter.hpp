@@ -133,7 +133,7 @@ class WordSplitter {
   SplitStatus split(const uint8_t* text, size_t n, Utf8Mode mode, SplitScratch& scratch,
                     OnToken&& on_token) const {
     return split_words(text, n, mode, scratch, on_token,
-                       [&](const char* base, const uint32_t* bounds, size_t k) {
+                       [&](const char* base, const uint32_t* bounds, size_t k, bool) {
                          for (size_t j = 0; j + 1 < k; j += 2) {
                            on_token(base + bounds[j], bounds[j + 1] - bounds[j]);
                          }
@@ -141,8 +141,9 @@ class WordSplitter {
   }
 
   // Like split(), but runs of plain ASCII words may instead come in batches:
-  // on_words(base, bounds, k) for the words base[bounds[2j] : bounds[2j + 1]], j < k / 2,
-  // so a caller can hash and prefetch a whole batch before looking any word up.
+  // on_words(base, bounds, k, whole) for the words base[bounds[2j] : bounds[2j + 1]],
+  // j < k / 2, so a caller can hash and prefetch a whole batch before looking any word up;
+  // `whole` says the batch holds every token of the text.
   template <class OnToken, class OnWords>
   SplitStatus split_words(const uint8_t* text, size_t n, Utf8Mode mode, SplitScratch& scratch,
                           OnToken&& on_token, OnWords&& on_words) const {
@@ -263,7 +264,8 @@ class WordSplitter {
       size_t k = scan_ascii_scalar(src, len, 0, 0, low, bounds, &prev);
 #endif
       if (!prev) bounds[k++] = static_cast<uint32_t>(len);
-      on_words(reinterpret_cast<const char*>(low), static_cast<const uint32_t*>(bounds), k);
+      on_words(reinterpret_cast<const char*>(low), static_cast<const uint32_t*>(bounds), k,
+               start == 0 && stop == n);
       start = stop;
     }
   }
