@@ -40,31 +40,22 @@ inline uint64_t load_head(const char* p, size_t n) {
 #endif
 }
 
-inline uint64_t mix64(uint64_t h) {
-  h ^= h >> 32;
-  h *= 0xD6E8FEB86659FD93ULL;
-  h ^= h >> 32;
-  return h;
-}
-
+// Multiply-xorshift over 8-byte words: one multiply per word (most words are one word).
 inline uint64_t hash_bytes(const char* p, size_t n) {
   constexpr uint64_t kMul = 0x9E3779B97F4A7C15ULL;
-  uint64_t h = (n + 1) * kMul;
+  uint64_t h = n * 0xC2B2AE3D27D4EB4FULL;
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; i + 8 < n; i += 8) {
     h = (h ^ load_u64(p + i)) * kMul;
     h ^= h >> 29;
   }
-  if (i < n) {
-    h = (h ^ load_head(p + i, n - i)) * kMul;
-    h ^= h >> 29;
-  }
-  return mix64(h);
+  h = (h ^ load_head(p + i, n - i)) * kMul;
+  return h ^ (h >> 32);
 }
 
 class StringTable {
  public:
-  StringTable() { rehash(16); }
+  StringTable() : arena_(kKeySlack, '\0') { rehash(16); }
 
   size_t size() const { return size_; }
   static uint64_t hash(const char* key, size_t n) { return hash_bytes(key, n); }
@@ -99,9 +90,11 @@ class StringTable {
         s.head = head;
         s.len = static_cast<uint32_t>(n);
         s.value = value;
-        if (n > 8) {
-          tails_[i] = arena_.size();
+        if (n > 8) {  // the arena always ends with kKeySlack zero bytes
+          tails_[i] = arena_.size() - kKeySlack;
+          arena_.resize(tails_[i]);
           arena_.append(key + 8, n - 8);
+          arena_.append(kKeySlack, '\0');
         }
         ++size_;
         return {&s.value, true};
@@ -119,8 +112,16 @@ class StringTable {
     int32_t value;
   };
 
+  // Compares key bytes [8, n) with the slot's arena bytes, a word at a time (both sides
+  // have kKeySlack readable bytes after their end).
   bool tail_equal(size_t slot, const char* key, size_t n) const {
-    return std::memcmp(arena_.data() + tails_[slot], key + 8, n - 8) == 0;
+    const char* a = arena_.data() + tails_[slot];
+    const char* b = key + 8;
+    size_t rest = n - 8;
+    for (; rest > 8; rest -= 8, a += 8, b += 8) {
+      if (load_u64(a) != load_u64(b)) return false;
+    }
+    return load_head(a, rest) == load_head(b, rest);
   }
 
   void rehash(size_t capacity) {

@@ -114,50 +114,60 @@ class ConcatSource final : public TextSource {
   size_t total_ = 0;
 };
 
+// Converts n fixed-width code units to UTF-8 in `out` (resized to fit). Units above
+// U+10FFFF become U+FFFD unless strict, where the function returns false with *bad set.
+template <class Unit>
+bool units_to_utf8(const Unit* p, size_t n, bool strict, std::string& out, size_t* bad) {
+  out.resize(n * 4);
+  char* dst = &out[0];
+  size_t k = 0;
+  for (size_t i = 0; i < n; ++i) {
+    char32_t cp = p[i];
+    if (cp < 0x80) {
+      dst[k++] = static_cast<char>(cp);
+      continue;
+    }
+    if (cp > 0x10FFFF) {
+      if (strict) {
+        *bad = i;
+        return false;
+      }
+      cp = kReplacementChar;
+    }
+    k += encode_utf8(cp, dst + k);
+  }
+  out.resize(k);
+  return true;
+}
+
 // Gives a UTF-8 view of a row, converting fixed-width rows into `scratch`.
 // Returns false when a UCS-4 unit is not a code point and mode is strict; *bad is then
 // the unit's index.
 inline bool row_as_utf8(const TextRow& r, std::string& scratch, const uint8_t** out,
                         size_t* out_len, Utf8Mode* mode, size_t* bad) {
+  const bool strict = r.mode == Utf8Mode::kStrict;
+  bool ok = true;
   switch (r.kind) {
     case RowKind::kUtf8:
       *out = static_cast<const uint8_t*>(r.data);
       *out_len = r.len;
       *mode = r.mode;
       return true;
-    case RowKind::kLatin1: {
-      scratch.clear();
-      const auto* p = static_cast<const uint8_t*>(r.data);
-      for (size_t i = 0; i < r.len; ++i) append_utf8(scratch, p[i]);
+    case RowKind::kLatin1:
+      ok = units_to_utf8(static_cast<const uint8_t*>(r.data), r.len, strict, scratch, bad);
       break;
-    }
-    case RowKind::kUcs2: {
-      scratch.clear();
-      const auto* p = static_cast<const uint16_t*>(r.data);
-      for (size_t i = 0; i < r.len; ++i) append_utf8(scratch, p[i]);
+    case RowKind::kUcs2:
+      ok = units_to_utf8(static_cast<const uint16_t*>(r.data), r.len, strict, scratch, bad);
       break;
-    }
-    case RowKind::kUcs4: {
-      scratch.clear();
-      const auto* p = static_cast<const uint32_t*>(r.data);
-      for (size_t i = 0; i < r.len; ++i) {
-        char32_t cp = p[i];
-        if (cp > 0x10FFFF) {
-          if (r.mode == Utf8Mode::kStrict) {
-            *bad = i;
-            return false;
-          }
-          cp = kReplacementChar;
-        }
-        append_utf8(scratch, cp);
-      }
+    case RowKind::kUcs4:
+      ok = units_to_utf8(static_cast<const uint32_t*>(r.data), r.len, strict, scratch, bad);
       break;
-    }
     case RowKind::kNull:
       *out = nullptr;
       *out_len = 0;
       return true;
   }
+  if (!ok) return false;
   *out = reinterpret_cast<const uint8_t*>(scratch.data());
   *out_len = scratch.size();
   *mode = Utf8Mode::kSurrogates;

@@ -63,8 +63,32 @@ inline char32_t decode_one(const uint8_t*& p, const uint8_t* end, Utf8Mode mode)
   return cp;
 }
 
-// Appends the UTF-8 encoding of cp (surrogates encoded as three bytes, like
-// surrogatepass). cp must be <= 0x10FFFF.
+// Writes the UTF-8 encoding of cp (<= 0x10FFFF; surrogates as three bytes, like
+// surrogatepass) to out[0..4) and returns its length.
+inline size_t encode_utf8(char32_t cp, char* out) {
+  if (cp < 0x80) {
+    out[0] = static_cast<char>(cp);
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = static_cast<char>(0xC0 | (cp >> 6));
+    out[1] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = static_cast<char>(0xE0 | (cp >> 12));
+    out[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = static_cast<char>(0xF0 | (cp >> 18));
+  out[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = static_cast<char>(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+// Appends the UTF-8 encoding of cp to out (see encode_utf8).
 inline void append_utf8(std::string& out, char32_t cp) {
   if (cp < 0x80) {
     out.push_back(static_cast<char>(cp));

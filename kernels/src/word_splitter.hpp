@@ -46,13 +46,8 @@ class TokenBuf {
     buf_[len_++] = c;
   }
   void push_cp(char32_t cp) {
-    if (cp < 0x80) {
-      push(static_cast<char>(cp));
-      return;
-    }
-    tmp_.clear();
-    append_utf8(tmp_, cp);
-    for (char c : tmp_) push(c);
+    if (len_ + kKeySlack + 4 >= buf_.size()) buf_.resize(buf_.size() * 2);
+    len_ += encode_utf8(cp, buf_.data() + len_);
   }
   const char* data() const { return buf_.data(); }
   size_t size() const { return len_; }
@@ -68,7 +63,6 @@ class TokenBuf {
  private:
   std::vector<char> buf_;
   size_t len_ = 0;
-  std::string tmp_;
 };
 
 // Per-thread working memory of a WordSplitter.
