@@ -247,21 +247,27 @@ class Tokenizer:
         dtype: str = "int32",
         threads: int | None = None,
         errors: str = "strict",
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """``pad_sequences(texts_to_sequences(texts), ...)`` fused into one C++ pass.
 
         Returns an ``int32`` (or ``int64``) array ``[len(texts), maxlen]``; ``maxlen=None``
         uses the longest row. Runs on ``threads`` threads (default: all cores) with the GIL
         released. ``errors='replace'`` substitutes U+FFFD for invalid UTF-8 in bytes/Arrow
-        input instead of raising.
+        input instead of raising. ``out``: a C-contiguous array of that shape and dtype to
+        fill instead of allocating one (reuse it across batches to skip page faults).
         """
         fill = _fill_value(value, dtype)
         if self._python_path():
             from .padding import pad_sequences
 
-            return pad_sequences(
+            result = pad_sequences(
                 self.texts_to_sequences(texts), maxlen, dtype, padding, truncating, fill
             )
+            if out is None:
+                return result
+            out[...] = result
+            return out
         return _core.encode(
             self._splitter(),
             self._vocab(),
@@ -272,6 +278,7 @@ class Tokenizer:
             fill,
             np.dtype(dtype).name,
             threads,
+            out,
         )
 
     # -- ids -> texts ------------------------------------------------------------------------

@@ -203,3 +203,16 @@ def test_truncation_shortcut_matches_full_lookup(imdb_train, imdb_test, oov, tru
             expected = pad_sequences(seqs, maxlen, padding=padding, truncating=truncating)
             got = tok.encode(imdb_test[:150], maxlen, padding=padding, truncating=truncating)
             np.testing.assert_array_equal(got, expected, err_msg=f"maxlen={maxlen}")
+
+
+def test_encode_into_a_reused_buffer(tok, texts, expected):
+    buf = np.full((len(texts), 120), -7, dtype=np.int32)
+    result = tok.encode(texts, maxlen=120, out=buf)
+    assert result is not None and np.shares_memory(result, buf)
+    np.testing.assert_array_equal(buf, expected)
+    with pytest.raises(ValueError, match="shape"):
+        tok.encode(texts, maxlen=100, out=buf)
+    with pytest.raises(TypeError, match="dtype"):
+        tok.encode(texts, maxlen=120, out=buf.astype(np.int64))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        tok.encode(texts[:60], maxlen=120, out=buf[::2])

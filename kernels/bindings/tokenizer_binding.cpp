@@ -172,9 +172,26 @@ py::list sequences(const WordSplitter& splitter, const Vocabulary& vocab, const 
 
 template <class T>
 py::array_t<T> encode_as(const WordSplitter& splitter, const Vocabulary& vocab,
-                         const TextInput& texts, const PadSpec& spec, int threads) {
+                         const TextInput& texts, const PadSpec& spec, int threads,
+                         const py::object& into) {
   const auto n = static_cast<py::ssize_t>(texts.size());
-  py::array_t<T> out({n, static_cast<py::ssize_t>(spec.maxlen)});
+  const auto width = static_cast<py::ssize_t>(spec.maxlen);
+  py::array_t<T> out;
+  if (into.is_none()) {
+    out = py::array_t<T>({n, width});
+  } else {
+    // A caller-owned buffer (reused across batches): checked, never reinterpreted.
+    if (!py::isinstance<py::array_t<T>>(into)) {
+      throw py::type_error("out must be a numpy array of the requested dtype");
+    }
+    out = into.cast<py::array_t<T>>();
+    const bool ok = out.ndim() == 2 && out.shape(0) == n && out.shape(1) == width &&
+                    (out.flags() & py::array::c_style) && out.writeable();
+    if (!ok) {
+      throw py::value_error("out must be a writeable C-contiguous array of shape (" +
+                            std::to_string(n) + ", " + std::to_string(width) + ")");
+    }
+  }
   T* data = out.mutable_data();
   RowError err;
   {
@@ -187,8 +204,10 @@ py::array_t<T> encode_as(const WordSplitter& splitter, const Vocabulary& vocab,
 
 py::array encode(const WordSplitter& splitter, const Vocabulary& vocab, const TextInput& texts,
                  py::object maxlen, const std::string& padding, const std::string& truncating,
-                 long long value, const std::string& dtype, const py::object& threads) {
+                 long long value, const std::string& dtype, const py::object& threads,
+                 const py::object& into) {
   const int t = resolve_threads(threads);
+  if (!into.is_none() && maxlen.is_none()) throw py::value_error("out needs an explicit maxlen");
   if (dtype != "int32" && dtype != "int64") {
     throw py::value_error("dtype must be 'int32' or 'int64', got '" + dtype + "'");
   }
@@ -224,8 +243,8 @@ py::array encode(const WordSplitter& splitter, const Vocabulary& vocab, const Te
     return out;
   }
   const PadSpec spec = make_spec(maxlen.cast<long long>(), padding, truncating, value);
-  if (dtype == "int32") return encode_as<int32_t>(splitter, vocab, texts, spec, t);
-  return encode_as<int64_t>(splitter, vocab, texts, spec, t);
+  if (dtype == "int32") return encode_as<int32_t>(splitter, vocab, texts, spec, t, into);
+  return encode_as<int64_t>(splitter, vocab, texts, spec, t, into);
 }
 
 // pad_sequences on a list of lists of Python ints. Returns None when the input is not of
@@ -339,7 +358,7 @@ void bind_tokenizer(py::module_& m) {
         py::arg("threads") = py::none(), "texts_to_sequences: a list of lists of ints.");
   m.def("encode", &encode, py::arg("splitter"), py::arg("vocab"), py::arg("texts"),
         py::arg("maxlen"), py::arg("padding"), py::arg("truncating"), py::arg("value"),
-        py::arg("dtype"), py::arg("threads") = py::none(),
+        py::arg("dtype"), py::arg("threads") = py::none(), py::arg("out") = py::none(),
         "Tokenize, look up and pad in one pass into a [n, maxlen] integer array.");
   m.def("pad", &pad, py::arg("sequences"), py::arg("maxlen"), py::arg("padding"),
         py::arg("truncating"), py::arg("value"), py::arg("dtype"),
