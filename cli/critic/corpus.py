@@ -37,26 +37,44 @@ def read_texts(path: str | Path, text_column: str = "text", fmt: str | None = No
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
-    fmt = fmt or detect_format(path)
-    if fmt == "txt":
+    if (fmt or detect_format(path)) == "txt":
         with open(path, encoding="utf-8", newline="\n") as fh:
             return [line.rstrip("\r\n") for line in fh]
+    return read_columns(path, [text_column], fmt)[text_column]
+
+
+def read_columns(path: str | Path, columns: list[str], fmt: str | None = None) -> dict[str, list]:
+    """The named columns of a JSON Lines, CSV/TSV or Parquet file, in file order. The first
+    column must hold text; a missing column or field is a CorpusError naming the row."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such file")
+    fmt = fmt or detect_format(path)
     if fmt == "parquet":
         try:
             import pyarrow.parquet as pq
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise CorpusError("reading Parquet needs pyarrow: pip install 'critic[arrow]'") from e
-        table = pq.read_table(path, columns=[text_column])
-        return _checked(path, table.column(text_column).to_pylist(), text_column)
-    if fmt in ("csv", "tsv"):
+        names = pq.ParquetFile(path).schema_arrow.names
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise CorpusError(f"{path}: no column {missing[0]!r} (have {names})")
+        table = pq.read_table(path, columns=columns)
+        out = {c: table.column(c).to_pylist() for c in columns}
+    elif fmt in ("csv", "tsv"):
         csv.field_size_limit(sys.maxsize)
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh, delimiter="\t" if fmt == "tsv" else ",")
-            if reader.fieldnames is None or text_column not in reader.fieldnames:
-                raise CorpusError(f"{path}: no column {text_column!r} (have {reader.fieldnames})")
-            return _checked(path, (row[text_column] for row in reader), text_column)
-    if fmt == "jsonl":
-        values = []
+            have = reader.fieldnames or []
+            missing = [c for c in columns if c not in have]
+            if missing:
+                raise CorpusError(f"{path}: no column {missing[0]!r} (have {have})")
+            out = {c: [] for c in columns}
+            for row in reader:
+                for c in columns:
+                    out[c].append(row[c])
+    elif fmt == "jsonl":
+        out = {c: [] for c in columns}
         with open(path, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
                 if not line.strip():
@@ -65,11 +83,14 @@ def read_texts(path: str | Path, text_column: str = "text", fmt: str | None = No
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise CorpusError(f"{path}:{n}: invalid JSON ({e.msg})") from e
-                if not isinstance(record, dict) or text_column not in record:
-                    raise CorpusError(f"{path}:{n}: no field {text_column!r}")
-                values.append(record[text_column])
-        return _checked(path, values, text_column)
-    raise CorpusError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+                for c in columns:
+                    if not isinstance(record, dict) or c not in record:
+                        raise CorpusError(f"{path}:{n}: no field {c!r}")
+                    out[c].append(record[c])
+    else:
+        raise CorpusError(f"format {fmt!r} has no columns; expected one of {FORMATS[:4]}")
+    out[columns[0]] = _checked(path, out[columns[0]], columns[0])
+    return out
 
 
 def _checked(path: Path, values: Iterable[object], column: str) -> list[str]:

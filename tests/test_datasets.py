@@ -1,0 +1,153 @@
+"""Labeled readers, the aclImdb layout/archive, safe extraction, download check, splits."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from critic.corpus import CorpusError, sample_path
+from critic.datasets import (
+    download,
+    read_acl_imdb,
+    read_labeled,
+    resolve_imdb,
+    stratified_split,
+)
+
+
+@pytest.fixture(scope="module")
+def sample_rows() -> list[dict]:
+    with open(sample_path("train"), encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh][:60]
+
+
+def _write_acl(root: Path, rows: list[dict]) -> None:
+    for split in ("train", "test"):
+        for i, row in enumerate(rows):
+            name = "pos" if row["label"] else "neg"
+            folder = root / "aclImdb" / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{i}_{row['rating']}.txt").write_text(row["text"], encoding="utf-8")
+
+
+def _tar(path: Path, src: Path) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(src / "aclImdb", arcname="aclImdb")
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "tsv", "parquet"])
+def test_read_labeled_formats(tmp_path, sample_rows, fmt):
+    texts = [r["text"] for r in sample_rows]
+    labels = [r["label"] for r in sample_rows]
+    path = tmp_path / f"data.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in sample_rows), encoding="utf-8")
+    elif fmt == "parquet":
+        pq.write_table(pa.table({"text": texts, "label": labels}), path)
+    else:
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, delimiter="\t" if fmt == "tsv" else ",")
+            writer.writerow(["text", "label"])
+            writer.writerows(zip(texts, ["pos" if y else "neg" for y in labels], strict=True))
+    data = read_labeled(path)
+    assert data.texts == texts
+    assert data.labels.tolist() == labels
+
+
+def test_read_labeled_errors_name_the_row(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "ok", "label": 1}\n{"text": "x", "label": "maybe"}\n')
+    with pytest.raises(CorpusError, match="row 1: label 'maybe'"):
+        read_labeled(path)
+    path.write_text('{"text": "ok", "label": 1}\n{"text": null, "label": 0}\n')
+    with pytest.raises(CorpusError, match="row 1 of 'text' is NoneType"):
+        read_labeled(path)
+    path.write_text('{"text": "ok"}\n')
+    with pytest.raises(CorpusError, match="no field 'label'"):
+        read_labeled(path)
+    with pytest.raises(CorpusError, match="no such file"):
+        read_labeled(tmp_path / "missing.csv")
+
+
+def test_acl_imdb_folder_and_archive(tmp_path, sample_rows):
+    _write_acl(tmp_path / "src", sample_rows)
+    from_dir = read_acl_imdb(tmp_path / "src", "train")
+    assert len(from_dir) == len(sample_rows)
+    assert sorted(from_dir.texts) == sorted(r["text"] for r in sample_rows)
+    by_text = {r["text"]: r["label"] for r in sample_rows}
+    assert all(by_text[t] == y for t, y in zip(from_dir.texts, from_dir.labels, strict=True))
+
+    archive = _tar(tmp_path / "aclImdb_v1.tar.gz", tmp_path / "src")
+    cache = tmp_path / "cache"
+    extracted = resolve_imdb(archive, cache=cache)
+    assert extracted.is_relative_to(cache)
+    from_tar = read_acl_imdb(extracted, "test")
+    assert from_tar.texts == read_acl_imdb(tmp_path / "src", "test").texts
+    assert resolve_imdb(archive, cache=cache) == extracted  # extracted once, then reused
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        tarfile.TarInfo("/etc/evil.txt"),
+        tarfile.TarInfo("aclImdb/../../evil.txt"),
+        ("symlink", "aclImdb/train/pos/link.txt", "/etc/passwd"),
+        ("hardlink", "aclImdb/train/pos/hard.txt", "aclImdb/README"),
+    ],
+    ids=["absolute", "dotdot", "symlink", "hardlink"],
+)
+def test_unsafe_archives_are_refused(tmp_path, member):
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        readme = tarfile.TarInfo("aclImdb/README")
+        readme.size = 2
+        tar.addfile(readme, io.BytesIO(b"hi"))
+        if isinstance(member, tuple):
+            kind, name, target = member
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+            info.linkname = target
+            tar.addfile(info)
+        else:
+            member.size = 4
+            tar.addfile(member, io.BytesIO(b"evil"))
+    with pytest.raises(CorpusError, match="unsafe archive member"):
+        resolve_imdb(archive, cache=tmp_path / "cache")
+    assert not (tmp_path / "evil.txt").exists()
+    assert not list((tmp_path / "cache").rglob("evil.txt"))
+
+
+def test_download_checks_the_checksum(tmp_path, sample_rows):
+    # The real download code, over a file:// URL (no network in tests).
+    _write_acl(tmp_path / "src", sample_rows[:10])
+    archive = _tar(tmp_path / "archive.tar.gz", tmp_path / "src")
+    good = hashlib.sha1(archive.read_bytes()).hexdigest()
+    url = archive.as_uri()
+    with pytest.raises(CorpusError, match="checksum mismatch"):
+        download(url, tmp_path / "dl" / "a.tar.gz", sha1="0" * 40)
+    assert not list((tmp_path / "dl").iterdir())  # nothing half-written left behind
+    folder = resolve_imdb(None, url=url, sha1=good, cache=tmp_path / "cache")
+    assert len(read_acl_imdb(folder, "train")) == 10
+
+
+def test_stratified_split_is_seeded_and_stratified():
+    labels = np.array([0] * 70 + [1] * 30)
+    train, val = stratified_split(labels, 0.2, seed=7)
+    assert len(set(train) & set(val)) == 0 and len(train) + len(val) == 100
+    assert labels[val].tolist().count(0) == 14 and labels[val].tolist().count(1) == 6
+    again = stratified_split(labels, 0.2, seed=7)
+    assert (again[0] == train).all() and (again[1] == val).all()
+    other = stratified_split(labels, 0.2, seed=8)
+    assert not (other[1] == val).all()
+    with pytest.raises(ValueError):
+        stratified_split(labels, 1.5, seed=0)

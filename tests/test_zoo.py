@@ -1,0 +1,87 @@
+"""Every model family builds, trains a batch and predicts; GloVe loading; bad specs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from critic.kernels import Tokenizer
+from critic.orchestrator.zoo import FAMILIES, ModelSpec, build_model, load_glove
+
+pytest.importorskip("keras")
+
+TINY = {"num_words": 300, "maxlen": 40, "embedding_dim": 8, "units": 4, "filters": 4, "hidden": 8}
+
+
+@pytest.fixture(scope="module")
+def batch(imdb_train):
+    import json
+
+    from critic.corpus import sample_path
+
+    rows = [json.loads(line) for line in open(sample_path("train"), encoding="utf-8")][:64]
+    tok = Tokenizer(num_words=TINY["num_words"], oov_token="<OOV>")
+    tok.fit_on_texts(imdb_train)
+    x = tok.encode([r["text"] for r in rows], maxlen=TINY["maxlen"])
+    y = np.array([r["label"] for r in rows], dtype=np.float32)
+    return tok, x, y
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_builds_trains_and_predicts(batch, family):
+    _, x, y = batch
+    model = build_model(ModelSpec.from_dict({"family": family, **TINY}))
+    assert model.inputs[0].name == "tokens" and model.inputs[0].shape == (None, 40)
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    p = model.predict(x[:5], verbose=0)
+    assert p.shape == (5, 1) and ((p >= 0) & (p <= 1)).all()
+
+
+def test_reverse_reads_the_sequence_backwards(batch):
+    _, x, _ = batch
+    fwd = build_model(ModelSpec.from_dict({"family": "lstm", **TINY}))
+    rev = build_model(ModelSpec.from_dict({"family": "lstm", "reverse": True, **TINY}))
+    rev.set_weights(fwd.get_weights())
+    np.testing.assert_allclose(
+        rev.predict(x[:4], verbose=0), fwd.predict(x[:4, ::-1], verbose=0), rtol=1e-5
+    )
+
+
+def test_glove_embeddings(tmp_path, batch):
+    tok, x, y = batch
+    words = [w for w, i in tok.word_index.items() if 1 < i < 50]
+    lines = [f"{w} " + " ".join(f"{(i % 7) / 10:.1f}" for i in range(8)) for w in words[:20]]
+    lines.append("notinvocab " + " ".join(["1.0"] * 8))
+    glove = tmp_path / "glove.txt"
+    glove.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    matrix, found = load_glove(glove, tok.word_index, TINY["num_words"], 8)
+    assert found == 20 and matrix.shape == (300, 8)
+    assert not matrix[0].any()
+    spec = ModelSpec.from_dict({"family": "lstm", **TINY, "glove_path": str(glove)})
+    frozen = build_model(spec, matrix)
+    before = frozen.get_layer("embedding").get_weights()[0].copy()
+    np.testing.assert_allclose(before, matrix)
+    frozen.fit(x, y, epochs=1, verbose=0)
+    np.testing.assert_allclose(frozen.get_layer("embedding").get_weights()[0], before)
+    tuned = build_model(ModelSpec.from_dict({**spec.__dict__, "glove_trainable": True}), matrix)
+    tuned.fit(x, y, epochs=1, verbose=0)
+    assert not np.allclose(tuned.get_layer("embedding").get_weights()[0], before)
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"{words[0]} 1.0 2.0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="expected 8"):
+        load_glove(bad, tok.word_index, 300, 8)
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"family": "transformer"}, "unknown model family"),
+        ({"units": 0}, "units must be >= 1"),
+        ({"dropout": 1.5}, "dropout must be in"),
+        ({"colour": "red"}, "unknown model setting"),
+    ],
+)
+def test_bad_specs_fail_early(config, match):
+    with pytest.raises(ValueError, match=match):
+        ModelSpec.from_dict(config)
