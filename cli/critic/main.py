@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import __version__, tokenizer_cli
+from .orchestrator import cli as orchestrator_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"critic {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     tokenizer_cli.register(commands)
+    orchestrator_cli.register(commands)
     return parser
 
 

@@ -1,0 +1,36 @@
+"""``critic tune``: run (or resume) a Ray Tune sweep from a YAML config."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "tune",
+        help="run a hyperparameter sweep of the Keras model zoo on Ray Tune",
+        description="Run a sweep described by a YAML config (dataset, tokenizer, model search "
+        "space, scheduler, resources) on Ray Tune, or resume an interrupted one. Inside "
+        "`ray job submit` it joins that cluster; run plainly it starts a local Ray. Writes "
+        "leaderboard.csv/.md, learning-curve PNGs and checkpoints under the run directory.",
+    )
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--config", type=Path, help="sweep YAML (see orchestrator/config.py)")
+    group.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run")
+    parser.add_argument(
+        "--num-cpus", type=int, default=None, help="CPUs for an embedded local Ray (default: all)"
+    )
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import SweepConfig
+    from .sweep import resume_sweep, run_sweep
+
+    if args.resume:
+        run_dir = resume_sweep(args.resume, num_cpus=args.num_cpus)
+    else:
+        run_dir = run_sweep(SweepConfig.load(args.config), num_cpus=args.num_cpus)
+    print(f"critic tune: done; leaderboard in {run_dir / 'leaderboard.md'}")
+    return 0

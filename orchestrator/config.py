@@ -1,0 +1,212 @@
+"""Sweep configuration: a YAML file, validated before any trial starts.
+
+```yaml
+name: imdb-lstm
+dataset: {kind: imdb, path: aclImdb_v1.tar.gz, validation_fraction: 0.2, seed: 13}
+tokenizer: {num_words: 20000, maxlen: 500, oov_token: "<OOV>"}
+model:                       # fixed values or search spaces
+  family: {choice: [lstm, gru]}
+  units: {randint: [32, 128]}
+  learning_rate: {loguniform: [1.0e-4, 1.0e-2]}
+search: {num_samples: 8, scheduler: asha, search_alg: random, max_concurrent_trials: 2}
+training: {epochs: 3, batch_size: 64}
+resources: {cpu: 1, gpu: 0}
+storage_path: runs
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .zoo import ModelSpec
+
+SPACES = ("choice", "uniform", "loguniform", "randint", "grid")
+SCHEDULERS = ("asha", "pbt", "fifo")
+SEARCH_ALGS = ("random", "grid", "optuna")
+DATASET_KINDS = ("imdb", "files")
+TOKENIZER_KEYS = ("num_words", "maxlen", "oov_token")
+
+
+class ConfigError(ValueError):
+    """A sweep configuration that cannot run (raised before any trial starts)."""
+
+
+@dataclass
+class SweepConfig:
+    name: str = "sweep"
+    dataset: dict[str, Any] = field(default_factory=dict)
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
+    storage_path: str = "runs"
+    top_k: int = 3
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SweepConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh) or {}
+        return cls.from_dict(raw, base_dir=path.parent)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], base_dir: Path | None = None) -> SweepConfig:
+        if not isinstance(raw, dict):
+            raise ConfigError("the config must be a mapping")
+        known = {
+            "name",
+            "dataset",
+            "tokenizer",
+            "model",
+            "search",
+            "training",
+            "resources",
+            "storage_path",
+            "top_k",
+        }
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(known)}")
+        cfg = cls(**raw, base_dir=Path(base_dir or Path.cwd()))
+        cfg.validate()
+        return cfg
+
+    # -- derived settings --------------------------------------------------------------
+    @property
+    def epochs(self) -> int:
+        return int(self.training.get("epochs", 3))
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.training.get("batch_size", 64))
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.search.get("num_samples", 1))
+
+    def path(self, value: str | Path) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def validate(self) -> None:
+        kind = self.dataset.get("kind", "imdb")
+        if kind not in DATASET_KINDS:
+            raise ConfigError(f"dataset.kind must be one of {DATASET_KINDS}, got {kind!r}")
+        if kind == "files":
+            for split in ("train", "test"):
+                if split not in self.dataset:
+                    raise ConfigError(f"dataset.{split} is required for kind 'files'")
+                if not self.path(self.dataset[split]).is_file():
+                    raise ConfigError(f"dataset.{split}: {self.dataset[split]}: no such file")
+        elif self.dataset.get("path") and not self.path(self.dataset["path"]).exists():
+            raise ConfigError(f"dataset.path: {self.dataset['path']}: no such file or folder")
+        frac = float(self.dataset.get("validation_fraction", 0.2))
+        if not 0.0 < frac < 1.0:
+            raise ConfigError(f"dataset.validation_fraction must be in (0, 1), got {frac}")
+        unknown = sorted(set(self.tokenizer) - set(TOKENIZER_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown tokenizer setting(s) {unknown}; known: {TOKENIZER_KEYS}")
+        if self.epochs < 1:
+            raise ConfigError(f"training.epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"training.batch_size must be >= 1, got {self.batch_size}")
+        if self.num_samples < 1:
+            raise ConfigError(f"search.num_samples must be >= 1, got {self.num_samples}")
+        sched = self.search.get("scheduler", "asha")
+        if sched not in SCHEDULERS:
+            raise ConfigError(f"search.scheduler must be one of {SCHEDULERS}, got {sched!r}")
+        alg = self.search.get("search_alg", "random")
+        if alg not in SEARCH_ALGS:
+            raise ConfigError(f"search.search_alg must be one of {SEARCH_ALGS}, got {alg!r}")
+        for name in ("cpu", "gpu"):
+            if float(self.resources.get(name, 1 if name == "cpu" else 0)) < 0:
+                raise ConfigError(f"resources.{name} must be >= 0")
+        for section, values in (("model", self.model), ("tokenizer", self.tokenizer)):
+            for key, value in values.items():
+                check_space(f"{section}.{key}", value)
+        # Every fixed or sampled model value must make a valid ModelSpec.
+        for sample in corner_samples(self.model):
+            try:
+                ModelSpec.from_dict(
+                    {
+                        **sample,
+                        **{
+                            k: first_value(v)
+                            for k, v in self.tokenizer.items()
+                            if k in ("num_words", "maxlen")
+                        },
+                    }
+                )
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"model: {e}") from e
+
+
+def is_space(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SPACES
+
+
+def check_space(where: str, value: Any) -> None:
+    if isinstance(value, dict) and not is_space(value):
+        raise ConfigError(f"{where}: a search space is one of {SPACES}, got {value!r}")
+    if not is_space(value):
+        return
+    kind, args = next(iter(value.items()))
+    if not isinstance(args, list) or not args:
+        raise ConfigError(f"{where}: {kind} needs a non-empty list, got {args!r}")
+    if kind in ("uniform", "loguniform", "randint") and len(args) != 2:
+        raise ConfigError(f"{where}: {kind} needs [low, high], got {args!r}")
+    if kind in ("uniform", "loguniform", "randint") and not args[0] < args[1]:
+        raise ConfigError(f"{where}: {kind} needs low < high, got {args!r}")
+    if kind == "loguniform" and args[0] <= 0:
+        raise ConfigError(f"{where}: loguniform needs low > 0, got {args!r}")
+
+
+def first_value(value: Any) -> Any:
+    if not is_space(value):
+        return value
+    _, args = next(iter(value.items()))
+    return args[0]
+
+
+def corner_samples(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """A few concrete settings covering every choice/grid value and both range ends."""
+    options = {}
+    for key, value in values.items():
+        if is_space(value):
+            kind, args = next(iter(value.items()))
+            options[key] = (
+                list(args)
+                if kind in ("choice", "grid")
+                else [args[0], args[1] - (1 if kind == "randint" else 0)]
+            )
+        else:
+            options[key] = [value]
+    longest = max((len(v) for v in options.values()), default=1)
+    return [{k: v[i % len(v)] for k, v in options.items()} for i in range(longest)]
+
+
+def to_tune_space(value: Any) -> Any:
+    """Our YAML search-space syntax -> ray.tune search space objects."""
+    from ray import tune
+
+    if not is_space(value):
+        return value
+    kind, args = next(iter(value.items()))
+    if kind == "choice":
+        return tune.choice(args)
+    if kind == "grid":
+        return tune.grid_search(args)
+    if kind == "uniform":
+        return tune.uniform(*args)
+    if kind == "loguniform":
+        return tune.loguniform(*args)
+    return tune.randint(args[0], args[1])

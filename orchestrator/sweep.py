@@ -1,0 +1,263 @@
+"""Run a sweep on Ray Tune: a trainable, a param space, a Tuner; then the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, SweepConfig, to_tune_space
+from .prepare import load_splits, prepare_arrays, setting_key
+from .trainable import train_trial
+
+METRIC, MODE = "val_accuracy", "max"
+
+
+def connect_ray(num_cpus: int | None = None) -> None:
+    """Join the cluster Ray gives us (inside `ray job submit`, or RAY_ADDRESS), else start an
+    embedded local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS") or os.environ.get("RAY_JOB_ID"):
+        ray.init(address="auto", log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def _resources(cfg: SweepConfig) -> dict[str, float]:
+    import ray
+
+    cpu = float(cfg.resources.get("cpu", 1))
+    gpu = float(cfg.resources.get("gpu", 0))
+    if gpu > 0 and ray.cluster_resources().get("GPU", 0) == 0:
+        print("critic tune: no GPU in this Ray cluster; trials run on CPU")
+        gpu = 0.0
+    return {"cpu": cpu, "gpu": gpu}
+
+
+def _scheduler(cfg: SweepConfig):
+    from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
+
+    name = cfg.search.get("scheduler", "asha")
+    if name == "asha":
+        return ASHAScheduler(
+            max_t=cfg.epochs, grace_period=int(cfg.search.get("grace_period", 1)), time_attr="epoch"
+        )
+    if name == "pbt":
+        mutations = {
+            f"model/{k}": to_tune_space(v)
+            for k, v in cfg.model.items()
+            if isinstance(v, dict) and next(iter(v)) in ("uniform", "loguniform")
+        }
+        if not mutations:
+            raise ConfigError("pbt needs at least one uniform/loguniform model setting to mutate")
+        return PopulationBasedTraining(
+            time_attr="epoch",
+            perturbation_interval=1,
+            hyperparam_mutations={"model": {k.split("/", 1)[1]: v for k, v in mutations.items()}},
+        )
+    return None
+
+
+def _search_alg(cfg: SweepConfig):
+    if cfg.search.get("search_alg", "random") != "optuna":
+        return None
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError as e:
+        raise ConfigError("search_alg 'optuna' needs optuna: pip install optuna") from e
+    return OptunaSearch()
+
+
+def param_space(cfg: SweepConfig, folders: dict, extra: dict | None = None) -> dict:
+    return {
+        "model": {k: to_tune_space(v) for k, v in cfg.model.items()},
+        "tokenizer": {
+            k: to_tune_space(v)
+            for k, v in {
+                "num_words": 20000,
+                "maxlen": 500,
+                "oov_token": "<OOV>",
+                **cfg.tokenizer,
+            }.items()
+        },
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "_data": folders,
+        **(extra or {}),
+    }
+
+
+def run_sweep(cfg: SweepConfig, *, extra: dict | None = None, num_cpus: int | None = None) -> Path:
+    """Prepare data, run the Tuner, write the leaderboard; returns the run directory."""
+    from ray import tune
+
+    run_dir = cfg.path(cfg.storage_path).resolve() / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "sweep.json").write_text(json.dumps(cfg_dict(cfg), indent=2, default=str))
+    start = time.perf_counter()
+    splits = load_splits(cfg)
+    folders = prepare_arrays(cfg, splits, run_dir / "data")
+    print(
+        f"critic tune: data ready in {time.perf_counter() - start:.1f}s "
+        f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])})"
+    )
+    connect_ray(num_cpus)
+    trainable = tune.with_resources(train_trial, _resources(cfg))
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space(cfg, folders, extra),
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=MODE,
+            num_samples=cfg.num_samples,
+            scheduler=_scheduler(cfg),
+            search_alg=_search_alg(cfg),
+            max_concurrent_trials=int(cfg.search.get("max_concurrent_trials", 2)),
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=str(run_dir),
+            failure_config=tune.FailureConfig(max_failures=int(cfg.search.get("max_failures", 2))),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=int(cfg.search.get("checkpoints_to_keep", 2)),
+                checkpoint_score_attribute=METRIC,
+                checkpoint_score_order=MODE,
+            ),
+            verbose=1,
+        ),
+    )
+    results = tuner.fit()
+    finish(cfg, run_dir, results)
+    return run_dir
+
+
+def resume_sweep(run_dir: Path, num_cpus: int | None = None) -> Path:
+    """Continue an interrupted sweep without re-running finished trials."""
+    from ray import tune
+
+    run_dir = Path(run_dir).resolve()
+    raw = json.loads((run_dir / "sweep.json").read_text())
+    cfg = SweepConfig.from_dict(
+        {k: v for k, v in raw.items() if k != "base_dir"}, base_dir=Path(raw["base_dir"])
+    )
+    connect_ray(num_cpus)
+    tuner = tune.Tuner.restore(
+        str(run_dir / "tune"),
+        trainable=tune.with_resources(train_trial, _resources(cfg)),
+        resume_errored=True,
+    )
+    finish(cfg, run_dir, tuner.fit())
+    return run_dir
+
+
+def cfg_dict(cfg: SweepConfig) -> dict:
+    return {
+        k: getattr(cfg, k)
+        for k in (
+            "name",
+            "dataset",
+            "tokenizer",
+            "model",
+            "search",
+            "training",
+            "resources",
+            "storage_path",
+            "top_k",
+            "base_dir",
+        )
+    }
+
+
+def finish(cfg: SweepConfig, run_dir: Path, results) -> None:
+    """Leaderboard (CSV + Markdown), the top-k scored once on the test split, plots."""
+    import keras
+
+    rows = []
+    for result in results:
+        if result.error is not None or result.metrics is None or METRIC not in result.metrics:
+            continue
+        history = result.metrics_dataframe
+        best_val = float(history[METRIC].max())
+        rows.append(
+            {
+                "trial": result.path.rsplit("/", 1)[-1],
+                "val_accuracy": best_val,
+                "epochs": int(history["epoch"].max()),
+                "result": result,
+                "params": {
+                    **result.config["model"],
+                    **{k: v for k, v in result.config["tokenizer"].items()},
+                },
+            }
+        )
+    if not rows:
+        raise RuntimeError(f"no trial finished; see {run_dir / 'tune'}")
+    rows.sort(key=lambda r: r["val_accuracy"], reverse=True)
+    for row in rows[: cfg.top_k]:
+        best = row["result"].get_best_checkpoint(METRIC, MODE)
+        folder = Path(row["result"].config["_data"][setting_key(row["result"].config["tokenizer"])])
+        x_test, y_test = np.load(folder / "x_test.npy"), np.load(folder / "y_test.npy")
+        with best.as_directory() as ckpt:
+            model = keras.models.load_model(Path(ckpt) / "model.keras", safe_mode=True)
+        p = model.predict(x_test, batch_size=256, verbose=0)[:, 0]
+        row["test_accuracy"] = float(((p >= 0.5) == (y_test >= 0.5)).mean())
+        row["checkpoint"] = str(best.path)
+    write_leaderboard(run_dir, rows)
+    plot_curves(run_dir, rows[: cfg.top_k])
+
+
+def write_leaderboard(run_dir: Path, rows: list[dict]) -> None:
+    import csv
+
+    keys = sorted({k for r in rows for k in r["params"]})
+    header = ["rank", "trial", "val_accuracy", "test_accuracy", "epochs", *keys]
+    table = [
+        [
+            i + 1,
+            r["trial"],
+            f"{r['val_accuracy']:.4f}",
+            f"{r['test_accuracy']:.4f}" if "test_accuracy" in r else "",
+            r["epochs"],
+            *[r["params"].get(k, "") for k in keys],
+        ]
+        for i, r in enumerate(rows)
+    ]
+    with open(run_dir / "leaderboard.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(table)
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(str(c) for c in row) + " |" for row in table]
+    (run_dir / "leaderboard.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    print("\n".join(md))
+
+
+def plot_curves(run_dir: Path, rows: list[dict]) -> None:
+    """Learning curves (train vs validation accuracy and loss per epoch) of the top trials."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for i, row in enumerate(rows):
+        df = row["result"].metrics_dataframe
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        ax1.plot(df["epoch"], df["accuracy"], "o-", label="train")
+        ax1.plot(df["epoch"], df["val_accuracy"], "o-", label="validation")
+        ax1.set(title="accuracy", xlabel="epoch")
+        ax2.plot(df["epoch"], df["loss"], "o-", label="train")
+        ax2.plot(df["epoch"], df["val_loss"], "o-", label="validation")
+        ax2.set(title="loss", xlabel="epoch")
+        for ax in (ax1, ax2):
+            ax.set_xticks(df["epoch"])
+        ax1.legend()
+        fig.suptitle(f"#{i + 1} {row['params'].get('family', '')} ({row['trial']})")
+        fig.tight_layout()
+        fig.savefig(run_dir / f"curves_{i + 1}.png", dpi=80)
+        plt.close(fig)

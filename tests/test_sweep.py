@@ -1,0 +1,117 @@
+"""critic tune on a real (embedded) Ray: a tiny ASHA sweep, a retried trial, resume, bad configs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from critic.corpus import sample_path
+from critic.orchestrator.config import ConfigError, SweepConfig
+
+pytest.importorskip("ray")
+pytest.importorskip("keras")
+
+
+def _config(tmp_path: Path, **overrides) -> dict:
+    cfg = {
+        "name": "tiny",
+        "dataset": {
+            "kind": "files",
+            "train": str(sample_path("train")),
+            "test": str(sample_path("test")),
+            "limit": 400,
+            "seed": 5,
+        },
+        "tokenizer": {"num_words": 1000, "maxlen": 48},
+        "model": {
+            "family": {"choice": ["lstm", "conv1d"]},
+            "embedding_dim": 8,
+            "units": {"randint": [4, 9]},
+            "filters": 8,
+        },
+        "search": {"num_samples": 4, "scheduler": "asha", "max_concurrent_trials": 2},
+        "training": {"epochs": 2, "batch_size": 64},
+        "resources": {"cpu": 1},
+        "storage_path": str(tmp_path / "runs"),
+        "top_k": 2,
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_sweep_runs_retries_and_resumes(tmp_path, ray_local):
+    from critic.orchestrator.sweep import resume_sweep, run_sweep
+
+    marker = tmp_path / "failed-once"
+    cfg = SweepConfig.from_dict(_config(tmp_path))
+    run_dir = run_sweep(cfg, extra={"_fail_once_marker": str(marker)})
+
+    assert marker.exists()  # one trial failed on purpose, was retried and finished
+    with open(run_dir / "leaderboard.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4
+    vals = [float(r["val_accuracy"]) for r in rows]
+    assert vals == sorted(vals, reverse=True)
+    tested = [r for r in rows if r["test_accuracy"]]
+    assert len(tested) == 2 and all(0.0 <= float(r["test_accuracy"]) <= 1.0 for r in tested)
+    assert (run_dir / "leaderboard.md").read_text().startswith("| rank |")
+    assert (run_dir / "curves_1.png").stat().st_size > 1000
+    assert list((run_dir / "tune").rglob("model.keras"))
+    # Tokenized once for the single tokenizer setting, shared by every trial.
+    assert len(list((run_dir / "data").iterdir())) == 1
+
+    # Resuming a finished sweep re-runs nothing.
+    results = sorted((run_dir / "tune").rglob("result.json"))
+    before = {p: p.read_text() for p in results}
+    resume_sweep(run_dir)
+    assert {p: p.read_text() for p in results} == before
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"model": {"family": "transformer"}}, "unknown model family"),
+        ({"model": {"units": {"choice": []}}}, "non-empty list"),
+        ({"model": {"units": {"between": [1, 2]}}}, "search space"),
+        ({"training": {"epochs": -1}}, "epochs must be >= 1"),
+        ({"search": {"scheduler": "hyperband!"}}, "scheduler"),
+        (
+            {"dataset": {"kind": "files", "train": "nope.jsonl", "test": "nope.jsonl"}},
+            "no such file",
+        ),
+        ({"tokenizer": {"vocab": 5}}, "unknown tokenizer setting"),
+        ({"colour": "red"}, "unknown config section"),
+    ],
+)
+def test_bad_configs_fail_before_any_trial(tmp_path, change, match):
+    with pytest.raises(ConfigError, match=match):
+        SweepConfig.from_dict(_config(tmp_path, **change))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_reports_config_errors(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(json.dumps(_config(tmp_path, training={"epochs": 0})))
+    result = subprocess.run(
+        [sys.executable, "-m", "critic", "tune", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "epochs must be >= 1" in result.stderr and "Traceback" not in result.stderr
