@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .text_input import as_text_input
+from .text_input import as_text_input, encode_texts
 from .tokenizer import DEFAULT_FILTERS, _fill_value
 
 _UNKNOWN = ""  # never a token, so usable as the key that carries the OOV id
@@ -85,14 +85,16 @@ class ImdbIndex:
         errors: str = "strict",
     ) -> np.ndarray:
         """``pad_sequences(texts_to_sequences(texts), ...)`` in one pass, like Tokenizer.encode."""
-        return _core.encode(
+        fill = _fill_value(value, dtype)
+        return encode_texts(
             self._splitter,
             self._vocab,
-            as_text_input(texts, errors),
+            texts,
             maxlen,
             padding,
             truncating,
-            _fill_value(value, dtype),
-            np.dtype(dtype).name,
+            fill,
+            dtype,
             threads,
+            errors,
         )

@@ -49,3 +49,33 @@ def as_text_input(texts: Any, errors: str = "strict") -> TextInput:
         if hasattr(texts, "buffers"):
             return TextInput.from_arrow([_arrow_chunk(texts)], errors)
     return TextInput.from_sequence(texts, errors)
+
+
+def encode_texts(
+    splitter: Any,
+    vocab: Any,
+    texts: Any,
+    maxlen: int | None,
+    padding: str,
+    truncating: str,
+    fill: int,
+    dtype: Any,
+    threads: int | None,
+    errors: str,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The fused C++ encode for any splitter/vocabulary pair (see Tokenizer.encode)."""
+    from ._core import encode
+
+    return encode(
+        splitter,
+        vocab,
+        as_text_input(texts, errors),
+        maxlen,
+        padding,
+        truncating,
+        fill,
+        np.dtype(dtype).name,
+        threads,
+        out,
+    )

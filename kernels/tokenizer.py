@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .text_input import as_text_input
+from .text_input import as_text_input, encode_texts
 
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 _JSON_FIELDS = ("word_counts", "word_docs", "index_docs", "index_word", "word_index")
@@ -268,16 +268,17 @@ class Tokenizer:
                 return result
             out[...] = result
             return out
-        return _core.encode(
+        return encode_texts(
             self._splitter(),
             self._vocab(),
-            as_text_input(texts, errors),
+            texts,
             maxlen,
             padding,
             truncating,
             fill,
-            np.dtype(dtype).name,
+            dtype,
             threads,
+            errors,
             out,
         )
 

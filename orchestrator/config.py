@@ -17,7 +17,7 @@ storage_path: runs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +62,17 @@ class SweepConfig:
     def from_dict(cls, raw: dict[str, Any], base_dir: Path | None = None) -> SweepConfig:
         if not isinstance(raw, dict):
             raise ConfigError("the config must be a mapping")
-        known = {
-            "name",
-            "dataset",
-            "tokenizer",
-            "model",
-            "search",
-            "training",
-            "resources",
-            "storage_path",
-            "top_k",
-        }
+        known = {f.name for f in fields(cls)} - {"base_dir"}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(known)}")
         cfg = cls(**raw, base_dir=Path(base_dir or Path.cwd()))
         cfg.validate()
         return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as loaded (JSON-friendly), to store beside a run and reload on resume."""
+        return {**asdict(self), "base_dir": str(self.base_dir)}
 
     # -- derived settings --------------------------------------------------------------
     @property

@@ -99,7 +99,7 @@ def run_sweep(cfg: SweepConfig, *, extra: dict | None = None, num_cpus: int | No
 
     run_dir = cfg.path(cfg.storage_path).resolve() / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "sweep.json").write_text(json.dumps(cfg_dict(cfg), indent=2, default=str))
+    (run_dir / "sweep.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     start = time.perf_counter()
     splits = load_splits(cfg)
     folders = prepare_arrays(cfg, splits, run_dir / "data")
@@ -154,24 +154,6 @@ def resume_sweep(run_dir: Path, num_cpus: int | None = None) -> Path:
     )
     finish(cfg, run_dir, tuner.fit())
     return run_dir
-
-
-def cfg_dict(cfg: SweepConfig) -> dict:
-    return {
-        k: getattr(cfg, k)
-        for k in (
-            "name",
-            "dataset",
-            "tokenizer",
-            "model",
-            "search",
-            "training",
-            "resources",
-            "storage_path",
-            "top_k",
-            "base_dir",
-        )
-    }
 
 
 def finish(cfg: SweepConfig, run_dir: Path, results) -> None:
