@@ -1,0 +1,147 @@
+"""`critic tune` submitted as a Ray job to a real head node started by this test.
+
+The head runs in its own process group with its own ports, temp dir and auth token, and only
+that group is stopped at the end (never `ray stop`, which would kill every Ray on the
+machine). Clients reach the dashboard on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from critic.corpus import sample_path
+
+pytest.importorskip("ray")  # only checks it is installed; the client is the CLI
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray_cli(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    ray_bin = Path(sys.executable).with_name("ray")
+    return subprocess.run(
+        [str(ray_bin), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A head node of our own; yields (dashboard address, client environment)."""
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    # Token auth, explicitly, with this test's own token (not ~/.ray/auth_token); the job
+    # client runs as a CLI subprocess so it reads these settings fresh.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    dashboard = _free_port()
+    # Ray's socket paths must stay under 108 bytes: a short temp dir, not pytest's tmp_path.
+    ray_tmp = tempfile.mkdtemp(prefix="critic-ray-")
+    log = open(tmp_path / "head.log", "w")
+    head = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--head",
+            "--block",
+            f"--port={_free_port()}",
+            f"--dashboard-port={dashboard}",
+            "--dashboard-host=127.0.0.1",
+            "--include-dashboard=true",
+            "--num-cpus=2",
+            "--disable-usage-stats",
+            f"--temp-dir={ray_tmp}",
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    address = f"http://127.0.0.1:{dashboard}"
+    deadline = time.time() + 120
+    try:
+        while _ray_cli(env, "job", "list", "--address", address).returncode != 0:
+            if head.poll() is not None or time.time() > deadline:
+                pytest.fail("Ray head did not start:\n" + (tmp_path / "head.log").read_text())
+            time.sleep(2)
+        yield address, env
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
+        log.close()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_tune_as_a_ray_job(tmp_path, ray_head):
+    address, env = ray_head
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    storage = tmp_path / "runs"
+    config = {
+        "name": "job-sweep",
+        "dataset": {
+            "kind": "files",
+            "train": str(sample_path("train")),
+            "test": str(sample_path("test")),
+            "limit": 300,
+        },
+        "tokenizer": {"num_words": 800, "maxlen": 32},
+        "model": {
+            "family": {"choice": ["conv1d", "lstm"]},
+            "embedding_dim": 8,
+            "units": 4,
+            "filters": 4,
+        },
+        "search": {"num_samples": 2, "scheduler": "fifo", "max_concurrent_trials": 2},
+        "training": {"epochs": 1, "batch_size": 64},
+        "resources": {"cpu": 1, "gpu": 0.5},  # no GPU in the cluster: falls back to CPU
+        "storage_path": str(storage),
+        "top_k": 1,
+    }
+    (job_dir / "sweep.yaml").write_text(json.dumps(config))
+    # `ray job submit` waits for the job and streams its logs. The entrypoint names the
+    # interpreter, so the job cannot pick another Python from the raylet's PATH.
+    result = _ray_cli(
+        env,
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--working-dir",
+        str(job_dir),
+        "--",
+        sys.executable,
+        "-m",
+        "critic",
+        "tune",
+        "--config",
+        "sweep.yaml",
+        timeout=480,
+    )
+    logs = result.stdout + result.stderr
+    assert result.returncode == 0, logs[-3000:]
+    assert "succeeded" in logs.lower()
+    assert "no GPU in this Ray cluster" in logs
+    board = (storage / "job-sweep" / "leaderboard.csv").read_text().splitlines()
+    assert len(board) == 3  # header + 2 trials
