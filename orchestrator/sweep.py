@@ -192,6 +192,7 @@ def finish(cfg: SweepConfig, run_dir: Path, results) -> None:
         row["checkpoint"] = str(best.path)
     write_leaderboard(run_dir, rows)
     plot_curves(run_dir, rows[: cfg.top_k])
+    plot_overview(run_dir, rows)
 
 
 def write_leaderboard(run_dir: Path, rows: list[dict]) -> None:
@@ -243,3 +244,30 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
         fig.tight_layout()
         fig.savefig(run_dir / f"curves_{i + 1}.png", dpi=80)
         plt.close(fig)
+
+
+def plot_overview(run_dir: Path, rows: list[dict]) -> None:
+    """Every trial's validation-accuracy curve, coloured by model family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = sorted({str(r["params"].get("family", "?")) for r in rows})
+    colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        df = row["result"].metrics_dataframe
+        family = str(row["params"].get("family", "?"))
+        ax.plot(df["epoch"], df["val_accuracy"], "o-", color=colours[family], alpha=0.7)
+    for family in families:
+        ax.plot([], [], "o-", color=colours[family], label=family)
+    ax.set(
+        title=f"sweep: validation accuracy of {len(rows)} trials",
+        xlabel="epoch",
+        ylabel="validation accuracy",
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "overview.png", dpi=80)
+    plt.close(fig)

@@ -61,6 +61,12 @@ class ModelSpec:
         return spec
 
     def validate(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "float") and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise ValueError(f"{f.name} must be a number, got {value!r}")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}; choose from {FAMILIES}")
         for name in ("num_words", "maxlen", "embedding_dim", "units", "filters", "hidden"):

@@ -68,6 +68,7 @@ def test_sweep_runs_retries_and_resumes(tmp_path, ray_local):
     assert len(tested) == 2 and all(0.0 <= float(r["test_accuracy"]) <= 1.0 for r in tested)
     assert (run_dir / "leaderboard.md").read_text().startswith("| rank |")
     assert (run_dir / "curves_1.png").stat().st_size > 1000
+    assert (run_dir / "overview.png").stat().st_size > 1000
     assert list((run_dir / "tune").rglob("model.keras"))
     # Tokenized once for the single tokenizer setting, shared by every trial.
     assert len(list((run_dir / "data").iterdir())) == 1
@@ -115,3 +116,22 @@ def test_cli_reports_config_errors(tmp_path):
     )
     assert result.returncode == 2
     assert "epochs must be >= 1" in result.stderr and "Traceback" not in result.stderr
+
+
+CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_configs_are_valid(path, tmp_path):
+    import yaml
+
+    raw = yaml.safe_load(path.read_text())
+    # Seed configs point at the full data beside the repository; check everything else
+    # against the shipped sample so the test does not depend on that data.
+    raw["dataset"] = {
+        "kind": "files",
+        "train": str(sample_path("train")),
+        "test": str(sample_path("test")),
+    }
+    cfg = SweepConfig.from_dict(raw, base_dir=path.parent)
+    assert cfg.epochs >= 1 and cfg.model
