@@ -25,12 +25,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .config import SweepConfig
-    from .sweep import resume_sweep, run_sweep
+    import sys
 
-    if args.resume:
-        run_dir = resume_sweep(args.resume, num_cpus=args.num_cpus)
-    else:
-        run_dir = run_sweep(SweepConfig.load(args.config), num_cpus=args.num_cpus)
+    from .config import SweepConfig
+    from .sweep import SweepInterrupted, resume_sweep, run_sweep
+
+    try:
+        if args.resume:
+            run_dir = resume_sweep(args.resume, num_cpus=args.num_cpus)
+        else:
+            run_dir = run_sweep(SweepConfig.load(args.config), num_cpus=args.num_cpus)
+    except SweepInterrupted as e:
+        print(f"critic tune: {e}", file=sys.stderr)
+        return 130
     print(f"critic tune: done; leaderboard in {run_dir / 'leaderboard.md'}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -133,8 +134,34 @@ def run_sweep(cfg: SweepConfig, *, extra: dict | None = None, num_cpus: int | No
         ),
     )
     results = tuner.fit()
+    _require_complete(cfg, run_dir)
     finish(cfg, run_dir, results)
     return run_dir
+
+
+class SweepInterrupted(RuntimeError):
+    """The sweep stopped before every trial ended (Ctrl-C, a stopped job)."""
+
+
+def _require_complete(cfg: SweepConfig, run_dir: Path) -> None:
+    """Raise SweepInterrupted unless every trial of the sweep has ended. Read from the
+    experiment state Tune saved (the in-memory results mark interrupted trials as ended)."""
+    from ray.tune import ExperimentAnalysis
+
+    trials = ExperimentAnalysis(str(run_dir / "tune")).trials
+    unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
+    expected = cfg.num_samples * math.prod(
+        len(next(iter(v.values())))
+        for section in (cfg.model, cfg.tokenizer)
+        for v in section.values()
+        if isinstance(v, dict) and next(iter(v), None) == "grid"
+    )
+    if unfinished or len(trials) < expected:
+        left = max(len(unfinished), expected - len(trials) + len(unfinished))
+        raise SweepInterrupted(
+            f"sweep interrupted with {left} of {max(expected, len(trials))} trials unfinished;"
+            f" continue it with: critic tune --resume {run_dir}"
+        )
 
 
 def resume_sweep(run_dir: Path, num_cpus: int | None = None) -> Path:
@@ -152,7 +179,9 @@ def resume_sweep(run_dir: Path, num_cpus: int | None = None) -> Path:
         trainable=tune.with_resources(train_trial, _resources(cfg)),
         resume_errored=True,
     )
-    finish(cfg, run_dir, tuner.fit())
+    results = tuner.fit()
+    _require_complete(cfg, run_dir)
+    finish(cfg, run_dir, results)
     return run_dir
 
 
@@ -227,6 +256,7 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     for i, row in enumerate(rows):
         df = row["result"].metrics_dataframe
@@ -238,7 +268,7 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
         ax2.plot(df["epoch"], df["val_loss"], "o-", label="validation")
         ax2.set(title="loss", xlabel="epoch")
         for ax in (ax1, ax2):
-            ax.set_xticks(df["epoch"])
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax1.legend()
         fig.suptitle(f"#{i + 1} {row['params'].get('family', '')} ({row['trial']})")
         fig.tight_layout()
@@ -252,6 +282,7 @@ def plot_overview(run_dir: Path, rows: list[dict]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     families = sorted({str(r["params"].get("family", "?")) for r in rows})
     colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}

@@ -135,3 +135,52 @@ def test_shipped_configs_are_valid(path, tmp_path):
     }
     cfg = SweepConfig.from_dict(raw, base_dir=path.parent)
     assert cfg.epochs >= 1 and cfg.model
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = _config(
+        tmp_path,
+        model={"family": "conv1d", "embedding_dim": 8, "filters": {"grid": [2, 3, 4, 5]}},
+        search={"num_samples": 1, "scheduler": "fifo", "max_concurrent_trials": 1},
+    )
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(cfg))
+    tune_dir = tmp_path / "runs" / "tiny" / "tune"
+    cmd = [sys.executable, "-m", "critic", "tune", "--num-cpus", "2"]
+    log = open(tmp_path / "first.log", "w")
+    first = subprocess.Popen(
+        [*cmd, "--config", str(path)],
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 300
+    finished: dict = {}
+    while not finished:  # interrupt (Ctrl-C) once the first trial has run both epochs
+        assert first.poll() is None and time.time() < deadline, "sweep ended too early"
+        time.sleep(0.5)
+        for result in tune_dir.rglob("result.json"):
+            text = result.read_text()
+            if text.count("\n") >= 2:
+                finished[result] = text
+    first.send_signal(signal.SIGINT)
+    first.wait(timeout=120)
+    log.close()
+    assert not (tmp_path / "runs" / "tiny" / "leaderboard.csv").exists()
+
+    resumed = subprocess.run(
+        [*cmd, "--resume", str(tmp_path / "runs" / "tiny")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    with open(tmp_path / "runs" / "tiny" / "leaderboard.csv", encoding="utf-8") as fh:
+        assert len(list(csv.DictReader(fh))) == 4
+    for result, text in finished.items():  # finished before the interruption: not re-run
+        assert result.read_text() == text
