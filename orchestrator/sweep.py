@@ -98,8 +98,7 @@ def run_sweep(cfg: SweepConfig, *, extra: dict | None = None, num_cpus: int | No
     """Prepare data, run the Tuner, write the leaderboard; returns the run directory."""
     from ray import tune
 
-    run_dir = cfg.path(cfg.storage_path).resolve() / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = _new_run_dir(cfg.path(cfg.storage_path).resolve(), cfg.name)
     (run_dir / "sweep.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     start = time.perf_counter()
     splits = load_splits(cfg)
@@ -136,6 +135,17 @@ def run_sweep(cfg: SweepConfig, *, extra: dict | None = None, num_cpus: int | No
     results = tuner.fit()
     _require_complete(cfg, run_dir)
     finish(cfg, run_dir, results)
+    return run_dir
+
+
+def _new_run_dir(storage: Path, name: str) -> Path:
+    """storage/name, or name-2, name-3, ... when an earlier run already used it (an earlier
+    run is continued with --resume, never overwritten or mixed into)."""
+    run_dir, n = storage / name, 1
+    while (run_dir / "tune").exists():
+        n += 1
+        run_dir = storage / f"{name}-{n}"
+    run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 

@@ -15,6 +15,10 @@ pytest.importorskip("ray")
 pytest.importorskip("keras")
 
 
+def sweep_dir_names(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "runs").iterdir())
+
+
 def _config(tmp_path: Path, **overrides) -> dict:
     cfg = {
         "name": "tiny",
@@ -73,11 +77,31 @@ def test_sweep_runs_retries_and_resumes(tmp_path, ray_local):
     # Tokenized once for the single tokenizer setting, shared by every trial.
     assert len(list((run_dir / "data").iterdir())) == 1
 
+    # Running the same config again starts a new run directory beside the first.
+    assert sweep_dir_names(tmp_path) == ["tiny"]
+
     # Resuming a finished sweep re-runs nothing.
     results = sorted((run_dir / "tune").rglob("result.json"))
     before = {p: p.read_text() for p in results}
     resume_sweep(run_dir)
     assert {p: p.read_text() for p in results} == before
+
+
+def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local):
+    from critic.orchestrator.sweep import run_sweep
+
+    cfg = SweepConfig.from_dict(
+        _config(
+            tmp_path,
+            model={"family": "conv1d", "embedding_dim": 4, "filters": 2},
+            search={"num_samples": 1, "scheduler": "fifo"},
+            training={"epochs": 1},
+            top_k=1,
+        )
+    )
+    first, second = run_sweep(cfg), run_sweep(cfg)
+    assert (first.name, second.name) == ("tiny", "tiny-2")
+    assert (second / "leaderboard.csv").read_text().count("\n") == 2
 
 
 @pytest.mark.parametrize(
