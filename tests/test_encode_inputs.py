@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pyarrow as pa
 import pytest
-from unicode_texts import UNICODE_STRESS
+from unicode_texts import UNICODE_STRESS, encodable
 
 from critic.kernels import Tokenizer, pad_sequences, text_to_word_sequence
 
@@ -19,14 +19,9 @@ def tok(imdb_train) -> Tokenizer:
     return t
 
 
-def _encodable(text: str) -> bool:
-    """Arrow and UTF-8 bytes cannot hold lone surrogates (Python str can)."""
-    return not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
-
-
 @pytest.fixture(scope="module")
 def texts(imdb_test) -> list[str]:
-    return imdb_test[:400] + [t for t in UNICODE_STRESS if _encodable(t)]
+    return imdb_test[:400] + [t for t in UNICODE_STRESS if encodable(t)]
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sweep_configs import tiny_sweep_config
 
 from critic.corpus import sample_path
 
@@ -97,28 +98,28 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
     address, env = ray_head
     job_dir = tmp_path / "job"
     job_dir.mkdir()
-    storage = tmp_path / "runs"
-    config = {
-        "name": "job-sweep",
-        "dataset": {
+    config = tiny_sweep_config(
+        tmp_path,
+        name="job-sweep",
+        dataset={
             "kind": "files",
             "train": str(sample_path("train")),
             "test": str(sample_path("test")),
             "limit": 300,
         },
-        "tokenizer": {"num_words": 800, "maxlen": 32},
-        "model": {
+        tokenizer={"num_words": 800, "maxlen": 32},
+        model={
             "family": {"choice": ["conv1d", "lstm"]},
             "embedding_dim": 8,
             "units": 4,
             "filters": 4,
         },
-        "search": {"num_samples": 2, "scheduler": "fifo", "max_concurrent_trials": 2},
-        "training": {"epochs": 1, "batch_size": 64},
-        "resources": {"cpu": 1, "gpu": 0.5},  # no GPU in the cluster: falls back to CPU
-        "storage_path": str(storage),
-        "top_k": 1,
-    }
+        search={"num_samples": 2, "scheduler": "fifo", "max_concurrent_trials": 2},
+        training={"epochs": 1, "batch_size": 64},
+        resources={"cpu": 1, "gpu": 0.5},  # no GPU in the cluster: falls back to CPU
+        top_k=1,
+    )
+    storage = Path(config["storage_path"])
     (job_dir / "sweep.yaml").write_text(json.dumps(config))
     # `ray job submit` waits for the job and streams its logs. The entrypoint names the
     # interpreter, so the job cannot pick another Python from the raylet's PATH.

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sweep_configs import tiny_sweep_config
 
 from critic.corpus import sample_path
 from critic.orchestrator.config import ConfigError, SweepConfig
@@ -17,33 +18,6 @@ pytest.importorskip("keras")
 
 def sweep_dir_names(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in (tmp_path / "runs").iterdir())
-
-
-def _config(tmp_path: Path, **overrides) -> dict:
-    cfg = {
-        "name": "tiny",
-        "dataset": {
-            "kind": "files",
-            "train": str(sample_path("train")),
-            "test": str(sample_path("test")),
-            "limit": 400,
-            "seed": 5,
-        },
-        "tokenizer": {"num_words": 1000, "maxlen": 48},
-        "model": {
-            "family": {"choice": ["lstm", "conv1d"]},
-            "embedding_dim": 8,
-            "units": {"randint": [4, 9]},
-            "filters": 8,
-        },
-        "search": {"num_samples": 4, "scheduler": "asha", "max_concurrent_trials": 2},
-        "training": {"epochs": 2, "batch_size": 64},
-        "resources": {"cpu": 1},
-        "storage_path": str(tmp_path / "runs"),
-        "top_k": 2,
-    }
-    cfg.update(overrides)
-    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +33,7 @@ def test_sweep_runs_retries_and_resumes(tmp_path, ray_local):
     from critic.orchestrator.sweep import resume_sweep, run_sweep
 
     marker = tmp_path / "failed-once"
-    cfg = SweepConfig.from_dict(_config(tmp_path))
+    cfg = SweepConfig.from_dict(tiny_sweep_config(tmp_path))
     run_dir = run_sweep(cfg, extra={"_fail_once_marker": str(marker)})
 
     assert marker.exists()  # one trial failed on purpose, was retried and finished
@@ -91,7 +65,7 @@ def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local):
     from critic.orchestrator.sweep import run_sweep
 
     cfg = SweepConfig.from_dict(
-        _config(
+        tiny_sweep_config(
             tmp_path,
             model={"family": "conv1d", "embedding_dim": 4, "filters": 2},
             search={"num_samples": 1, "scheduler": "fifo"},
@@ -122,7 +96,7 @@ def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local):
 )
 def test_bad_configs_fail_before_any_trial(tmp_path, change, match):
     with pytest.raises(ConfigError, match=match):
-        SweepConfig.from_dict(_config(tmp_path, **change))
+        SweepConfig.from_dict(tiny_sweep_config(tmp_path, **change))
     assert not (tmp_path / "runs").exists()
 
 
@@ -131,7 +105,7 @@ def test_cli_reports_config_errors(tmp_path):
     import sys
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(json.dumps(_config(tmp_path, training={"epochs": 0})))
+    bad.write_text(json.dumps(tiny_sweep_config(tmp_path, training={"epochs": 0})))
     result = subprocess.run(
         [sys.executable, "-m", "critic", "tune", "--config", str(bad)],
         capture_output=True,
@@ -167,7 +141,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     import sys
     import time
 
-    cfg = _config(
+    cfg = tiny_sweep_config(
         tmp_path,
         model={"family": "conv1d", "embedding_dim": 8, "filters": {"grid": [2, 3, 4, 5]}},
         search={"num_samples": 1, "scheduler": "fifo", "max_concurrent_trials": 1},

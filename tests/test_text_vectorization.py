@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from unicode_texts import UNICODE_STRESS
+from unicode_texts import UNICODE_STRESS, encodable
 
 from critic.kernels import TextVectorizer
-
-
-def _encodable(text: str) -> bool:
-    return not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +19,7 @@ def keras_layers(keras_text):
 @pytest.fixture(scope="module")
 def stress() -> list[str]:
     extra = ["Don't STOP-believing!!", "a.b,c d\u00a0e\tf\ng\rh\x0bi\x0cj", "[UNK] unk"]
-    return [t for t in UNICODE_STRESS if _encodable(t)] + extra
+    return [t for t in UNICODE_STRESS if encodable(t)] + extra
 
 
 @pytest.mark.parametrize(("max_tokens", "length"), [(None, 64), (300, 64), (50, None), (3, 8)])

@@ -32,3 +32,8 @@ UNICODE_STRESS = [
     "mathematical 𝐀𝐁𝐂 𝔸𝔹 fullwidth ＡＢＣ ａｂｃ",
     "Ⅻ ⅻ Ⓐ ⓐ ℌ",
 ]
+
+
+def encodable(text: str) -> bool:
+    """Arrow and UTF-8 bytes cannot hold lone surrogates (Python str can)."""
+    return not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
