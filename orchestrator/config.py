@@ -27,7 +27,8 @@ SPACES = ("choice", "uniform", "loguniform", "randint", "grid")
 SCHEDULERS = ("asha", "pbt", "fifo")
 SEARCH_ALGS = ("random", "grid", "optuna")
 DATASET_KINDS = ("imdb", "files")
-TOKENIZER_KEYS = ("num_words", "maxlen", "oov_token")
+TOKENIZER_DEFAULTS = {"num_words": 20000, "maxlen": 500, "oov_token": "<OOV>"}
+TOKENIZER_KEYS = tuple(TOKENIZER_DEFAULTS)
 
 
 class ConfigError(ValueError):
@@ -75,6 +76,11 @@ class SweepConfig:
         return {**asdict(self), "base_dir": str(self.base_dir)}
 
     # -- derived settings --------------------------------------------------------------
+    @property
+    def tokenizer_settings(self) -> dict[str, Any]:
+        """The tokenizer section with defaults filled in (values may be search spaces)."""
+        return {**TOKENIZER_DEFAULTS, **self.tokenizer}
+
     @property
     def epochs(self) -> int:
         return int(self.training.get("epochs", 3))
@@ -135,7 +141,7 @@ class SweepConfig:
                         **sample,
                         **{
                             k: first_value(v)
-                            for k, v in self.tokenizer.items()
+                            for k, v in self.tokenizer_settings.items()
                             if k in ("num_words", "maxlen")
                         },
                     }

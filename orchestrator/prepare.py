@@ -55,9 +55,7 @@ def _stratified_head(data: LabeledTexts, n: int, seed: int) -> LabeledTexts:
 def tokenizer_settings(cfg: SweepConfig) -> list[dict]:
     """Every distinct tokenizer setting the sweep can ask for (choice/grid values)."""
     keys, options = [], []
-    defaults = {"num_words": 20000, "maxlen": 500, "oov_token": "<OOV>"}
-    for key in ("num_words", "maxlen", "oov_token"):
-        value = cfg.tokenizer.get(key, defaults[key])
+    for key, value in cfg.tokenizer_settings.items():
         if is_space(value):
             kind, args = next(iter(value.items()))
             if kind not in ("choice", "grid"):

@@ -78,15 +78,7 @@ def _search_alg(cfg: SweepConfig):
 def param_space(cfg: SweepConfig, folders: dict, extra: dict | None = None) -> dict:
     return {
         "model": {k: to_tune_space(v) for k, v in cfg.model.items()},
-        "tokenizer": {
-            k: to_tune_space(v)
-            for k, v in {
-                "num_words": 20000,
-                "maxlen": 500,
-                "oov_token": "<OOV>",
-                **cfg.tokenizer,
-            }.items()
-        },
+        "tokenizer": {k: to_tune_space(v) for k, v in cfg.tokenizer_settings.items()},
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "_data": folders,
