@@ -27,6 +27,17 @@ FAMILIES = (
     "conv1d",
     "flatten",
 )
+# Families that can read the review backwards (seed 003): their first layer after the
+# embedding is a one-way recurrent layer, and ``go_backwards`` on it is exactly a reversed
+# input (no flip Lambda: safe-mode loading and ONNX export both work).
+REVERSIBLE = (
+    "lstm",
+    "lstm_dropout",
+    "lstm_recurrent_dropout",
+    "stacked_lstm",
+    "gru",
+    "simple_rnn",
+)
 
 
 @dataclass
@@ -69,6 +80,10 @@ class ModelSpec:
                 raise ValueError(f"{f.name} must be a number, got {value!r}")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}; choose from {FAMILIES}")
+        if self.reverse and self.family not in REVERSIBLE:
+            raise ValueError(
+                f"reverse needs a one-way recurrent family {REVERSIBLE}, not {self.family!r}"
+            )
         for name in ("num_words", "maxlen", "embedding_dim", "units", "filters", "hidden"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -110,8 +125,6 @@ def build_model(spec: ModelSpec, embedding_matrix: np.ndarray | None = None):
     spec.validate()
     tokens = keras.Input(shape=(spec.maxlen,), dtype="int32", name="tokens")
     x = tokens
-    if spec.reverse:  # seed 003: read the review backwards
-        x = layers.Lambda(lambda t: keras.ops.flip(t, axis=1), name="reverse")(x)
     if embedding_matrix is not None:
         if embedding_matrix.shape[0] != spec.num_words:
             raise ValueError("embedding matrix rows must equal num_words")
@@ -137,19 +150,22 @@ def build_model(spec: ModelSpec, embedding_matrix: np.ndarray | None = None):
 
 
 def _lstm(spec, layers, x):
-    return layers.LSTM(spec.units)(x)
+    return layers.LSTM(spec.units, go_backwards=spec.reverse)(x)
 
 
 def _lstm_dropout(spec, layers, x):
     x = layers.Dropout(spec.dropout)(x)
-    x = layers.LSTM(spec.units)(x)
+    x = layers.LSTM(spec.units, go_backwards=spec.reverse)(x)
     return layers.Dropout(spec.dropout)(x)
 
 
 def _lstm_recurrent_dropout(spec, layers, x):
-    return layers.LSTM(spec.units, dropout=spec.dropout, recurrent_dropout=spec.recurrent_dropout)(
-        x
-    )
+    return layers.LSTM(
+        spec.units,
+        dropout=spec.dropout,
+        recurrent_dropout=spec.recurrent_dropout,
+        go_backwards=spec.reverse,
+    )(x)
 
 
 def _cnn_lstm(spec, layers, x):
@@ -159,7 +175,9 @@ def _cnn_lstm(spec, layers, x):
 
 
 def _stacked_lstm(spec, layers, x):  # seed 001
-    x = layers.LSTM(50, return_sequences=True)(x)
+    # go_backwards returns the sequence in reading order: LSTM(10) sees what it would see on
+    # reversed input.
+    x = layers.LSTM(50, return_sequences=True, go_backwards=spec.reverse)(x)
     x = layers.LSTM(10)(x)
     x = layers.Dropout(spec.dropout)(x)
     return layers.Dense(8, activation="relu")(x)
@@ -170,7 +188,7 @@ def _bilstm(spec, layers, x):
 
 
 def _gru(spec, layers, x):
-    return layers.GRU(spec.units)(x)
+    return layers.GRU(spec.units, go_backwards=spec.reverse)(x)
 
 
 def _bigru(spec, layers, x):
@@ -178,7 +196,7 @@ def _bigru(spec, layers, x):
 
 
 def _simple_rnn(spec, layers, x):
-    return layers.SimpleRNN(spec.units)(x)
+    return layers.SimpleRNN(spec.units, go_backwards=spec.reverse)(x)
 
 
 def _conv1d(spec, layers, x):

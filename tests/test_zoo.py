@@ -38,14 +38,26 @@ def test_family_builds_trains_and_predicts(batch, family):
     assert p.shape == (5, 1) and ((p >= 0) & (p <= 1)).all()
 
 
-def test_reverse_reads_the_sequence_backwards(batch):
+@pytest.mark.parametrize("family", ["lstm", "stacked_lstm", "gru"])
+def test_reverse_reads_the_sequence_backwards(batch, family, tmp_path):
+    import keras
+
     _, x, _ = batch
-    fwd = build_model(ModelSpec.from_dict({"family": "lstm", **TINY}))
-    rev = build_model(ModelSpec.from_dict({"family": "lstm", "reverse": True, **TINY}))
+    fwd = build_model(ModelSpec.from_dict({"family": family, **TINY}))
+    rev = build_model(ModelSpec.from_dict({"family": family, "reverse": True, **TINY}))
     rev.set_weights(fwd.get_weights())
-    np.testing.assert_allclose(
-        rev.predict(x[:4], verbose=0), fwd.predict(x[:4, ::-1], verbose=0), rtol=1e-5
-    )
+    expected = fwd.predict(x[:4, ::-1], verbose=0)
+    np.testing.assert_allclose(rev.predict(x[:4], verbose=0), expected, rtol=1e-5, atol=1e-6)
+    # A reversed model is plain Keras layers: it saves and loads in safe mode.
+    rev.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x[:4], verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["bilstm", "conv1d", "cnn_lstm", "flatten"])
+def test_reverse_is_refused_where_it_would_not_reverse_the_input(family):
+    with pytest.raises(ValueError, match="reverse needs a one-way recurrent family"):
+        ModelSpec.from_dict({"family": family, "reverse": True, **TINY})
 
 
 def test_glove_embeddings(tmp_path, batch):
