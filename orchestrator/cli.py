@@ -21,6 +21,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--num-cpus", type=int, default=None, help="CPUs for an embedded local Ray (default: all)"
     )
+    parser.add_argument(
+        "--export-top",
+        type=int,
+        default=0,
+        metavar="K",
+        help="at the end, export the K best trials as verified ONNX bundles to RUN_DIR/bundles",
+    )
+    parser.add_argument(
+        "--quantize", choices=["int8"], help="with --export-top: also write int8 models"
+    )
     parser.set_defaults(run=_run)
 
 
@@ -39,4 +49,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"critic tune: {e}", file=sys.stderr)
         return 130
     print(f"critic tune: done; leaderboard in {run_dir / 'leaderboard.md'}")
+    if args.export_top > 0:
+        from critic.export.cli import export_run
+
+        if not export_run(run_dir, args.export_top, run_dir / "bundles", args.quantize):
+            return 1
     return 0

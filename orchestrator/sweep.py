@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from critic.datasets import DEFAULT_LABELS
+
 from .config import ConfigError, SweepConfig, to_tune_space
 from .prepare import load_splits, prepare_arrays, setting_key
 from .trainable import train_trial
@@ -212,16 +214,19 @@ def finish(cfg: SweepConfig, run_dir: Path, results) -> None:
     if not rows:
         raise RuntimeError(f"no trial finished; see {run_dir / 'tune'}")
     rows.sort(key=lambda r: r["val_accuracy"], reverse=True)
-    for row in rows[: cfg.top_k]:
+    for i, row in enumerate(rows):
+        config = row["result"].config
+        row["data"] = run_dir / "data" / setting_key(config["tokenizer"])
         best = row["result"].get_best_checkpoint(METRIC, MODE)
-        folder = Path(row["result"].config["_data"][setting_key(row["result"].config["tokenizer"])])
-        x_test, y_test = np.load(folder / "x_test.npy"), np.load(folder / "y_test.npy")
-        with best.as_directory() as ckpt:
-            model = keras.models.load_model(Path(ckpt) / "model.keras", safe_mode=True)
+        row["checkpoint"] = Path(best.path)
+        if i >= cfg.top_k:
+            continue
+        x_test, y_test = np.load(row["data"] / "x_test.npy"), np.load(row["data"] / "y_test.npy")
+        model = keras.models.load_model(row["checkpoint"] / "model.keras", safe_mode=True)
         p = model.predict(x_test, batch_size=256, verbose=0)[:, 0]
         row["test_accuracy"] = float(((p >= 0.5) == (y_test >= 0.5)).mean())
-        row["checkpoint"] = str(best.path)
     write_leaderboard(run_dir, rows)
+    write_leaderboard_json(cfg, run_dir, rows)
     plot_curves(run_dir, rows[: cfg.top_k])
     plot_overview(run_dir, rows)
 
@@ -250,6 +255,33 @@ def write_leaderboard(run_dir: Path, rows: list[dict]) -> None:
     md += ["| " + " | ".join(str(c) for c in row) + " |" for row in table]
     (run_dir / "leaderboard.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     print("\n".join(md))
+
+
+def write_leaderboard_json(cfg: SweepConfig, run_dir: Path, rows: list[dict]) -> None:
+    """leaderboard.json: what ``critic export`` reads (no Ray needed to read a finished run).
+    Paths are relative to the run directory, so a run directory can be moved or copied."""
+    trials = [
+        {
+            "rank": i + 1,
+            "trial": r["trial"],
+            "val_accuracy": r["val_accuracy"],
+            "test_accuracy": r.get("test_accuracy"),
+            "epochs": r["epochs"],
+            "model": r["result"].config["model"],
+            "tokenizer": r["result"].config["tokenizer"],
+            "checkpoint": r["checkpoint"].relative_to(run_dir).as_posix(),
+            "data": r["data"].relative_to(run_dir).as_posix(),
+        }
+        for i, r in enumerate(rows)
+    ]
+    doc = {
+        "name": cfg.name,
+        "metric": METRIC,
+        "labels": list(cfg.dataset.get("labels", DEFAULT_LABELS)),
+        "dataset": cfg.dataset,
+        "trials": trials,
+    }
+    (run_dir / "leaderboard.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
 
 
 def plot_curves(run_dir: Path, rows: list[dict]) -> None:

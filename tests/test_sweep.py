@@ -78,6 +78,39 @@ def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local):
     assert (second / "leaderboard.csv").read_text().count("\n") == 2
 
 
+def test_tune_export_top_writes_verified_bundles(tmp_path, ray_local, capsys):
+    from critic.bundle import load_bundle
+    from critic.main import main
+
+    cfg = tiny_sweep_config(
+        tmp_path,
+        model={"family": "lstm", "embedding_dim": 4, "units": {"grid": [3, 4]}},
+        search={"num_samples": 1, "scheduler": "fifo"},
+        training={"epochs": 1, "batch_size": 64},
+        top_k=2,
+    )
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(cfg))
+    assert main(["tune", "--config", str(path), "--export-top", "2"]) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    for rank in (1, 2):
+        bundle = load_bundle(run_dir / "bundles" / f"rank{rank}")
+        entry = board["trials"][rank - 1]
+        assert bundle.meta["trial"]["trial"] == entry["trial"]
+        assert bundle.meta["trial"]["model"]["units"] == entry["model"]["units"]
+        # Every test row is among the verified rows (zero flips), so ONNX scores the test
+        # split exactly as Keras did at the end of the sweep.
+        assert bundle.meta["metrics"]["test_accuracy"] == pytest.approx(entry["test_accuracy"])
+        assert bundle.meta["parity"]["source"].startswith("val+test")
+    assert "critic export: " in capsys.readouterr().out
+
+    # One checkpoint of the run, exported by path: its tokenizer and data are found.
+    checkpoint = run_dir / board["trials"][1]["checkpoint"]
+    assert main(["export", str(checkpoint), "--out", str(tmp_path / "one")]) == 0
+    assert load_bundle(tmp_path / "one").meta["trial"]["rank"] == 2
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import __version__, tokenizer_cli
+from .export import cli as export_cli
 from .orchestrator import cli as orchestrator_cli
 
 
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     tokenizer_cli.register(commands)
     orchestrator_cli.register(commands)
+    export_cli.register(commands)
     return parser
 
 

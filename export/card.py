@@ -1,0 +1,98 @@
+"""The bundle's README.md: a model card written from its metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f} %"
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    model, parity, trial = meta["model"], meta["parity"], meta.get("trial", {})
+    dataset = meta.get("dataset") or {}
+    params = {**trial.get("model", {}), **trial.get("tokenizer", {})}
+    lines = [
+        f"# critic sentiment model: {model['family']}",
+        "",
+        f"Binary review-sentiment classifier exported by critic on {meta['created']}. "
+        f"It reads raw review text and returns P({meta['labels'][1]}); scores at or above "
+        f"{meta['threshold']} are labelled `{meta['labels'][1]}`, below `{meta['labels'][0]}`.",
+        "",
+        "```python",
+        "import critic",
+        'rt = critic.Runtime.load("path/to/this/bundle")',
+        'rt.predict(["A wonderful film."])',
+        "```",
+        "",
+        "## Model",
+        "",
+        f"- Family `{model['family']}`; input `{model['input']}` int32 [batch, {model['maxlen']}]"
+        f" (Keras Tokenizer ids, padding/truncation as in `tokenizer.json`), output "
+        f"`{model['output']}` float32 [batch, 1].",
+        f"- ONNX opset {model['opset']}; recurrence: {model['recurrent']}"
+        + (f" ({', '.join(model['recurrent_ops'])})" if model["recurrent_ops"] else "")
+        + ".",
+    ]
+    if params:
+        lines.append(
+            "- Hyperparameters: " + ", ".join(f"`{k}={v}`" for k, v in sorted(params.items()))
+        )
+    if trial.get("trial"):
+        lines.append(
+            f"- Sweep `{trial.get('run')}`, trial `{trial['trial']}`, rank {trial.get('rank')}."
+        )
+    lines += ["", "## Data", ""]
+    if dataset:
+        desc = ", ".join(f"{k}: `{v}`" for k, v in sorted(dataset.items()))
+        lines.append(
+            f"Trained on the sweep's dataset ({desc}); the validation split is a "
+            "seeded stratified part of the training data, the test split was used "
+            "once, after selection."
+        )
+    else:
+        lines.append("Exported from a single Keras checkpoint; its training data is not recorded.")
+    lines += [
+        "",
+        "## Metrics",
+        "",
+        "| split | ONNX accuracy | Keras accuracy |",
+        "|---|---|---|",
+    ]
+    keras_metrics = meta.get("keras_metrics", {})
+    for split in ("val", "test"):
+        lines.append(
+            f"| {split} | {_pct(meta['metrics'].get(f'{split}_accuracy'))} | "
+            f"{_pct(keras_metrics.get(f'{split}_accuracy'))} |"
+        )
+    lines += [
+        "",
+        f"Parity with Keras on {parity['rows']} sequences ({parity['source']}): max |diff| "
+        f"{parity['max_abs_diff']:.3g} (allowed {parity['tolerance']:g}), "
+        f"{parity['label_flips']} label flips.",
+    ]
+    if "int8" in meta["models"]:
+        q = meta["models"]["int8"]
+        lines.append(
+            f"int8 variant `{q['file']}`: max |diff| vs fp32 {q['max_abs_diff_vs_fp32']:.3g}, "
+            f"{q['label_flips_vs_fp32']} label flips, validation accuracy "
+            f"{_pct(q.get('val_accuracy'))}."
+        )
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        "- Intended for English review-style text (movie or product reviews) resembling the "
+        "training data; scores are not calibrated probabilities outside that domain.",
+        f"- Only the first {model['maxlen']} tokens kept by the tokenizer's truncation setting "
+        "are read; words outside the tokenizer's vocabulary are ignored or mapped to its OOV id.",
+        "- Sarcasm, mixed or neutral opinions, other languages and very short texts are known "
+        "weak spots of bag-of-words-plus-RNN classifiers; check accuracy on your own data.",
+        "- Do not use it for decisions about people without human review.",
+        "",
+        "Files and their sha256 are listed in `bundle.json`; `critic.bundle.load_bundle` "
+        "refuses a bundle whose files do not match.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""Prove an ONNX model answers like its Keras original, and measure it with onnxruntime."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .convert import INPUT
+
+TOLERANCE = 1e-5
+BATCH = 256
+
+
+class ParityError(RuntimeError):
+    """The ONNX model does not reproduce the Keras model within tolerance."""
+
+
+@dataclass
+class Parity:
+    rows: int
+    source: str
+    max_abs_diff: float
+    mean_abs_diff: float
+    label_flips: int
+    tolerance: float
+    threshold: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.tolerance and self.label_flips == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def session(model_bytes: bytes):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_predict(sess, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.int32)
+    parts = [sess.run(None, {INPUT: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
+    return np.concatenate(parts)[:, 0] if parts else np.zeros(0, np.float32)
+
+
+def keras_predict(model, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    return model.predict(np.asarray(x, dtype=np.int32), batch_size=batch, verbose=0)[:, 0]
+
+
+def check_parity(
+    model,
+    sess,
+    x: np.ndarray,
+    source: str,
+    threshold: float = 0.5,
+    tolerance: float = TOLERANCE,
+) -> Parity:
+    """Keras and onnxruntime on the same sequences; raises ParityError with the numbers."""
+    p_keras, p_onnx = keras_predict(model, x), onnx_predict(sess, x)
+    diff = np.abs(p_keras.astype(np.float64) - p_onnx)
+    parity = Parity(
+        rows=len(x),
+        source=source,
+        max_abs_diff=float(diff.max(initial=0.0)),
+        mean_abs_diff=float(diff.mean()) if len(x) else 0.0,
+        label_flips=int(((p_keras >= threshold) != (p_onnx >= threshold)).sum()),
+        tolerance=tolerance,
+        threshold=threshold,
+    )
+    if not parity.ok:
+        raise ParityError(
+            f"ONNX differs from Keras on {parity.rows} {source} sequences: max |diff| "
+            f"{parity.max_abs_diff:.3g} (allowed {tolerance:g}), {parity.label_flips} label "
+            f"flips at threshold {threshold} (allowed 0)"
+        )
+    return parity
+
+
+def accuracy(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> float:
+    return float(((p >= threshold) == (np.asarray(y) >= 0.5)).mean())
+
+
+def sequences_per_second(sess, x: np.ndarray, repeats: int = 5) -> float:
+    """onnxruntime throughput on ``x`` (median of ``repeats`` passes after a warm-up)."""
+    onnx_predict(sess, x[:BATCH])
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        onnx_predict(sess, x)
+        times.append(time.perf_counter() - start)
+    return len(x) / statistics.median(times)
