@@ -1,0 +1,52 @@
+"""onnxruntime sessions: CUDA when available and asked for, else CPU tuned for throughput."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger("critic.runtime")
+_said: set[str] = set()
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        log.warning(message)
+
+
+def providers_for(device: str) -> list[str]:
+    """Execution providers for ``device`` ('auto', 'cpu' or 'cuda'); CUDA falls back to CPU
+    (said once per process) when this onnxruntime or machine has no usable CUDA."""
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    available = ort.get_available_providers()
+    if device != "cpu" and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        _say_once(
+            "critic: CUDA was asked for but onnxruntime has no CUDAExecutionProvider here "
+            "(install critic[gpu] on a machine with a GPU); running on CPU"
+        )
+    return ["CPUExecutionProvider"]
+
+
+def session_for(model: Path, device: str, threads: int):
+    """An InferenceSession and the device it actually runs on."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Don't leave worker threads spinning on a core between requests.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(model), opts, providers=providers_for(device))
+    used = session.get_providers()
+    if device == "cuda" and "CUDAExecutionProvider" not in used:
+        _say_once("critic: onnxruntime could not start CUDA; running on CPU")
+    return session, "cuda" if "CUDAExecutionProvider" in used else "cpu"
