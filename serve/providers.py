@@ -45,8 +45,9 @@ def session_for(model: Path, device: str, threads: int):
     # Don't leave worker threads spinning on a core between requests.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
-    session = ort.InferenceSession(str(model), opts, providers=providers_for(device))
+    wanted = providers_for(device)
+    session = ort.InferenceSession(str(model), opts, providers=wanted)
     used = session.get_providers()
-    if device == "cuda" and "CUDAExecutionProvider" not in used:
+    if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in used:
         _say_once("critic: onnxruntime could not start CUDA; running on CPU")
     return session, "cuda" if "CUDAExecutionProvider" in used else "cpu"
