@@ -41,3 +41,30 @@ def keras_pad(keras_text):
     import tensorflow as tf
 
     return tf.keras.utils.pad_sequences
+
+
+@pytest.fixture(scope="session")
+def sample_bundle(tmp_path_factory):
+    """A small LSTM trained on the sample with critic's tokenizer, exported as a bundle
+    (with an int8 variant): (bundle folder, Keras model, critic Tokenizer)."""
+    pytest.importorskip("tf2onnx")
+    import numpy as np
+
+    from critic.corpus import sample_path
+    from critic.datasets import read_labeled
+    from critic.export import ExportSource, export_bundle
+    from critic.kernels import Tokenizer
+    from critic.orchestrator.zoo import ModelSpec, build_model
+
+    tmp = tmp_path_factory.mktemp("runtime")
+    train = read_labeled(sample_path("train"))
+    tok = Tokenizer(num_words=2000, oov_token="<OOV>")
+    tok.fit_on_texts(train.texts)
+    x = tok.encode(train.texts, maxlen=80)
+    spec = {"family": "lstm", "num_words": 2000, "maxlen": 80, "embedding_dim": 8, "units": 8}
+    model = build_model(ModelSpec.from_dict(spec))
+    model.fit(x, train.labels.astype(np.float32), epochs=2, batch_size=64, verbose=0)
+    model.save(tmp / "model.keras")
+    source = ExportSource(tmp / "model.keras", tok.to_json(), labels=("negative", "positive"))
+    export_bundle(source, tmp / "bundle", quantize="int8", log=lambda _: None)
+    return tmp / "bundle", model, tok

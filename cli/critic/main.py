@@ -8,6 +8,7 @@ import sys
 from . import __version__, tokenizer_cli
 from .export import cli as export_cli
 from .orchestrator import cli as orchestrator_cli
+from .serve import cli as serve_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokenizer_cli.register(commands)
     orchestrator_cli.register(commands)
     export_cli.register(commands)
+    serve_cli.register(commands)
     return parser
 
 

@@ -1,0 +1,238 @@
+"""Stream a corpus in bounded batches, keeping every row: a row that cannot be read (a broken
+JSON line, invalid UTF-8, a missing field) comes out with its error instead of disappearing.
+
+Formats: Parquet (pyarrow, texts stay Arrow arrays), CSV/TSV, JSON Lines, plain text (one
+review per line) and aclImdb folders (one review per file). TF-free and Ray-free; shared by
+``critic score`` and anything else that reads large corpora.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .corpus import CorpusError, detect_format
+
+
+@dataclass
+class Batch:
+    """Rows ``start .. start + len(texts)`` of one input, in input order."""
+
+    start: int
+    texts: Any  # list (str / bytes / None / other) or a pyarrow array
+    ids: Any = None  # id column values, when one was asked for
+    columns: dict[str, Any] = field(default_factory=dict)  # kept columns
+    errors: dict[int, str] = field(default_factory=dict)  # row in batch -> why unreadable
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def input_format(path: Path) -> str:
+    return "acl_imdb" if path.is_dir() else detect_format(path)
+
+
+def acl_imdb_files(folder: Path) -> list[Path]:
+    """Review files of an aclImdb folder (or one of its splits), in a stable order."""
+    files = sorted(p for p in folder.rglob("*.txt") if p.parent.name in ("pos", "neg", "unsup"))
+    if not files:
+        raise CorpusError(f"{folder}: no aclImdb reviews ({{train,test}}/{{pos,neg}}/*.txt)")
+    return files
+
+
+def count_rows(path: Path, text_column: str = "text") -> int:
+    """Rows :func:`iter_batches` will yield (cheap: metadata or one scan of the bytes)."""
+    fmt = input_format(path)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    if fmt == "acl_imdb":
+        return len(acl_imdb_files(path))
+    if fmt in ("csv", "tsv"):
+        return sum(1 for _ in _csv_rows(path, fmt)) - 1
+    rows = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            rows += 1 if fmt == "txt" or line.strip() else 0
+    return rows
+
+
+def iter_batches(
+    path: Path,
+    batch_rows: int,
+    text_column: str = "text",
+    id_column: str | None = None,
+    keep: tuple[str, ...] = (),
+) -> Iterator[Batch]:
+    """Batches of at most ``batch_rows`` rows, covering every row of ``path`` once, in order.
+    A missing column is a CorpusError before the first batch."""
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    fmt = input_format(path)
+    if fmt == "parquet":
+        yield from _parquet(path, batch_rows, text_column, id_column, keep)
+        return
+    if fmt == "acl_imdb":
+        if keep:
+            raise CorpusError(f"{path}: an aclImdb folder has no columns to keep")
+        rows: Iterator[tuple[Any, dict, str | None]] = _acl_imdb(path, id_column)
+    elif fmt == "txt":
+        if keep or id_column:
+            raise CorpusError(f"{path}: a plain-text corpus has no id or other columns")
+        rows = _txt(path)
+    else:
+        wanted = [c for c in (text_column, id_column, *keep) if c]
+        rows = _csv(path, fmt, wanted) if fmt in ("csv", "tsv") else _jsonl(path, wanted)
+    yield from _batched(rows, batch_rows, text_column, id_column, keep)
+
+
+def _batched(rows, batch_rows, text_column, id_column, keep) -> Iterator[Batch]:
+    """(text, {column: value}, error) rows -> Batches of exactly batch_rows (the last: fewer)."""
+    batch = Batch(0, [], [] if id_column else None, {c: [] for c in keep})
+    start = 0
+    for text, cells, error in rows:
+        if error is not None:
+            batch.errors[len(batch.texts)] = error
+        batch.texts.append(text)
+        if id_column:
+            batch.ids.append(cells.get(id_column))
+        for c in keep:
+            batch.columns[c].append(cells.get(c))
+        if len(batch.texts) == batch_rows:
+            yield batch
+            start += batch_rows
+            batch = Batch(start, [], [] if id_column else None, {c: [] for c in keep})
+    if batch.texts:
+        yield batch
+
+
+def _txt(path: Path):
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            line = raw.rstrip(b"\r\n")
+            try:
+                yield line.decode("utf-8"), {}, None
+            except UnicodeDecodeError as e:
+                yield None, {}, f"line {n} is not valid UTF-8 (byte {e.start})"
+
+
+def _acl_imdb(folder: Path, id_column: str | None):
+    """One review per file; with an id column asked for, the id is the file's path."""
+    for p in acl_imdb_files(folder):
+        rel = p.relative_to(folder).as_posix()
+        cells = {id_column: rel} if id_column else {}
+        try:
+            yield p.read_bytes().decode("utf-8"), cells, None
+        except UnicodeDecodeError as e:
+            yield None, cells, f"{rel} is not valid UTF-8 (byte {e.start})"
+
+
+def _jsonl(path: Path, wanted: list[str]):
+    text_column = wanted[0]
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:  # surrogateescape: invalid UTF-8 in one field must not cost the row its id
+                record = json.loads(raw.decode("utf-8", "surrogateescape"))
+            except json.JSONDecodeError as e:
+                yield None, {}, f"line {n} is not valid JSON ({e.msg})"
+                continue
+            if not isinstance(record, dict):
+                yield None, {}, f"line {n} is not a JSON object"
+                continue
+            cells = {c: _as_cell(record.get(c)) for c in wanted[1:]}
+            text = record.get(text_column)
+            if text_column not in record:
+                yield None, cells, f"line {n} has no field {text_column!r}"
+            elif isinstance(text, str) and not _utf8(text):
+                yield None, cells, f"line {n}: field {text_column!r} is not valid UTF-8"
+            else:
+                yield text, cells, None
+
+
+def _as_cell(value: Any) -> str | None:
+    """Kept JSON values as text (strings as they are, others as JSON), one type per column."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if _utf8(value):
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _csv_rows(path: Path, fmt: str):
+    csv.field_size_limit(sys.maxsize)
+    # surrogateescape: invalid UTF-8 survives reading and is reported per row below.
+    fh = io.TextIOWrapper(open(path, "rb"), encoding="utf-8", errors="surrogateescape", newline="")
+    with fh:
+        yield from csv.reader(fh, delimiter="\t" if fmt == "tsv" else ",")
+
+
+def _csv(path: Path, fmt: str, wanted: list[str]):
+    rows = _csv_rows(path, fmt)
+    header = next(rows, None) or []
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise CorpusError(f"{path}: no column {missing[0]!r} (have {header})")
+    where = [header.index(c) for c in wanted]
+    for n, row in enumerate(rows, 2):
+        if len(row) != len(header):
+            yield None, {}, f"record {n - 1}: {len(row)} fields, the header has {len(header)}"
+            continue
+        cells = {c: _as_cell(row[i]) for c, i in zip(wanted[1:], where[1:], strict=True)}
+        text = row[where[0]]
+        if not _utf8(text):
+            yield None, cells, f"record {n - 1}: column {wanted[0]!r} is not valid UTF-8"
+            continue
+        yield text, cells, None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _parquet(path, batch_rows, text_column, id_column, keep) -> Iterator[Batch]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    names = pf.schema_arrow.names
+    wanted = list(dict.fromkeys(c for c in (text_column, id_column, *keep) if c))
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise CorpusError(f"{path}: no column {missing[0]!r} (have {names})")
+    pending, have, start = [], 0, 0
+    for rb in pf.iter_batches(batch_size=batch_rows, columns=wanted):
+        pending.append(rb)
+        have += rb.num_rows
+        while have >= batch_rows:  # exact batch_rows per batch, whatever the row groups
+            table = pa.Table.from_batches(pending)
+            yield _arrow_batch(table.slice(0, batch_rows), start, text_column, id_column, keep)
+            rest = table.slice(batch_rows)
+            pending, have, start = rest.to_batches(), rest.num_rows, start + batch_rows
+    if have:
+        yield _arrow_batch(pa.Table.from_batches(pending), start, text_column, id_column, keep)
+
+
+def _arrow_batch(table, start: int, text_column: str, id_column, keep) -> Batch:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = table.column(text_column).combine_chunks()
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        texts = texts.to_pylist()  # binary or non-text: checked row by row downstream
+    ids = pc.cast(table.column(id_column), "string") if id_column else None
+    return Batch(start, texts, ids, {c: table.column(c) for c in keep})

@@ -1,0 +1,251 @@
+"""critic score: every input format, bad rows kept, exactly once across kill -9, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import critic
+
+pa = pytest.importorskip("pyarrow")
+pytest.importorskip("onnxruntime")
+import pyarrow.csv as pacsv  # noqa: E402
+import pyarrow.dataset as ds  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+
+def critic_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "critic", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def read_output(folder: Path, fmt: str = "parquet"):
+    files = sorted(str(p) for p in folder.glob("part-*"))
+    if fmt == "jsonl":
+        rows = [json.loads(line) for f in files for line in open(f, encoding="utf-8")]
+        return pa.Table.from_pylist(rows)
+    return ds.dataset(files, format=fmt).to_table()
+
+
+@pytest.fixture(scope="module")
+def bundle(sample_bundle):
+    return sample_bundle[0]
+
+
+@pytest.fixture(scope="module")
+def runtime(bundle):
+    return critic.Runtime.load(bundle)
+
+
+def test_parquet_in_parquet_out_with_ids_and_kept_columns(tmp_path, bundle, runtime, imdb_test):
+    texts = imdb_test[:700]
+    table = pa.table({"review": texts, "rid": np.arange(1000, 1700), "stars": np.arange(700) % 10})
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=128)
+    out = tmp_path / "out"
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(tmp_path / "in.parquet"),
+        "--output", str(out), "--text-column", "review", "--id-column", "rid",
+        "--keep-columns", "stars", "--shard-rows", "300",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "700 rows (0 with errors) in 3 shards" in result.stdout
+    got = read_output(out)
+    assert got.column_names == ["id", "probability", "label", "error", "stars"]
+    assert got.column("id").to_pylist() == [str(i) for i in range(1000, 1700)]
+    assert got.column("stars").to_pylist() == table.column("stars").to_pylist()
+    np.testing.assert_allclose(got.column("probability").to_numpy(), runtime.predict(texts))
+    assert got.column("label").to_pylist() == list(runtime.predict_labels(texts))
+    assert got.column("error").null_count == 700
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["rows"] == 700 and summary["errors"] == 0
+
+
+@pytest.mark.parametrize("out_fmt", ["csv", "jsonl"])
+def test_text_csv_tsv_and_glob_inputs(tmp_path, bundle, runtime, imdb_test, out_fmt):
+    texts = [t.replace("\n", " ") for t in imdb_test[:90]]
+    (tmp_path / "a.txt").write_text("\n".join(texts[:30]) + "\n", encoding="utf-8")
+    pacsv.write_csv(pa.table({"text": texts[30:60]}), tmp_path / "b.csv")
+    (tmp_path / "c.tsv").write_text(
+        "text\tx\n" + "".join(f"{t.replace(chr(9), ' ')}\t{i}\n" for i, t in enumerate(texts[60:])),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(tmp_path / "*.*"),
+        "--output", str(out), "--format", out_fmt,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    got = read_output(out, out_fmt)
+    # Without an id column, the id is the row's position across the inputs, in order.
+    assert got.column("id").to_pylist() == list(range(90))
+    expected = runtime.predict(
+        [t.replace("\t", " ") if i >= 60 else t for i, t in enumerate(texts)]
+    )
+    np.testing.assert_allclose(got.column("probability").to_numpy(), expected, atol=1e-6)
+
+
+def test_acl_imdb_folder(tmp_path, bundle, runtime, imdb_test):
+    for split, label, rows in (("test", "pos", range(0, 4)), ("test", "neg", range(4, 7))):
+        folder = tmp_path / "aclImdb" / split / label
+        folder.mkdir(parents=True)
+        for i in rows:
+            (folder / f"{i}_7.txt").write_text(imdb_test[i], encoding="utf-8")
+    (tmp_path / "aclImdb" / "test" / "neg" / "9_1.txt").write_bytes(b"bad \xff byte")
+    out = tmp_path / "out"
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(tmp_path / "aclImdb"),
+        "--output", str(out), "--id-column", "path",
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    got = read_output(out).to_pylist()
+    by_id = {r["id"]: r for r in got}
+    assert len(got) == 8 and by_id["test/pos/0_7.txt"]["probability"] == pytest.approx(
+        float(runtime.predict([imdb_test[0]])[0]), abs=1e-6
+    )
+    assert "not valid UTF-8" in by_id["test/neg/9_1.txt"]["error"]
+
+
+def test_bad_rows_are_kept_with_an_error_and_set_the_exit_code(tmp_path, bundle):
+    lines = [
+        '{"id": "a", "text": "A wonderful film."}',
+        '{"id": "b", "text": null}',
+        '{"id": "c", "text": 42}',
+        "not json",
+        '{"id": "e"}',
+        '{"id": "f", "text": "Dull."}',
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes("\n".join(lines).encode() + b'\n{"id": "g", "text": "caf\xe9"}\n')
+    out = tmp_path / "out"
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(path), "--output", str(out),
+        "--id-column", "id", "--format", "jsonl",
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert (
+        "7 rows (5 with errors)" in result.stdout and "5 rows could not be scored" in result.stderr
+    )
+    rows = read_output(out, "jsonl").to_pylist()
+    assert [r["id"] for r in rows] == ["a", "b", "c", None, "e", "f", "g"]
+    errors = [r["error"] for r in rows]
+    assert errors[0] is None and errors[5] is None
+    assert "None" in errors[1] and "int" in errors[2] and "not valid JSON" in errors[3]
+    assert "no field 'text'" in errors[4] and "UTF-8" in errors[6]
+    assert all(r["probability"] is None and r["label"] is None for r in rows if r["error"])
+    assert all(0 <= r["probability"] <= 1 for r in rows if not r["error"])
+
+
+def _corpus(tmp_path: Path, texts: list[str], n: int) -> Path:
+    path = tmp_path / "corpus.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": f"r{i}", "text": texts[i % len(texts)]}) + "\n")
+    return path
+
+
+def test_exactly_once_after_kill_9(tmp_path, bundle, imdb_test):
+    corpus = _corpus(tmp_path, imdb_test, 24_000)
+    args = [
+        "score", "--model", str(bundle), "--input", str(corpus), "--id-column", "id",
+        "--shard-rows", "400", "--batch-size", "32", "--threads", "1",
+    ]  # fmt: skip
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "critic", *args, "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while len(list(out.glob("part-*"))) < 3:
+        assert proc.poll() is None, "the job ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    committed = len(list(out.glob("part-*")))
+    assert 3 <= committed < 60 and not (out / "_summary.json").exists()
+
+    resumed = critic_cli(*args, "--output", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["skipped_shards"] >= committed and summary["shards"] == 60
+    assert not list(out.glob(".tmp-*"))
+
+    clean = critic_cli(*args, "--output", str(tmp_path / "clean"))
+    assert clean.returncode == 0, clean.stderr
+    got, expected = read_output(out), read_output(tmp_path / "clean")
+    ids = got.column("id").to_pylist()
+    assert len(ids) == 24_000 and len(set(ids)) == 24_000  # none lost, none duplicated
+    assert got.equals(expected)
+
+
+def test_a_changed_model_input_or_option_is_refused(tmp_path, bundle, sample_bundle, imdb_test):
+    import shutil
+
+    corpus = _corpus(tmp_path, imdb_test, 50)
+    out = tmp_path / "out"
+    base = ["score", "--model", str(bundle), "--input", str(corpus), "--output", str(out)]
+    assert critic_cli(*base).returncode == 0
+
+    again = critic_cli(*base)  # the same job again: nothing to do, same answer
+    assert again.returncode == 0 and "1 shards were already done" in again.stdout
+
+    changed = critic_cli(*base, "--id-column", "id")
+    assert changed.returncode == 2 and "options changed: id_column" in changed.stderr
+
+    int8 = critic_cli(*base[:-2], "--output", str(out), "--variant", "int8")
+    assert int8.returncode == 2 and "refusing to mix" in int8.stderr
+
+    other = tmp_path / "other-bundle"
+    shutil.copytree(bundle, other)
+    meta = json.loads((other / "bundle.json").read_text())
+    meta["threshold"] = 0.6
+    from critic.bundle import seal_manifest
+
+    (other / "bundle.json").write_bytes(seal_manifest(meta))
+    swapped = critic_cli("score", "--model", str(other), *base[3:])
+    assert swapped.returncode == 2 and "the model changed" in swapped.stderr
+
+    with open(corpus, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"id": "new", "text": "One more review."}) + "\n")
+    grown = critic_cli(*base)
+    assert grown.returncode == 2 and "input content changed" in grown.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "nope/*.jsonl"], "matches no file"),
+        (["--input", "missing.parquet"], "no such file"),
+        (["--input", "{corpus}", "--text-column", "body"], "no field 'body'"),
+        (["--input", "{corpus}", "--keep-columns", "label"], "clash with the output"),
+        (["--input", "{corpus}", "--shard-rows", "0"], "--shard-rows must be >= 1"),
+    ],
+)
+def test_usage_errors_are_clear(tmp_path, bundle, imdb_test, args, message):
+    corpus = _corpus(tmp_path, imdb_test, 5)
+    args = [a.replace("{corpus}", str(corpus)) for a in args]
+    result = critic_cli("score", "--model", str(bundle), "--output", str(tmp_path / "o"), *args)
+    if "no field" in message:  # a missing text field is a per-row error, not a usage error
+        assert result.returncode == 3 and "5 rows could not be scored" in result.stderr
+        return
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_progress_bar_when_asked(tmp_path, bundle, imdb_test):
+    corpus = _corpus(tmp_path, imdb_test, 300)
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(corpus), "--output",
+        str(tmp_path / "o"), "--progress",
+    )  # fmt: skip
+    assert result.returncode == 0 and "300/300" in result.stderr and "rows/s" in result.stderr
