@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 
@@ -17,6 +18,9 @@ def quantize_int8(src: Path, dst: Path, graph: dict) -> None:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it advises "pre-processing" on the root logger every time
     try:
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
     except Exception as e:  # onnxruntime raises assorted types for graphs it cannot quantize
@@ -25,3 +29,5 @@ def quantize_int8(src: Path, dst: Path, graph: dict) -> None:
         raise QuantizeSkipped(
             f"int8 skipped: onnxruntime cannot quantize this model{why}: {e}"
         ) from e
+    finally:
+        root.setLevel(level)

@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from critic.datasets import DEFAULT_LABELS
+from critic.raycluster import connect_ray
 
 from .config import ConfigError, SweepConfig, to_tune_space
 from .prepare import load_splits, prepare_arrays, setting_key
 from .trainable import train_trial
 
 METRIC, MODE = "val_accuracy", "max"
-
-
-def connect_ray(num_cpus: int | None = None) -> None:
-    """Join the cluster Ray gives us (inside `ray job submit`, or RAY_ADDRESS), else start an
-    embedded local Ray."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS") or os.environ.get("RAY_JOB_ID"):
-        ray.init(address="auto", log_to_driver=False)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
 
 
 def _resources(cfg: SweepConfig) -> dict[str, float]:

@@ -38,6 +38,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--variant", default="fp32", help="bundle model variant (fp32, int8)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process; ray: Ray Data on the cluster of a Ray job (or RAY_ADDRESS), "
+        "else an embedded local Ray",
+    )
+    parser.add_argument("--actors", type=int, help="ray engine: scoring actors (CPUs or GPUs)")
+    parser.add_argument("--num-cpus", type=int, help="ray engine: CPUs of an embedded Ray")
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -68,7 +77,24 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         threads=args.threads,
     )
-    summary = score_corpus(runtime, inputs, args.output, options, progress=args.progress)
+    if args.engine == "ray":
+        from critic.raycluster import connect_ray
+
+        from .score_ray import score_corpus_ray
+
+        connect_ray(args.num_cpus)
+        summary = score_corpus_ray(
+            args.model,
+            runtime,
+            inputs,
+            args.output,
+            options,
+            actors=args.actors,
+            batch_size=args.batch_size,
+            device=args.device,
+        )
+    else:
+        summary = score_corpus(runtime, inputs, args.output, options, progress=args.progress)
     print(f"critic score: {summary.line()}")
     if summary.errors:
         print(

@@ -177,11 +177,8 @@ def score_corpus(
     progress: bool | None = None,
 ) -> Summary:
     """Score every row of ``inputs`` into ``output`` (see the module docstring)."""
-    options.validate()
     output = Path(output)
-    open_output(output, job_manifest(runtime, inputs, options))
-    _remove_leftovers(output)
-    totals = [count_rows(p, options.text_column) for p in inputs]
+    totals = prepare_output(runtime, inputs, output, options)
     bar = _progress_bar(sum(totals), progress)
     summary = Summary(output=str(output))
     start_time = time.perf_counter()
@@ -201,7 +198,7 @@ def score_corpus(
                 if (output / name).is_file():
                     summary.skipped_shards += 1
                 else:
-                    table = score_batch(runtime, batch, position, options)
+                    table = score_shard(runtime, shard_input(batch, position))
                     write_shard(table, output / name, options.format)
                     summary.scored_rows += len(batch)
                 position += len(batch)
@@ -209,47 +206,90 @@ def score_corpus(
     finally:
         bar.close()
     summary.seconds = time.perf_counter() - start_time
+    return finish(summary, output, options.format)
+
+
+def prepare_output(runtime, inputs: list[Path], output: Path, options: ScoreOptions) -> list[int]:
+    """Check the options, open (or re-open) the output folder; returns rows per input."""
+    options.validate()
+    open_output(output, job_manifest(runtime, inputs, options))
+    _remove_leftovers(output)
+    return [count_rows(p, options.text_column) for p in inputs]
+
+
+def finish(summary: Summary, output: Path, fmt: str) -> Summary:
+    """Count what the output holds and write ``_summary.json``."""
     summary.rows_per_second = summary.scored_rows / summary.seconds if summary.seconds else 0.0
     summary.files = sorted(p.name for p in output.glob("part-*"))
-    summary.rows, summary.errors = count_output(output, options.format)
+    summary.rows, summary.errors = count_output(output, fmt)
     _atomic_write(output / SUMMARY, json.dumps(asdict(summary), indent=2).encode())
     return summary
 
 
-def score_batch(runtime, batch: Batch, position: int, options: ScoreOptions):
-    """The output table of one shard: id, probability, label, error, kept columns."""
+def shard_input(batch: Batch, position: int):
+    """One shard ready for a scorer: ``text`` (valid text; empty where unreadable), ``_error``
+    (why a row cannot be scored), ``id`` and the kept columns. Both engines build shards
+    here, so they write the same rows and the same error messages."""
     import pyarrow as pa
 
-    probabilities, errors = runtime.score(_readable(batch))
-    for row, message in batch.errors.items():  # the reader's errors win: they came first
-        probabilities[row] = np.nan
-        errors[row] = message
-    failed = np.array([e is not None for e in errors], dtype=bool)
+    errors = dict(batch.errors)
+    if isinstance(batch.texts, list):
+        texts = []
+        for row, value in enumerate(batch.texts):
+            text, error = (None, errors[row]) if row in errors else _as_text(value)
+            texts.append(text or "")
+            if error is not None:
+                errors[row] = error
+        text_array = pa.array(texts, type=pa.large_string())
+    else:  # an Arrow string array (Parquet): only nulls can be bad
+        for row in np.flatnonzero(batch.texts.is_null().to_numpy(zero_copy_only=False)):
+            errors.setdefault(int(row), "text is null")
+        text_array = batch.texts.fill_null("").cast(pa.large_string())
     if batch.ids is not None:
         ids = pa.array(batch.ids, type=pa.string()) if isinstance(batch.ids, list) else batch.ids
     else:
         ids = pa.array(np.arange(position, position + len(batch), dtype=np.int64))
-    labels = runtime.to_labels(np.nan_to_num(probabilities)).astype(object)
-    labels[failed] = None
-    columns = {
-        "id": ids,
-        "probability": pa.array(probabilities, mask=failed, type=pa.float32()),
-        "label": pa.array(labels, type=pa.string()),
-        "error": pa.array(errors, type=pa.string()),
-    }
+    error_list = [errors.get(row) for row in range(len(batch))]
+    columns = {"text": text_array, "_error": pa.array(error_list, type=pa.string()), "id": ids}
     for name, values in batch.columns.items():
         columns[name] = pa.array(values, type=pa.string()) if isinstance(values, list) else values
     return pa.table(columns)
 
 
-def _readable(batch: Batch) -> Any:
-    """The batch's texts with rows the reader already failed replaced by empty text."""
-    if not batch.errors:
-        return batch.texts
-    texts = list(batch.texts) if isinstance(batch.texts, list) else batch.texts.to_pylist()
-    for row in batch.errors:
-        texts[row] = ""
-    return texts
+def _as_text(value: Any) -> tuple[str | None, str | None]:
+    if isinstance(value, str):
+        return value, None
+    if value is None:
+        return None, "text is null"
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8"), None
+        except UnicodeDecodeError as e:
+            return None, f"text is not valid UTF-8 (byte {e.start})"
+    return None, f"text is {type(value).__name__}, not a string"
+
+
+def score_shard(runtime, shard):
+    """The output table of one shard: id, probability, label, error, kept columns."""
+    import pyarrow as pa
+
+    probabilities, errors = runtime.score(shard.column("text").combine_chunks())
+    for row, message in enumerate(shard.column("_error").to_pylist()):
+        if message is not None:  # the reader's verdict comes first
+            probabilities[row] = np.nan
+            errors[row] = message
+    failed = np.array([e is not None for e in errors], dtype=bool)
+    labels = runtime.to_labels(np.nan_to_num(probabilities)).astype(object)
+    labels[failed] = None
+    kept = [c for c in shard.column_names if c not in ("text", "_error", "id")]
+    columns = {
+        "id": shard.column("id"),
+        "probability": pa.array(probabilities, mask=failed, type=pa.float32()),
+        "label": pa.array(labels, type=pa.string()),
+        "error": pa.array(errors, type=pa.string()),
+        **{c: shard.column(c) for c in kept},
+    }
+    return pa.table(columns)
 
 
 def write_shard(table, path: Path, fmt: str) -> None:

@@ -138,7 +138,7 @@ def test_bad_rows_are_kept_with_an_error_and_set_the_exit_code(tmp_path, bundle)
     assert [r["id"] for r in rows] == ["a", "b", "c", None, "e", "f", "g"]
     errors = [r["error"] for r in rows]
     assert errors[0] is None and errors[5] is None
-    assert "None" in errors[1] and "int" in errors[2] and "not valid JSON" in errors[3]
+    assert "null" in errors[1] and "int" in errors[2] and "not valid JSON" in errors[3]
     assert "no field 'text'" in errors[4] and "UTF-8" in errors[6]
     assert all(r["probability"] is None and r["label"] is None for r in rows if r["error"])
     assert all(0 <= r["probability"] <= 1 for r in rows if not r["error"])
