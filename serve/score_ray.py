@@ -123,8 +123,12 @@ def score_corpus_ray(
     device: str = "auto",
 ) -> Summary:
     """Score ``inputs`` on the connected Ray cluster (see the module docstring)."""
+    import logging
+
     import ray
     from ray.data import ActorPoolStrategy
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # our summary says what matters
 
     output = Path(output)
     totals = prepare_output(runtime, inputs, output, options)
@@ -156,7 +160,10 @@ def score_corpus_ray(
 
     start = time.perf_counter()
     ds = ray.data.read_datasource(
-        _shard_source(inputs, offsets, options, done), ray_remote_args={"num_cpus": 0.25}
+        _shard_source(inputs, offsets, options, done),
+        # One read task per input and no extra splitting: every block stays one whole shard.
+        override_num_blocks=len(inputs),
+        ray_remote_args={"num_cpus": 0.25},
     )
     scored = ds.map_batches(
         ScoreActor,

@@ -249,3 +249,33 @@ def test_progress_bar_when_asked(tmp_path, bundle, imdb_test):
         str(tmp_path / "o"), "--progress",
     )  # fmt: skip
     assert result.returncode == 0 and "300/300" in result.stderr and "rows/s" in result.stderr
+
+
+def test_ray_engine_writes_the_local_engines_output_exactly_once(tmp_path, bundle, imdb_test):
+    pytest.importorskip("ray")
+    corpus = _corpus(tmp_path, imdb_test, 2_500)
+    extra = tmp_path / "more.txt"
+    extra.write_bytes(b"A fine film.\nbad \xff line\n\nDull.\n")
+    common = ["score", "--model", str(bundle), "--input", str(corpus), str(extra),
+              "--shard-rows", "400"]  # fmt: skip
+    local = critic_cli(*common, "--output", str(tmp_path / "local"))
+    assert local.returncode == 3, local.stderr  # the invalid UTF-8 line
+    ray_args = [*common, "--output", str(tmp_path / "ray"), "--engine", "ray", "--num-cpus", "2"]
+    first = critic_cli(*ray_args)
+    assert first.returncode == 3, first.stderr[-3000:]
+    names = sorted(p.name for p in (tmp_path / "local").glob("part-*"))
+    assert len(names) == 8  # 7 shards of the JSONL file + 1 of the text file
+    for name in names:  # the same shards, byte for byte
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+    # Lose two shards and leave a half-written one behind: the re-run redoes exactly those.
+    (tmp_path / "ray" / names[1]).unlink()
+    (tmp_path / "ray" / names[7]).unlink()
+    (tmp_path / "ray" / f".tmp-{names[1]}-123").write_bytes(b"partial")
+    again = critic_cli(*ray_args)
+    assert again.returncode == 3, again.stderr[-3000:]
+    summary = json.loads((tmp_path / "ray" / "_summary.json").read_text())
+    assert summary["skipped_shards"] == 6 and summary["scored_rows"] == 400 + 4
+    assert summary["rows"] == 2_504 and summary["errors"] == 1
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")) == []
+    assert read_output(tmp_path / "ray").equals(read_output(tmp_path / "local"))
