@@ -1,4 +1,5 @@
-"""`critic tune` submitted as a Ray job to a real head node started by this test.
+"""`critic tune` and `critic score --engine ray` submitted as Ray jobs to a real head node
+started by this test.
 
 The head runs in its own process group with its own ports, temp dir and auth token, and only
 that group is stopped at the end (never `ray stop`, which would kill every Ray on the
@@ -138,6 +139,8 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
         "tune",
         "--config",
         "sweep.yaml",
+        "--export-top",
+        "1",
         timeout=480,
     )
     logs = result.stdout + result.stderr
@@ -146,3 +149,35 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
     assert "no GPU in this Ray cluster" in logs
     board = (storage / "job-sweep" / "leaderboard.csv").read_text().splitlines()
     assert len(board) == 3  # header + 2 trials
+
+    # Scoring on the same cluster through Ray Data, with the bundle the sweep exported.
+    bundle = storage / "job-sweep" / "bundles" / "rank1"
+    scored = tmp_path / "scored"
+    result = _ray_cli(
+        env,
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--",
+        sys.executable,
+        "-m",
+        "critic",
+        "score",
+        "--engine",
+        "ray",
+        "--model",
+        str(bundle),
+        "--input",
+        str(sample_path("test")),
+        "--output",
+        str(scored),
+        "--shard-rows",
+        "400",
+        timeout=300,
+    )
+    logs = result.stdout + result.stderr
+    assert result.returncode == 0, logs[-3000:]
+    assert "1000 rows (0 with errors) in 3 shards" in logs
+    summary = json.loads((scored / "_summary.json").read_text())
+    assert summary["rows"] == 1000 and len(summary["files"]) == 3
