@@ -1,4 +1,4 @@
-"""``critic score``: score corpora on disk with a bundle."""
+"""``critic score`` (corpora on disk) and ``critic serve`` (HTTP on Ray Serve)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,93 @@ EXIT_ROW_ERRORS = 3
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    _register_score(commands)
+    _register_serve(commands)
+
+
+def _register_serve(commands: argparse._SubParsersAction) -> None:
+    from .app import ServeOptions
+
+    d = ServeOptions()
+    parser = commands.add_parser(
+        "serve",
+        help="serve a bundle over HTTP on Ray Serve (POST /predict, GET /healthz, GET /model)",
+        description="Run a Ray Serve application for a bundle: POST /predict "
+        '{"texts": [...]} returns {"probabilities": [...], "labels": [...]}; GET /healthz; GET '
+        "/model (bundle metadata). Requests from many clients are batched together "
+        "(--max-batch-size requests, waiting at most --batch-wait-ms). Invalid requests get a "
+        "4xx with the reason; beyond --max-ongoing per replica plus --max-queued waiting, "
+        "requests get 503 instead of piling up. Starts an embedded Ray unless run inside a Ray "
+        "job (or with RAY_ADDRESS). Ctrl-C stops it.",
+    )
+    parser.add_argument("--model", type=Path, required=True, help="bundle folder")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (8000)")
+    parser.add_argument("--replicas", type=int, default=d.replicas, help="model replicas (1)")
+    parser.add_argument("--max-batch-size", type=int, default=d.max_batch_size)
+    parser.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms)
+    parser.add_argument("--max-texts", type=int, default=d.max_texts, help="texts per request")
+    parser.add_argument("--max-chars", type=int, default=d.max_chars, help="characters per text")
+    parser.add_argument("--max-ongoing", type=int, default=d.max_ongoing_requests)
+    parser.add_argument("--max-queued", type=int, default=d.max_queued_requests)
+    parser.add_argument("--threads", type=int, help="onnxruntime threads per replica")
+    parser.add_argument("--variant", default=d.variant, help="bundle model variant (fp32, int8)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    parser.add_argument("--num-cpus", type=int, help="CPUs of an embedded Ray (default: all)")
+    parser.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from critic.bundle import load_bundle
+    from critic.raycluster import connect_ray
+
+    from .app import ServeOptions, build_app
+
+    bundle = load_bundle(args.model)  # refuse a bad bundle before starting anything
+    if args.variant not in bundle.variants:
+        raise ValueError(f"{args.model}: no {args.variant!r} model (has {list(bundle.variants)})")
+    options = ServeOptions(
+        replicas=args.replicas,
+        max_batch_size=args.max_batch_size,
+        batch_wait_ms=args.batch_wait_ms,
+        max_texts=args.max_texts,
+        max_chars=args.max_chars,
+        max_ongoing_requests=args.max_ongoing,
+        max_queued_requests=args.max_queued,
+        threads=args.threads,
+        variant=args.variant,
+        device=args.device,
+    )
+    options.validate()
+    connect_ray(args.num_cpus)
+    from ray import serve
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    serve.start(http_options={"host": args.host, "port": args.port})
+    try:
+        serve.run(build_app(str(args.model.resolve()), options), name="critic", route_prefix="/")
+        print(
+            f"critic serve: {bundle.meta['model'].get('family')} model at "
+            f"http://{args.host}:{args.port} (POST /predict, GET /healthz, GET /model); "
+            "Ctrl-C stops",
+            flush=True,
+        )
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("critic serve: stopping", flush=True)
+    finally:
+        serve.shutdown()
+    return 0
+
+
+def _register_score(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "score",
         help="score a corpus on disk (Parquet, CSV/TSV, JSON Lines, text, aclImdb) with a bundle",

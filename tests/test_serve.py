@@ -1,0 +1,142 @@
+"""critic serve: a real Ray Serve application on 127.0.0.1, called over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import critic
+
+pytest.importorskip("ray")
+pytest.importorskip("fastapi")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url: str, body: object | None = None, raw: bytes | None = None) -> tuple[int, dict]:
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        try:
+            return e.code, json.loads(text)
+        except ValueError:
+            return e.code, {"raw": text.decode(errors="replace")}
+
+
+@contextlib.contextmanager
+def serving(bundle, tmp_path, *extra: str):
+    port = _free_port()
+    log = open(tmp_path / f"serve-{port}.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "critic", "serve", "--model", str(bundle), "--port", str(port),
+         "--num-cpus", "2", *extra],
+        start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    try:
+        while True:
+            with contextlib.suppress(OSError):
+                if call(url + "/healthz")[0] == 200:
+                    break
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("critic serve did not start:\n" + open(log.name).read())
+            time.sleep(1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(sample_bundle, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    with serving(sample_bundle[0], tmp, "--max-texts", "50", "--max-chars", "5000") as url:
+        yield url
+
+
+def test_predict_matches_the_runtime(server, sample_bundle, imdb_test):
+    texts = [t[:5000] for t in imdb_test[:20]]
+    status, body = call(server + "/predict", {"texts": texts})
+    assert status == 200
+    rt = critic.Runtime.load(sample_bundle[0])
+    np.testing.assert_allclose(body["probabilities"], rt.predict(texts), atol=1e-6)
+    assert body["labels"] == list(rt.predict_labels(texts))
+
+
+def test_health_and_model_metadata(server, sample_bundle):
+    assert call(server + "/healthz") == (200, {"status": "ok"})
+    status, card = call(server + "/model")
+    meta = critic.load_bundle(sample_bundle[0]).meta
+    assert status == 200 and card["manifest_sha256"] == meta["manifest_sha256"]
+    assert card["model"]["family"] == "lstm" and card["labels"] == ["negative", "positive"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({}, 400, 'expected a JSON object {"texts"'),
+        ({"texts": []}, 400, "non-empty list"),
+        ({"texts": "one text"}, 400, "non-empty list"),
+        ({"texts": ["ok", 3]}, 400, "texts[1] is int"),
+        ({"texts": ["x"] * 51}, 413, "51 texts in one request; the limit is 50"),
+        ({"texts": ["ok", "y" * 5001]}, 413, "texts[1] has 5001 characters"),
+        (None, 400, "not valid JSON"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(server, body, status, message):
+    raw = b"{not json" if body is None else None
+    got_status, got = call(server + "/predict", body, raw=raw)
+    assert got_status == status and message in got["error"]
+
+
+def test_concurrent_requests_are_batched_but_answered_separately(server, sample_bundle, imdb_test):
+    rt = critic.Runtime.load(sample_bundle[0])
+    requests = [[t[:2000] for t in imdb_test[i : i + 1 + i % 4]] for i in range(40)]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(
+            pool.map(lambda texts: call(server + "/predict", {"texts": texts}), requests)
+        )
+    for texts, (status, body) in zip(requests, answers, strict=True):
+        assert status == 200
+        np.testing.assert_allclose(body["probabilities"], rt.predict(texts), atol=1e-6)
+
+
+def test_overload_gets_503_not_a_crash(sample_bundle, tmp_path, imdb_test):
+    # One request at a time per replica, one waiting; every batch waits 300 ms for company.
+    options = ["--max-ongoing", "1", "--max-queued", "1", "--batch-wait-ms", "300"]
+    with serving(sample_bundle[0], tmp_path, *options) as url:
+        with ThreadPoolExecutor(24) as pool:
+            answers = list(
+                pool.map(lambda _: call(url + "/predict", {"texts": ["Fine."]}), range(24))
+            )
+        statuses = sorted(status for status, _ in answers)
+        assert set(statuses) == {200, 503}, statuses
+        assert statuses.count(503) >= 12
+        assert call(url + "/predict", {"texts": imdb_test[:2]})[0] == 200  # still serving
