@@ -7,6 +7,51 @@ from pathlib import Path
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    _register_tune(commands)
+    _register_run(commands)
+
+
+def _register_run(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="the main job: sweep -> export the best trial -> score the test split",
+        description="Run a sweep (as `critic tune`), export its best trial as a verified "
+        "bundle (RUN_DIR/bundles/rank1), score the test split's raw text with that bundle "
+        "(`critic score`, into RUN_DIR/scored) and print the leaderboard, the test accuracy "
+        "and the scoring speed. --imdb runs the same sweep on the full aclImdb data.",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="sweep YAML")
+    parser.add_argument(
+        "--imdb",
+        type=Path,
+        metavar="ACLIMDB",
+        help="use the full aclImdb data (folder or .tar.gz) instead of the config's dataset",
+    )
+    parser.add_argument("--quantize", choices=["int8"], help="also export an int8 model")
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs for an embedded Ray")
+    parser.set_defaults(run=_run_pipeline)
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    import sys
+
+    from .config import SweepConfig
+    from .pipeline import print_report, run_pipeline, with_imdb
+    from .sweep import SweepInterrupted
+
+    cfg = SweepConfig.load(args.config)
+    if args.imdb:
+        cfg = with_imdb(cfg, args.imdb)
+    try:
+        _, report = run_pipeline(cfg, num_cpus=args.num_cpus, quantize=args.quantize)
+    except SweepInterrupted as e:
+        print(f"critic run: {e}", file=sys.stderr)
+        return 130
+    print_report(report)
+    return 0
+
+
+def _register_tune(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "tune",
         help="run a hyperparameter sweep of the Keras model zoo on Ray Tune",

@@ -111,6 +111,34 @@ def test_tune_export_top_writes_verified_bundles(tmp_path, ray_local, capsys):
     assert load_bundle(tmp_path / "one").meta["trial"]["rank"] == 2
 
 
+def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local, capsys):
+    from critic.main import main
+
+    cfg = tiny_sweep_config(
+        tmp_path,
+        dataset={
+            "kind": "files",
+            "train": str(sample_path("train")),
+            "test": str(sample_path("test")),
+        },
+        model={"family": "conv1d", "embedding_dim": 8, "filters": 8},
+        search={"num_samples": 1, "scheduler": "fifo"},
+        training={"epochs": 2, "batch_size": 32},
+        top_k=1,
+    )
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(cfg))
+    assert main(["run", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| rank | trial |" in out and "critic run: best trial" in out and "reviews/s" in out
+    report = json.loads((tmp_path / "runs" / "tiny" / "report.json").read_text())
+    assert report["scored_rows"] == 1000 and report["row_errors"] == 0
+    # The bundle on raw text scores the test split as Keras did on the prepared ids (it was
+    # verified on 800 of these 1000 reviews with zero label flips).
+    assert report["bundle_test_accuracy"] == pytest.approx(report["keras_test_accuracy"], abs=0.002)
+    assert report["rows_per_second"] > 0
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [

@@ -118,6 +118,11 @@ def _numeric_id(stem: str) -> tuple[int, str]:
     return (int(head), stem) if head.isdigit() else (-1, stem)
 
 
+def acl_imdb_split(root: str | Path | None, split: str) -> Path:
+    """The ``{split}/`` folder (``pos/``, ``neg/``) of an aclImdb folder or archive."""
+    return _acl_root(resolve_imdb(root)) / split
+
+
 def _acl_root(path: Path) -> Path:
     for candidate in (path, path / "aclImdb"):
         if (candidate / "train").is_dir() or (candidate / "test").is_dir():
