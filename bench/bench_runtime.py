@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--batch-sizes", default="256,1024", help="Runtime batch sizes to try")
+    parser.add_argument("--batch-sizes", default="64,256", help="Runtime batch sizes to try")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
 
@@ -63,10 +63,14 @@ def main() -> None:
             return model.predict(x, batch_size=256, verbose=0)[:, 0]
 
         runners = {"keras": keras_recipe}
-        for variant in bundle.variants:
+        configs = [("fp32", True), ("fp32", False), ("int8", False)]
+        for variant, window in configs:
+            if variant not in bundle.variants or (window and "window" not in bundle.meta):
+                continue
             for size in (int(b) for b in args.batch_sizes.split(",")):
-                rt = critic.Runtime(bundle, variant=variant, batch_size=size)
-                runners[f"critic {variant} batch {size}"] = lambda rt=rt: rt.predict(texts)
+                rt = critic.Runtime(bundle, variant=variant, batch_size=size, window=window)
+                name = f"critic {variant}{' window' if window else ''} batch {size}"
+                runners[name] = lambda rt=rt: rt.predict(texts)
         critic.Runtime(bundle).predict(texts_list[:512])  # warm-up
         model.predict(np.zeros((256, maxlen), np.int32), batch_size=256, verbose=0)
         times: dict[str, list[float]] = {name: [] for name in runners}

@@ -4,7 +4,7 @@
 
 The corpus is the 50,000 IMDB reviews of ../shared/data/imdb repeated to --rows rows, written
 once as Parquet into a temporary folder. Each run is a fresh ``critic score`` process; its
-peak memory is the largest sum of RSS over the process and all its descendants (Ray's
+peak memory is the largest sum of PSS over the process and all its descendants (Ray's
 raylet, workers and actors included), sampled every 0.2 s from /proc (Linux only).
 Writes bench/results/score.{json,md}.
 """
@@ -30,8 +30,9 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imdb"
 
 
-def tree_rss(root: int) -> int:
-    """Sum of VmRSS (bytes) of ``root`` and its descendants."""
+def tree_pss(root: int) -> int:
+    """Memory of ``root`` and its descendants (bytes): the sum of their PSS, so pages shared
+    between processes (Ray's object store, shared libraries) are counted once."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -47,9 +48,9 @@ def tree_rss(root: int) -> int:
         pid = stack.pop()
         stack.extend(children.get(pid, []))
         try:
-            with open(f"/proc/{pid}/status") as fh:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
                 for line in fh:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1]) * 1024
         except OSError:
             continue
@@ -76,14 +77,14 @@ def run(cmd: list[str]) -> dict:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     while proc.poll() is None:
-        peak = max(peak, tree_rss(proc.pid))
+        peak = max(peak, tree_pss(proc.pid))
         time.sleep(0.2)
     out, err = proc.communicate()
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
     line = [x for x in out.splitlines() if x.startswith("critic score:")][-1]
-    return {"seconds": seconds, "peak_rss_bytes": peak, "summary": line}
+    return {"seconds": seconds, "peak_pss_bytes": peak, "summary": line}
 
 
 def main() -> None:
@@ -116,7 +117,7 @@ def main() -> None:
             results[engine] = {
                 "median_seconds": med,
                 "rows_per_second": args.rows / med,
-                "peak_rss_mb": max(r["peak_rss_bytes"] for r in runs) / 2**20,
+                "peak_pss_mb": max(r["peak_pss_bytes"] for r in runs) / 2**20,
                 "runs": runs,
             }
     report = {
@@ -132,13 +133,13 @@ def main() -> None:
         f"{args.variant} bundle; {report['machine']}; wall time of the whole command, median "
         f"of {args.repeat}.",
         "",
-        "| engine | rows/s | wall (s) | peak RSS, process tree (MB) |",
+        "| engine | rows/s | wall (s) | peak memory, process tree PSS (MB) |",
         "|---|---:|---:|---:|",
     ]
     for engine, r in results.items():
         md.append(
             f"| {engine} | {r['rows_per_second']:.0f} | {r['median_seconds']:.0f} | "
-            f"{r['peak_rss_mb']:.0f} |"
+            f"{r['peak_pss_mb']:.0f} |"
         )
     (args.out / "score.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

@@ -29,7 +29,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pyarrow.parquet as pq
-from bench_score import tree_rss
+from bench_score import tree_pss
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imdb"
@@ -97,7 +97,7 @@ async def open_loop(url: str, texts: list[str], rate: float, seconds: float, pid
                 tasks.append(asyncio.create_task(one(session)))
             sent = due
             if int(now * 5) > len(rss):
-                rss.append(tree_rss(pid))
+                rss.append(tree_pss(pid))
             await asyncio.sleep(0.002)
         offered = sent / (time.perf_counter() - start)
         await asyncio.gather(*tasks)
@@ -131,7 +131,7 @@ def main() -> None:
             if server.poll() is not None or time.time() > deadline:
                 raise SystemExit("critic serve did not start")
             time.sleep(1)
-        rss_idle = tree_rss(server.pid)
+        rss_idle = tree_pss(server.pid)
         asyncio.run(closed_loop(base + "/predict", texts, 8, 3))  # warm-up
         levels = []
         for c in (int(x) for x in args.concurrency.split(",")):
@@ -143,7 +143,7 @@ def main() -> None:
         )
         overload["rss_idle"] = rss_idle
         overload["alive_after"] = server.poll() is None
-        overload["rss_after"] = tree_rss(server.pid)
+        overload["rss_after"] = tree_pss(server.pid)
         print({k: v for k, v in overload.items() if k != "rss_samples"}, flush=True)
     finally:
         server.send_signal(signal.SIGTERM)

@@ -21,9 +21,12 @@ from .convert import INPUT, OPSET, OUTPUT, describe_graph, model_maxlen, to_onnx
 from .quantize import QuantizeSkipped, quantize_int8
 from .sources import ExportSource
 from .verify import (
+    BATCH,
     TOLERANCE,
+    ParityError,
     accuracy,
     check_parity,
+    keras_predict,
     onnx_predict,
     sequences_per_second,
     session,
@@ -51,6 +54,8 @@ class ExportReport:
         )
         if metrics:
             line += f"; {metrics}"
+        if "window" in m:
+            line += f"; window model {m['window']['sequences_per_second']:.0f} seq/s"
         if "int8" in m["models"]:
             q = m["models"]["int8"]
             line += (
@@ -93,7 +98,9 @@ def export_bundle(
     model_bytes = proto.SerializeToString()
     sess = session(model_bytes)
     x_verify, verify_source = _verification_rows(source, tokenizer_doc, maxlen, verify_rows)
-    parity = check_parity(model, sess, x_verify, verify_source, THRESHOLD, tolerance)
+    p_keras = keras_predict(model, x_verify)
+    p_onnx = onnx_predict(sess, x_verify)
+    parity = check_parity(p_keras, p_onnx, verify_source, THRESHOLD, tolerance)
     metrics = _onnx_metrics(sess, source.data)
     seconds = time.perf_counter() - start
 
@@ -112,6 +119,9 @@ def export_bundle(
             }
         }
         notes = []
+        window = _window(model, opset, tmp, x_verify, p_keras, verify_source, tolerance, log)
+        if isinstance(window, str):
+            notes.append(window)
         if quantize == "int8":
             try:
                 models["int8"] = _int8(tmp, graph, sess, x_verify, source.data)
@@ -133,6 +143,7 @@ def export_bundle(
                 **graph,
             },
             "models": models,
+            **({"window": window} if isinstance(window, dict) else {}),
             "metrics": metrics,
             "keras_metrics": {k: source.trial.get(k) for k in ("val_accuracy", "test_accuracy")},
             "parity": parity.to_dict(),
@@ -203,6 +214,37 @@ def _onnx_metrics(sess, data: Path | None) -> dict[str, float | None]:
             p = onnx_predict(sess, np.load(data / f"x_{split}.npy"))
             metrics[f"{split}_accuracy"] = accuracy(p, np.load(data / f"y_{split}.npy"), THRESHOLD)
     return metrics
+
+
+def _window(model, opset: int, folder: Path, x, p_keras, source: str, tolerance: float, log):
+    """model.window.onnx (the padding-skipping path) when the model qualifies and the
+    runtime's windowed inference matches Keras: its record, a note saying why it was left
+    out, or None when the model does not qualify."""
+    from critic.inference import Window, predict_ids
+
+    from .window import window_model, window_to_onnx
+
+    window = window_model(model)
+    if window is None:
+        return None
+    data = window_to_onnx(window, opset).SerializeToString()
+    runner = Window(session(data))
+    p_window = predict_ids(None, x, BATCH, runner)
+    try:
+        parity = check_parity(p_keras, p_window, source, THRESHOLD, tolerance, "window model")
+    except ParityError as e:
+        log(f"critic export: window model left out: {e}")
+        return f"window model left out: {e}"
+    (folder / "model.window.onnx").write_bytes(data)
+    start = time.perf_counter()
+    for _ in range(3):
+        predict_ids(None, x, BATCH, runner)
+    return {
+        "file": "model.window.onnx",
+        "bytes": len(data),
+        "parity": parity.to_dict(),
+        "sequences_per_second": 3 * len(x) / (time.perf_counter() - start),
+    }
 
 
 def _int8(folder: Path, graph: dict, fp32, x: np.ndarray, data: Path | None) -> dict[str, Any]:

@@ -72,6 +72,13 @@ def model_card(meta: dict[str, Any]) -> str:
         f"{parity['max_abs_diff']:.3g} (allowed {parity['tolerance']:g}), "
         f"{parity['label_flips']} label flips.",
     ]
+    if "window" in meta:
+        w = meta["window"]
+        lines.append(
+            f"Padding-skipping window model `{w['file']}` (same LSTM, started from the state the "
+            f"padding would have produced): max |diff| vs Keras {w['parity']['max_abs_diff']:.3g}, "
+            f"{w['parity']['label_flips']} label flips; the runtime uses it by default."
+        )
     if "int8" in meta["models"]:
         q = meta["models"]["int8"]
         lines.append(

@@ -56,28 +56,28 @@ def keras_predict(model, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
 
 
 def check_parity(
-    model,
-    sess,
-    x: np.ndarray,
+    p_keras: np.ndarray,
+    p_onnx: np.ndarray,
     source: str,
     threshold: float = 0.5,
     tolerance: float = TOLERANCE,
+    what: str = "ONNX",
 ) -> Parity:
-    """Keras and onnxruntime on the same sequences; raises ParityError with the numbers."""
-    p_keras, p_onnx = keras_predict(model, x), onnx_predict(sess, x)
+    """Compare Keras' and onnxruntime's probabilities on the same sequences; raises
+    ParityError with the numbers when they differ by more than ``tolerance`` or flip a label."""
     diff = np.abs(p_keras.astype(np.float64) - p_onnx)
     parity = Parity(
-        rows=len(x),
+        rows=len(p_keras),
         source=source,
         max_abs_diff=float(diff.max(initial=0.0)),
-        mean_abs_diff=float(diff.mean()) if len(x) else 0.0,
+        mean_abs_diff=float(diff.mean()) if len(diff) else 0.0,
         label_flips=int(((p_keras >= threshold) != (p_onnx >= threshold)).sum()),
         tolerance=tolerance,
         threshold=threshold,
     )
     if not parity.ok:
         raise ParityError(
-            f"ONNX differs from Keras on {parity.rows} {source} sequences: max |diff| "
+            f"{what} differs from Keras on {parity.rows} {source} sequences: max |diff| "
             f"{parity.max_abs_diff:.3g} (allowed {tolerance:g}), {parity.label_flips} label "
             f"flips at threshold {threshold} (allowed 0)"
         )

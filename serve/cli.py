@@ -119,7 +119,7 @@ def _register_score(commands: argparse._SubParsersAction) -> None:
         "--id-column", help="column copied to `id` as text (default: the row's position)"
     )
     parser.add_argument("--keep-columns", nargs="*", default=[], help="columns copied as they are")
-    parser.add_argument("--batch-size", type=int, default=256, help="rows per inference batch")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows per inference call")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (cores)")
     parser.add_argument("--shard-rows", type=int, default=20_000, help="rows per output shard")
     parser.add_argument("--variant", default="fp32", help="bundle model variant (fp32, int8)")

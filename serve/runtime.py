@@ -1,8 +1,10 @@
 """The inference runtime: a checked bundle, critic's C++ tokenizer and onnxruntime.
 
-Imports neither TensorFlow nor Ray. Batches are pipelined: while onnxruntime scores batch i,
-a worker thread tokenizes batch i+1 (both release the GIL). One Runtime may be shared by
-many threads.
+Imports neither TensorFlow nor Ray. Work is pipelined in chunks of rows: while onnxruntime
+scores chunk i, a worker thread tokenizes chunk i+1 (both release the GIL). A bundle with a
+window model (single-LSTM families) skips the padding steps: each chunk is sorted by review
+length and each batch reads only its reviews' tokens (see ``critic.inference``). One Runtime
+may be shared by many threads.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ from typing import Any
 import numpy as np
 
 from critic.bundle import Bundle, load_bundle
+from critic.inference import Window, predict_ids
 
 from .providers import session_for
 
 log = logging.getLogger("critic.runtime")
 
-BATCH_SIZE = 256
+# Rows per onnxruntime call. Small batches of length-sorted rows cost no speed here (an LSTM
+# runs its steps one after another anyway) and keep memory low: onnxruntime's arena grows
+# with batch x steps (about 450 MB at 256 rows of 500 steps for the seed LSTM, 460 MB total
+# process at 64; see BENCHMARKS.md).
+BATCH_SIZE = 64
+CHUNK_BATCHES = 16  # rows tokenized ahead and sorted by length together: 16 batches
 
 
 class Runtime:
@@ -35,6 +43,7 @@ class Runtime:
         device: str = "auto",
         batch_size: int = BATCH_SIZE,
         threads: int | None = None,
+        window: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -44,6 +53,12 @@ class Runtime:
         self.tokenizer = bundle.tokenizer()
         self._encode_options = {k: bundle.encode[k] for k in ("maxlen", "padding", "truncating")}
         self.session, self.device = session_for(bundle.model_file(variant), device, self.threads)
+        self.window = None
+        if window and variant == "fp32" and "window" in bundle.meta:
+            session, _ = session_for(
+                bundle.path / bundle.meta["window"]["file"], device, self.threads
+            )
+            self.window = Window(session)
         self._input = bundle.meta["model"]["input"]
         self.variant = variant
         self._labels = np.asarray(bundle.labels)
@@ -92,18 +107,20 @@ class Runtime:
         size = int(batch_size or self.batch_size)
         if size < 1:
             raise ValueError(f"batch_size must be >= 1, got {size}")
+        chunk = size * CHUNK_BATCHES
         out = np.empty(n, dtype=np.float32)
         errors: list = [None] * n
-        starts = list(range(0, n, size))
+        starts = list(range(0, n, chunk))
         pending: Future | None = None
         for k, start in enumerate(starts):
             if pending is None:
-                pending = self._submit(texts, start, size, strict)
+                pending = self._submit(texts, start, chunk, strict)
             ids, bad = pending.result()
-            pending = (
-                self._submit(texts, starts[k + 1], size, strict) if k + 1 < len(starts) else None
+            if k + 1 < len(starts):
+                pending = self._submit(texts, starts[k + 1], chunk, strict)
+            out[start : start + len(ids)] = predict_ids(
+                self.session, ids, size, self.window, self._input
             )
-            out[start : start + len(ids)] = self._run(ids)
             for row, message in bad.items():
                 out[start + row] = np.nan
                 errors[start + row] = message
@@ -138,9 +155,6 @@ class Runtime:
                 bad[i] = e
         return bad
 
-    def _run(self, ids: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self._input: ids})[0][:, 0]
-
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
@@ -148,7 +162,8 @@ class Runtime:
         m = self.bundle.meta["model"]
         return (
             f"Runtime({self.bundle.path}, {m.get('family')}, maxlen={self.bundle.maxlen}, "
-            f"variant={self.variant}, device={self.device}, batch_size={self.batch_size})"
+            f"variant={self.variant}, device={self.device}, batch_size={self.batch_size}, "
+            f"window={self.window is not None})"
         )
 
 

@@ -79,7 +79,13 @@ def test_bundle_metadata(keras_bundle):
     assert meta["model"]["recurrent"] == "fused" and "LSTM" in meta["model"]["op_types"]
     assert meta["model"]["opset"] == 17 and meta["model"]["maxlen"] == 64
     assert {"tensorflow", "tf2onnx", "onnx", "critic"} <= set(meta["versions"])
-    assert set(meta["files"]) == {"model.onnx", "model.int8.onnx", "tokenizer.json", "README.md"}
+    assert set(meta["files"]) == {
+        "model.onnx",
+        "model.window.onnx",
+        "model.int8.onnx",
+        "tokenizer.json",
+        "README.md",
+    }
     int8 = meta["models"]["int8"]
     assert 0 < int8["bytes"] < meta["models"]["fp32"]["bytes"]
     assert 0 < int8["max_abs_diff_vs_fp32"] < 0.1
@@ -91,7 +97,14 @@ def _copy(report, tmp_path: Path) -> Path:
     return Path(shutil.copytree(report.path, tmp_path / "copy"))
 
 
-BUNDLE_FILES = ["model.onnx", "model.int8.onnx", "tokenizer.json", "README.md", "bundle.json"]
+BUNDLE_FILES = [
+    "model.onnx",
+    "model.window.onnx",
+    "model.int8.onnx",
+    "tokenizer.json",
+    "README.md",
+    "bundle.json",
+]
 
 
 @pytest.mark.parametrize("name", BUNDLE_FILES)
@@ -188,6 +201,12 @@ def test_every_family_exports_and_verifies(tmp_path, data_folder, family, option
     assert meta["parity"]["rows"] == 1000 and meta["parity"]["source"] == "val+test+random ids"
     assert meta["parity"]["max_abs_diff"] <= 1e-5 and meta["parity"]["label_flips"] == 0
     assert meta["metrics"]["val_accuracy"] is not None
+    # The padding-skipping window model exists exactly for the single forward LSTM families.
+    single_lstm = family in ("lstm", "lstm_dropout", "lstm_recurrent_dropout")
+    assert ("window" in meta) == (single_lstm and not options.get("reverse"))
+    if "window" in meta:
+        assert meta["window"]["parity"]["max_abs_diff"] <= 1e-5
+        assert meta["window"]["parity"]["label_flips"] == 0
     if meta["model"]["recurrent"] != "loop":
         assert "int8" in meta["models"]
     if "int8" not in meta["models"]:  # a Loop graph onnxruntime cannot quantize: said, not fatal

@@ -150,3 +150,17 @@ def test_runtime_runs_without_tensorflow_or_ray(trained, imdb_test):
     assert imported == "[]"
     expected = critic.Runtime.load(trained[0]).predict(texts)
     np.testing.assert_allclose(json.loads(probabilities), expected, atol=1e-6)
+
+
+def test_the_padding_skipping_window_gives_the_full_models_answers(trained, imdb_test):
+    _, model, tok = trained
+    windowed = critic.Runtime.load(trained[0], batch_size=32)
+    full = critic.Runtime.load(trained[0], batch_size=32, window=False)
+    assert windowed.window is not None and full.window is None
+    # Short, empty, exactly-maxlen and truncated reviews, in one mixed batch.
+    texts = [*imdb_test[:300], "", "Dull.", " ".join(["good"] * 80), " ".join(["bad"] * 500)]
+    p = windowed.predict(texts)
+    np.testing.assert_allclose(p, full.predict(texts), atol=1e-5)
+    expected = model.predict(tok.encode(texts, maxlen=80), verbose=0)[:, 0]
+    np.testing.assert_allclose(p, expected, atol=1e-5)
+    assert ((p >= 0.5) == (expected >= 0.5)).all()

@@ -1,0 +1,82 @@
+"""onnxruntime inference over token ids (TF-free; used by the runtime and by export checks).
+
+``predict_ids`` runs a bundle's model in batches. With a window model (see
+``critic.export.window``) it sorts the rows by real length, runs each batch on only its last
+L tokens (L: the batch's longest review, rounded up) starting from the LSTM state S(maxlen - L)
+that the skipped padding would have produced: the same numbers as the full model, computed
+without the padding steps.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+WINDOW_STEP = 16  # window lengths are multiples of this (fewer distinct S(k) to compute)
+
+
+class Window:
+    """A window model session and its cache of padding states S(k)."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.units = int(session.get_inputs()[1].shape[1])
+        self._states: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def pad_state(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(h, c) after ``k`` padding tokens from the zero state, each float32 [units]."""
+        with self._lock:
+            if k not in self._states:
+                zero = np.zeros((1, self.units), np.float32)
+                if k == 0:
+                    self._states[k] = (zero[0], zero[0])
+                else:
+                    feed = {"tokens": np.zeros((1, k), np.int32), "h0": zero, "c0": zero}
+                    _, h, c = self.session.run(["probabilities", "h", "c"], feed)
+                    self._states[k] = (h[0], c[0])
+            return self._states[k]
+
+    def run(self, ids: np.ndarray, maxlen: int) -> np.ndarray:
+        """Probabilities of one batch of pre-padded rows, reading only their last L tokens."""
+        first = np.where((ids != 0).any(axis=1), (ids != 0).argmax(axis=1), maxlen)
+        longest = int(maxlen - first.min()) if len(ids) else 0
+        window = min(maxlen, max(WINDOW_STEP, -(-longest // WINDOW_STEP) * WINDOW_STEP))
+        h, c = self.pad_state(maxlen - window)
+        n = len(ids)
+        feed = {
+            "tokens": np.ascontiguousarray(ids[:, maxlen - window :]),
+            "h0": np.broadcast_to(h, (n, self.units)).copy(),
+            "c0": np.broadcast_to(c, (n, self.units)).copy(),
+        }
+        return self.session.run(["probabilities"], feed)[0][:, 0]
+
+
+def real_lengths(ids: np.ndarray) -> np.ndarray:
+    """Tokens after the leading padding (id 0) of each pre-padded row."""
+    nonzero = ids != 0
+    return np.where(nonzero.any(axis=1), ids.shape[1] - nonzero.argmax(axis=1), 0)
+
+
+def predict_ids(
+    session,
+    ids: np.ndarray,
+    batch_size: int,
+    window: Window | None = None,
+    input_name: str = "tokens",
+) -> np.ndarray:
+    """float32 [n] probabilities for token ids [n, maxlen]."""
+    ids = np.ascontiguousarray(ids, dtype=np.int32)
+    out = np.empty(len(ids), dtype=np.float32)
+    if window is None:
+        for start in range(0, len(ids), batch_size):
+            batch = ids[start : start + batch_size]
+            out[start : start + len(batch)] = session.run(None, {input_name: batch})[0][:, 0]
+        return out
+    order = np.argsort(real_lengths(ids), kind="stable")
+    maxlen = ids.shape[1]
+    for start in range(0, len(ids), batch_size):
+        rows = order[start : start + batch_size]
+        out[rows] = window.run(ids[rows], maxlen)
+    return out
