@@ -208,7 +208,10 @@ def _parquet(path, batch_rows, text_column, id_column, keep) -> Iterator[Batch]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    # pre_buffer=False: with pre-buffering (pyarrow's default) the reader keeps what it has
+    # read, and memory grows with the file (~0.8 GB extra at 1M reviews); without it memory
+    # stays at about one row group.
+    pf = pq.ParquetFile(path, pre_buffer=False)
     names = pf.schema_arrow.names
     wanted = list(dict.fromkeys(c for c in (text_column, id_column, *keep) if c))
     missing = [c for c in wanted if c not in names]
