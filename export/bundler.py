@@ -139,6 +139,7 @@ def export_bundle(
                 "input": INPUT,
                 "output": OUTPUT,
                 "maxlen": maxlen,
+                "ids": tokenizer_doc["encode"]["mode"],
                 "family": source.trial.get("model", {}).get("family") or model.name,
                 **graph,
             },
@@ -166,7 +167,8 @@ def export_bundle(
 def _tokenizer_doc(tokenizer_json: str, maxlen: int) -> dict[str, Any]:
     doc = json.loads(tokenizer_json)
     encode = {"padding": "pre", "truncating": "pre", **doc.get("encode", {})}
-    doc["encode"] = {**encode, "mode": "keras_tokenizer", "maxlen": maxlen}
+    mode = "keras_imdb_index" if doc.get("class_name") == "ImdbIndex" else "keras_tokenizer"
+    doc["encode"] = {**encode, "mode": mode, "maxlen": maxlen}
     return doc
 
 

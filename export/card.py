@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+IDS = {
+    "keras_tokenizer": "Keras Tokenizer ids",
+    "keras_imdb_index": "the ids of Keras' `imdb.npz` (`keras.datasets.imdb`)",
+}
+
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f} %"
@@ -29,7 +34,8 @@ def model_card(meta: dict[str, Any]) -> str:
         "## Model",
         "",
         f"- Family `{model['family']}`; input `{model['input']}` int32 [batch, {model['maxlen']}]"
-        f" (Keras Tokenizer ids, padding/truncation as in `tokenizer.json`), output "
+        f" ({IDS.get(model.get('ids'), IDS['keras_tokenizer'])}, padding/truncation as in "
+        "`tokenizer.json`), output "
         f"`{model['output']}` float32 [batch, 1].",
         f"- ONNX opset {model['opset']}; recurrence: {model['recurrent']}"
         + (f" ({', '.join(model['recurrent_ops'])})" if model["recurrent_ops"] else "")

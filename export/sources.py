@@ -88,10 +88,14 @@ def _read_tokenizer(path: Path) -> str:
     if not path.is_file():
         raise SourceError(f"{path}: tokenizer JSON not found")
     text = path.read_text(encoding="utf-8")
-    from critic.kernels import Tokenizer
+    from critic.kernels import ImdbIndex, Tokenizer
 
     try:
-        Tokenizer.from_json(text)
+        payload = json.loads(text)
+        is_index = isinstance(payload, dict) and payload.get("class_name") == "ImdbIndex"
+        (ImdbIndex if is_index else Tokenizer).from_json(text)
     except (ValueError, TypeError, KeyError) as e:
-        raise SourceError(f"{path}: not a Keras/critic Tokenizer JSON ({e})") from e
+        raise SourceError(
+            f"{path}: not a Keras/critic Tokenizer JSON or critic ImdbIndex JSON ({e})"
+        ) from e
     return text

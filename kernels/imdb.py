@@ -54,6 +54,7 @@ class ImdbIndex:
         if oov_char is not None:
             table[_UNKNOWN] = oov_char
         start = None if start_char is None else resolve(start_char)
+        self.word_index = dict(word_index)
         self.num_words, self.skip_top, self.index_from = num_words, skip_top, index_from
         self.start_char, self.oov_char = start_char, oov_char
         self._vocab = _core.Vocabulary(
@@ -66,6 +67,42 @@ class ImdbIndex:
         """Load Keras' ``imdb_word_index.json`` (``keras.datasets.imdb.get_word_index``)."""
         with open(path, encoding="utf-8") as fh:
             return cls(json.load(fh), **kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "word_index": json.dumps(self.word_index, ensure_ascii=False),
+            "num_words": self.num_words,
+            "skip_top": self.skip_top,
+            "start_char": self.start_char,
+            "oov_char": self.oov_char,
+            "index_from": self.index_from,
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        """``{"class_name": "ImdbIndex", "config": ...}``, read back by ``from_json``."""
+        return json.dumps({"class_name": "ImdbIndex", "config": self.get_config()}, **kwargs)
+
+    @classmethod
+    def from_json(cls, json_string: str) -> ImdbIndex:
+        payload = json.loads(json_string)
+        if not isinstance(payload, dict) or payload.get("class_name") != "ImdbIndex":
+            raise ValueError("not an ImdbIndex JSON: expected class_name 'ImdbIndex'")
+        config = dict(payload["config"])
+        return cls(json.loads(config.pop("word_index")), **config)
+
+    def remap(self, ranks: Iterable[int]) -> list[int]:
+        """One review of an ``imdb.npz`` file (word ranks) -> ids, as ``load_data`` maps
+        them: ``start_char`` first, then ``rank + index_from``, ids outside
+        ``[skip_top, num_words)`` replaced by ``oov_char`` (or dropped when it is None)."""
+        limit = self.num_words or (max(self.word_index.values()) + self.index_from)
+        head = [] if self.start_char is None else [self.start_char]
+        out = []
+        for i in [*head, *(int(r) + self.index_from for r in ranks)]:
+            if self.skip_top <= i < limit:
+                out.append(i)
+            elif self.oov_char is not None:
+                out.append(self.oov_char)
+        return out
 
     def texts_to_sequences(
         self, texts: Iterable[str] | Any, *, threads: int | None = None, errors: str = "strict"

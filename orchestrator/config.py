@@ -26,7 +26,7 @@ from .zoo import ModelSpec
 SPACES = ("choice", "uniform", "loguniform", "randint", "grid")
 SCHEDULERS = ("asha", "pbt", "fifo")
 SEARCH_ALGS = ("random", "grid", "optuna")
-DATASET_KINDS = ("imdb", "files")
+DATASET_KINDS = ("imdb", "files", "imdb_npz")
 TOKENIZER_DEFAULTS = {"num_words": 20000, "maxlen": 500, "oov_token": "<OOV>"}
 TOKENIZER_KEYS = tuple(TOKENIZER_DEFAULTS)
 
@@ -107,6 +107,12 @@ class SweepConfig:
                     raise ConfigError(f"dataset.{split} is required for kind 'files'")
                 if not self.path(self.dataset[split]).is_file():
                     raise ConfigError(f"dataset.{split}: {self.dataset[split]}: no such file")
+        elif kind == "imdb_npz":
+            for key in ("path", "word_index"):
+                if not self.dataset.get(key):
+                    raise ConfigError(f"dataset.{key} is required for kind 'imdb_npz'")
+                if not self.path(self.dataset[key]).is_file():
+                    raise ConfigError(f"dataset.{key}: {self.dataset[key]}: no such file")
         elif self.dataset.get("path") and not self.path(self.dataset["path"]).exists():
             raise ConfigError(f"dataset.path: {self.dataset['path']}: no such file or folder")
         frac = float(self.dataset.get("validation_fraction", 0.2))

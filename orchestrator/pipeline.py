@@ -11,7 +11,7 @@ import numpy as np
 
 from critic.datasets import acl_imdb_split, read_labeled
 
-from .config import SweepConfig
+from .config import ConfigError, SweepConfig
 from .sweep import run_sweep
 
 
@@ -30,6 +30,11 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
     from critic.serve import Runtime
     from critic.serve.score import ScoreOptions, score_corpus
 
+    if cfg.dataset.get("kind") == "imdb_npz":
+        raise ConfigError(
+            "critic run scores raw test reviews, and an imdb.npz holds only word ranks: use "
+            "critic tune --export-top 1 for it, or give the raw reviews (--imdb ARCHIVE)"
+        )
     run_dir = run_sweep(cfg, num_cpus=num_cpus)
     bundles = run_dir / "bundles"
     if not export_run(run_dir, 1, bundles, quantize):

@@ -2,6 +2,9 @@
 
 Arrays land in ``RUN_DIR/data/<setting>/`` as .npy files (plus the fitted tokenizer JSON);
 trials memory-map them and never tokenize. The tokenizer is fitted on the training split only.
+Keras' ``imdb.npz`` (kind ``imdb_npz``) arrives already as word ranks: its ids are mapped as
+``keras.datasets.imdb.load_data`` maps them, and the tokenizer saved for the bundle is the
+``ImdbIndex`` that maps raw text the same way.
 """
 
 from __future__ import annotations
@@ -20,15 +23,22 @@ from critic.datasets import (
     resolve_imdb,
     stratified_split,
 )
-from critic.kernels import Tokenizer
+from critic.imdb_npz import RankSequences, read_imdb_npz, read_word_index
+from critic.kernels import ImdbIndex, Tokenizer, pad_sequences
 
 from .config import ConfigError, SweepConfig, is_space
 
+Split = LabeledTexts | RankSequences
 
-def load_splits(cfg: SweepConfig) -> dict[str, LabeledTexts]:
+
+def load_splits(cfg: SweepConfig) -> dict[str, Split]:
     """train / val / test splits; the test split is only read here and at the very end."""
     ds = cfg.dataset
-    if ds.get("kind", "imdb") == "imdb":
+    kind = ds.get("kind", "imdb")
+    if kind == "imdb_npz":
+        arrays = read_imdb_npz(cfg.path(ds["path"]))
+        train, test = arrays["train"], arrays["test"]
+    elif kind == "imdb":
         folder = resolve_imdb(cfg.path(ds["path"]) if ds.get("path") else None)
         train, test = read_acl_imdb(folder, "train"), read_acl_imdb(folder, "test")
     else:
@@ -45,7 +55,7 @@ def load_splits(cfg: SweepConfig) -> dict[str, LabeledTexts]:
     return {"train": train.subset(tr), "val": train.subset(va), "test": test}
 
 
-def _stratified_head(data: LabeledTexts, n: int, seed: int) -> LabeledTexts:
+def _stratified_head(data: Split, n: int, seed: int) -> Split:
     if n >= len(data):
         return data
     _, keep = stratified_split(data.labels, n / len(data), seed)
@@ -72,9 +82,12 @@ def setting_key(setting: dict) -> str:
     return f"nw{setting['num_words']}-len{setting['maxlen']}-" + hashlib.sha1(blob).hexdigest()[:8]
 
 
-def prepare_arrays(cfg: SweepConfig, splits: dict[str, LabeledTexts], data_dir: Path) -> dict:
+def prepare_arrays(cfg: SweepConfig, splits: dict[str, Split], data_dir: Path) -> dict:
     """Tokenize every split once per setting; returns {setting_key: folder}."""
     folders = {}
+    word_index = None
+    if cfg.dataset.get("kind") == "imdb_npz":
+        word_index = read_word_index(cfg.path(cfg.dataset["word_index"]))
     for setting in tokenizer_settings(cfg):
         key = setting_key(setting)
         folder = data_dir / key
@@ -82,10 +95,21 @@ def prepare_arrays(cfg: SweepConfig, splits: dict[str, LabeledTexts], data_dir: 
         if (folder / "done").is_file():
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        tok = Tokenizer(num_words=setting["num_words"], oov_token=setting["oov_token"] or None)
-        tok.fit_on_texts(splits["train"].texts)
+        if word_index is not None:
+            tok = ImdbIndex(word_index, num_words=setting["num_words"])
+            maxlen = setting["maxlen"]
+
+            def encode(data, tok=tok, maxlen=maxlen):
+                return pad_sequences([tok.remap(r) for r in data.sequences], maxlen=maxlen)
+        else:
+            tok = Tokenizer(num_words=setting["num_words"], oov_token=setting["oov_token"] or None)
+            tok.fit_on_texts(splits["train"].texts)
+
+            def encode(data, tok=tok, maxlen=setting["maxlen"]):
+                return tok.encode(data.texts, maxlen=maxlen)
+
         for name, data in splits.items():
-            np.save(folder / f"x_{name}.npy", tok.encode(data.texts, maxlen=setting["maxlen"]))
+            np.save(folder / f"x_{name}.npy", encode(data).astype(np.int32, copy=False))
             np.save(folder / f"y_{name}.npy", data.labels.astype(np.float32))
         (folder / "tokenizer.json").write_text(tok.to_json(), encoding="utf-8")
         (folder / "setting.json").write_text(json.dumps(setting), encoding="utf-8")

@@ -63,6 +63,12 @@ def test_matches_load_data(keras_imdb, imdb_train, imdb_test, monkeypatch, kwarg
     index = ImdbIndex.from_file(folder / "imdb_word_index.json", **kwargs)
     texts = imdb_train + imdb_test
     assert index.texts_to_sequences(texts) == expected
+    # The same ids from the file's ranks (how a sweep on imdb.npz builds its arrays) ...
+    with np.load(folder / "imdb.npz", allow_pickle=True) as raw:
+        ranks = [*raw["x_train"], *raw["x_test"]]
+    assert [index.remap(r) for r in ranks] == expected
+    # ... and from an index carried through its JSON (how a bundle carries it).
+    assert ImdbIndex.from_json(index.to_json()).texts_to_sequences(texts) == expected
     np.testing.assert_array_equal(
         index.encode(texts, maxlen=300), pad_sequences(expected, maxlen=300)
     )

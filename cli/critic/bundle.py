@@ -5,7 +5,8 @@ A bundle is a directory::
     model.onnx        the classifier (input ``tokens`` int32 [batch, maxlen], output
                       ``probabilities`` float32 [batch, 1])
     model.int8.onnx   optional dynamically quantized variant
-    tokenizer.json    Keras Tokenizer JSON plus an ``encode`` section (maxlen, padding, ...)
+    tokenizer.json    Keras Tokenizer JSON (or critic's ImdbIndex JSON for models trained on
+                      Keras' imdb.npz ids) plus an ``encode`` section (mode, maxlen, padding)
     README.md         the model card
     bundle.json       format version, labels, metrics, parity numbers, versions, and the
                       size and sha256 of every other file; sealed by its own checksum
@@ -27,7 +28,7 @@ FORMAT = "critic-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "bundle.json"
 REQUIRED_FILES = ("model.onnx", "tokenizer.json", "README.md")
-ENCODE_MODES = ("keras_tokenizer",)
+ENCODE_MODES = ("keras_tokenizer", "keras_imdb_index")
 _SEAL = "manifest_sha256"
 
 
@@ -90,10 +91,11 @@ class Bundle:
         return self.path / models[variant]["file"]
 
     def tokenizer(self):
-        """critic's (Keras-exact) Tokenizer for this bundle."""
-        from critic.kernels import Tokenizer
+        """critic's (Keras-exact) Tokenizer for this bundle, or its ImdbIndex."""
+        from critic.kernels import ImdbIndex, Tokenizer
 
-        return Tokenizer.from_json((self.path / "tokenizer.json").read_text(encoding="utf-8"))
+        cls = ImdbIndex if self.encode["mode"] == "keras_imdb_index" else Tokenizer
+        return cls.from_json((self.path / "tokenizer.json").read_text(encoding="utf-8"))
 
 
 def load_bundle(path: str | Path) -> Bundle:
