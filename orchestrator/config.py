@@ -139,6 +139,10 @@ class SweepConfig:
         for section, values in (("model", self.model), ("tokenizer", self.tokenizer)):
             for key, value in values.items():
                 check_space(f"{section}.{key}", value)
+        for key, value in self.tokenizer.items():
+            # Each tokenizer value gets its own tokenized arrays: only finite choices.
+            if is_space(value) and next(iter(value)) not in ("choice", "grid"):
+                raise ConfigError(f"tokenizer.{key}: only choice or grid make sense here")
         # Every fixed or sampled model value must make a valid ModelSpec.
         for sample in corner_samples(self.model):
             try:

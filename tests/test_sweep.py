@@ -152,6 +152,7 @@ def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local
             "no such file",
         ),
         ({"tokenizer": {"vocab": 5}}, "unknown tokenizer setting"),
+        ({"tokenizer": {"maxlen": {"randint": [50, 500]}}}, "only choice or grid"),
         ({"colour": "red"}, "unknown config section"),
     ],
 )
