@@ -17,6 +17,7 @@ storage_path: runs
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -130,9 +131,17 @@ class SweepConfig:
         sched = self.search.get("scheduler", "asha")
         if sched not in SCHEDULERS:
             raise ConfigError(f"search.scheduler must be one of {SCHEDULERS}, got {sched!r}")
+        lr = self.model.get("learning_rate")
+        if sched == "pbt" and not (is_space(lr) and next(iter(lr)) in ("uniform", "loguniform")):
+            raise ConfigError(
+                "scheduler pbt mutates model.learning_rate: give it a uniform or loguniform "
+                "space"
+            )
         alg = self.search.get("search_alg", "random")
         if alg not in SEARCH_ALGS:
             raise ConfigError(f"search.search_alg must be one of {SEARCH_ALGS}, got {alg!r}")
+        if alg == "optuna" and importlib.util.find_spec("optuna") is None:
+            raise ConfigError("search_alg 'optuna' needs optuna: pip install optuna")
         for name in ("cpu", "gpu"):
             if float(self.resources.get(name, 1 if name == "cpu" else 0)) < 0:
                 raise ConfigError(f"resources.{name} must be >= 0")

@@ -39,17 +39,13 @@ def _scheduler(cfg: SweepConfig):
             max_t=cfg.epochs, grace_period=int(cfg.search.get("grace_period", 1)), time_attr="epoch"
         )
     if name == "pbt":
-        mutations = {
-            f"model/{k}": to_tune_space(v)
-            for k, v in cfg.model.items()
-            if isinstance(v, dict) and next(iter(v)) in ("uniform", "loguniform")
-        }
-        if not mutations:
-            raise ConfigError("pbt needs at least one uniform/loguniform model setting to mutate")
+        # Only the learning rate: a model restored from a checkpoint keeps its architecture.
         return PopulationBasedTraining(
             time_attr="epoch",
             perturbation_interval=1,
-            hyperparam_mutations={"model": {k.split("/", 1)[1]: v for k, v in mutations.items()}},
+            hyperparam_mutations={
+                "model": {"learning_rate": to_tune_space(cfg.model["learning_rate"])}
+            },
         )
     return None
 
@@ -106,7 +102,7 @@ def run_sweep(cfg: SweepConfig, *, extra: dict | None = None, num_cpus: int | No
             storage_path=str(run_dir),
             failure_config=tune.FailureConfig(max_failures=int(cfg.search.get("max_failures", 2))),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=int(cfg.search.get("checkpoints_to_keep", 2)),
+                num_to_keep=_checkpoints_to_keep(cfg),
                 checkpoint_score_attribute=METRIC,
                 checkpoint_score_order=MODE,
             ),
@@ -117,6 +113,14 @@ def run_sweep(cfg: SweepConfig, *, extra: dict | None = None, num_cpus: int | No
     _require_complete(cfg, run_dir)
     finish(cfg, run_dir, results)
     return run_dir
+
+
+def _checkpoints_to_keep(cfg: SweepConfig) -> int | None:
+    """Best N checkpoints per trial (2 by default). PBT keeps them all: a trial may continue
+    from another's checkpoint of any earlier epoch, which must still exist."""
+    if "checkpoints_to_keep" in cfg.search:
+        return int(cfg.search["checkpoints_to_keep"])
+    return None if cfg.search.get("scheduler") == "pbt" else 2
 
 
 def _new_run_dir(storage: Path, name: str) -> Path:
@@ -180,9 +184,11 @@ def finish(cfg: SweepConfig, run_dir: Path, results) -> None:
     """Leaderboard (CSV + Markdown), the top-k scored once on the test split, plots."""
     import keras
 
-    rows = []
+    rows, failed = [], []
     for result in results:
         if result.error is not None or result.metrics is None or METRIC not in result.metrics:
+            reason = str(result.error or "reported no metrics").strip().splitlines()[-1]
+            failed.append({"trial": result.path.rsplit("/", 1)[-1], "error": reason[:500]})
             continue
         history = result.metrics_dataframe
         best_val = float(history[METRIC].max())
@@ -198,6 +204,8 @@ def finish(cfg: SweepConfig, run_dir: Path, results) -> None:
                 },
             }
         )
+    for f in failed:  # left out of the ranking, never silently
+        print(f"critic tune: trial {f['trial']} failed after its retries: {f['error']}")
     if not rows:
         raise RuntimeError(f"no trial finished; see {run_dir / 'tune'}")
     rows.sort(key=lambda r: r["val_accuracy"], reverse=True)
@@ -213,7 +221,7 @@ def finish(cfg: SweepConfig, run_dir: Path, results) -> None:
         p = model.predict(x_test, batch_size=256, verbose=0)[:, 0]
         row["test_accuracy"] = float(((p >= 0.5) == (y_test >= 0.5)).mean())
     write_leaderboard(run_dir, rows)
-    write_leaderboard_json(cfg, run_dir, rows)
+    write_leaderboard_json(cfg, run_dir, rows, failed)
     plot_curves(run_dir, rows[: cfg.top_k])
     plot_overview(run_dir, rows)
 
@@ -244,7 +252,9 @@ def write_leaderboard(run_dir: Path, rows: list[dict]) -> None:
     print("\n".join(md))
 
 
-def write_leaderboard_json(cfg: SweepConfig, run_dir: Path, rows: list[dict]) -> None:
+def write_leaderboard_json(
+    cfg: SweepConfig, run_dir: Path, rows: list[dict], failed: list[dict] | None = None
+) -> None:
     """leaderboard.json: what ``critic export`` reads (no Ray needed to read a finished run).
     Paths are relative to the run directory, so a run directory can be moved or copied."""
     trials = [
@@ -267,6 +277,7 @@ def write_leaderboard_json(cfg: SweepConfig, run_dir: Path, rows: list[dict]) ->
         "labels": list(cfg.dataset.get("labels", DEFAULT_LABELS)),
         "dataset": cfg.dataset,
         "trials": trials,
+        "failed": failed or [],
     }
     (run_dir / "leaderboard.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
 

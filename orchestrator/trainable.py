@@ -46,6 +46,9 @@ def train_trial(config: dict) -> None:
         with checkpoint.as_directory() as ckpt:
             model = keras.models.load_model(Path(ckpt) / "model.keras", safe_mode=True)
             start_epoch = int((Path(ckpt) / "epoch").read_text())
+        # PBT continues a better trial's checkpoint with a mutated config: the learning rate
+        # is the one mutation a trained model can take on.
+        model.optimizer.learning_rate.assign(spec.learning_rate)
     else:
         matrix = None
         if spec.glove_path:

@@ -153,6 +153,7 @@ def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local
         ),
         ({"tokenizer": {"vocab": 5}}, "unknown tokenizer setting"),
         ({"tokenizer": {"maxlen": {"randint": [50, 500]}}}, "only choice or grid"),
+        ({"search": {"scheduler": "pbt"}}, "pbt mutates model.learning_rate"),
         ({"colour": "red"}, "unknown config section"),
     ],
 )
@@ -160,6 +161,82 @@ def test_bad_configs_fail_before_any_trial(tmp_path, change, match):
     with pytest.raises(ConfigError, match=match):
         SweepConfig.from_dict(tiny_sweep_config(tmp_path, **change))
     assert not (tmp_path / "runs").exists()
+
+
+def test_pbt_sweep_exploits_and_finishes(tmp_path, ray_local):
+    """PBT with 4 trials over 3 epochs: after an epoch a trial in the bottom quarter
+    continues from a top trial's checkpoint with a perturbed learning rate (Tune logs each
+    such step in pbt_global.txt); every trial finishes all epochs."""
+    from critic.orchestrator.sweep import run_sweep
+
+    cfg = SweepConfig.from_dict(
+        tiny_sweep_config(
+            tmp_path,
+            model={
+                "family": "conv1d",
+                "embedding_dim": 4,
+                "filters": 4,
+                "learning_rate": {"loguniform": [1.0e-4, 3.0e-2]},
+            },
+            search={"num_samples": 4, "scheduler": "pbt", "max_concurrent_trials": 2},
+            training={"epochs": 3, "batch_size": 64},
+            top_k=1,
+        )
+    )
+    run_dir = run_sweep(cfg)
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    assert board["failed"] == []
+    assert len(board["trials"]) == 4
+    assert all(t["epochs"] == 3 for t in board["trials"])
+    exploits = (run_dir / "tune" / "pbt_global.txt").read_text().splitlines()
+    assert exploits  # at least one trial continued from another's checkpoint
+    rates = [t["model"]["learning_rate"] for t in board["trials"]]
+    assert all(1.0e-4 * 0.8 <= r <= 3.0e-2 * 1.2 for r in rates)  # PBT perturbs by 0.8 / 1.2
+
+
+def test_a_trial_failing_for_good_is_reported_not_dropped(tmp_path, ray_local, capsys):
+    from critic.orchestrator.sweep import run_sweep
+
+    cfg = SweepConfig.from_dict(
+        tiny_sweep_config(
+            tmp_path,
+            model={"family": "conv1d", "embedding_dim": 4, "filters": 2},
+            search={"num_samples": 2, "scheduler": "fifo", "max_failures": 0},
+            training={"epochs": 1},
+            top_k=1,
+        )
+    )
+    run_dir = run_sweep(cfg, extra={"_fail_once_marker": str(tmp_path / "failed-once")})
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    assert len(board["trials"]) == 1
+    (failed,) = board["failed"]
+    assert "injected failure" in failed["error"]
+    assert f"trial {failed['trial']} failed after its retries" in capsys.readouterr().out
+
+
+def test_optuna_search(tmp_path, ray_local):
+    pytest.importorskip("optuna")
+    from critic.orchestrator.sweep import run_sweep
+
+    cfg = SweepConfig.from_dict(
+        tiny_sweep_config(
+            tmp_path,
+            model={
+                "family": "conv1d",
+                "embedding_dim": 4,
+                "filters": {"randint": [2, 9]},
+                "learning_rate": {"loguniform": [1.0e-3, 1.0e-2]},
+            },
+            search={"num_samples": 3, "scheduler": "fifo", "search_alg": "optuna"},
+            training={"epochs": 1, "batch_size": 64},
+            top_k=1,
+        )
+    )
+    run_dir = run_sweep(cfg)
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    assert len(board["trials"]) == 3
+    rates = {t["model"]["learning_rate"] for t in board["trials"]}
+    assert len(rates) == 3 and all(1.0e-3 <= r <= 1.0e-2 for r in rates)
 
 
 def test_cli_reports_config_errors(tmp_path):
