@@ -99,19 +99,22 @@ def prepare_arrays(cfg: SweepConfig, splits: dict[str, Split], data_dir: Path) -
             tok = ImdbIndex(word_index, num_words=setting["num_words"])
             maxlen = setting["maxlen"]
 
-            def encode(data, tok=tok, maxlen=maxlen):
-                return pad_sequences([tok.remap(r) for r in data.sequences], maxlen=maxlen)
+            def encode(data, tok=tok, maxlen=maxlen, padding=setting["padding"]):
+                ids = [tok.remap(r) for r in data.sequences]
+                return pad_sequences(ids, maxlen=maxlen, padding=padding)
         else:
             tok = Tokenizer(num_words=setting["num_words"], oov_token=setting["oov_token"] or None)
             tok.fit_on_texts(splits["train"].texts)
 
-            def encode(data, tok=tok, maxlen=setting["maxlen"]):
-                return tok.encode(data.texts, maxlen=maxlen)
+            def encode(data, tok=tok, maxlen=setting["maxlen"], padding=setting["padding"]):
+                return tok.encode(data.texts, maxlen=maxlen, padding=padding)
 
         for name, data in splits.items():
             np.save(folder / f"x_{name}.npy", encode(data).astype(np.int32, copy=False))
             np.save(folder / f"y_{name}.npy", data.labels.astype(np.float32))
-        (folder / "tokenizer.json").write_text(tok.to_json(), encoding="utf-8")
+        doc = json.loads(tok.to_json())
+        doc["encode"] = {"padding": setting["padding"], "truncating": "pre"}  # for export
+        (folder / "tokenizer.json").write_text(json.dumps(doc), encoding="utf-8")
         (folder / "setting.json").write_text(json.dumps(setting), encoding="utf-8")
         (folder / "done").write_text("")
     return folders

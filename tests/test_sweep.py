@@ -154,6 +154,8 @@ def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local
         ({"tokenizer": {"vocab": 5}}, "unknown tokenizer setting"),
         ({"tokenizer": {"maxlen": {"randint": [50, 500]}}}, "only choice or grid"),
         ({"search": {"scheduler": "pbt"}}, "pbt mutates model.learning_rate"),
+        ({"model": {"family": "lstm", "reverse": True}}, "set tokenizer.padding: post"),
+        ({"tokenizer": {"padding": "middle"}}, "padding must be 'pre' or 'post'"),
         ({"colour": "red"}, "unknown config section"),
     ],
 )
@@ -212,6 +214,46 @@ def test_a_trial_failing_for_good_is_reported_not_dropped(tmp_path, ray_local, c
     (failed,) = board["failed"]
     assert "injected failure" in failed["error"]
     assert f"trial {failed['trial']} failed after its retries" in capsys.readouterr().out
+
+
+def test_reversed_model_with_post_padding_exports_and_scores_raw_text(tmp_path, ray_local):
+    """padding: post reaches the arrays, the bundle's tokenizer and the runtime: raw text
+    becomes the arrays the model was trained on, and the bundle predicts as Keras does."""
+    pytest.importorskip("tf2onnx")
+    import keras
+    import numpy as np
+
+    import critic
+    from critic.export.cli import export_run
+    from critic.orchestrator.prepare import load_splits
+    from critic.orchestrator.sweep import run_sweep
+
+    cfg = SweepConfig.from_dict(
+        tiny_sweep_config(
+            tmp_path,
+            tokenizer={"num_words": 1000, "maxlen": 48, "padding": "post"},
+            model={"family": "lstm", "embedding_dim": 4, "units": 4, "reverse": True},
+            search={"num_samples": 1, "scheduler": "fifo"},
+            training={"epochs": 1},
+            top_k=1,
+        )
+    )
+    run_dir = run_sweep(cfg)
+    assert export_run(run_dir, 1, run_dir / "bundles", None)
+    runtime = critic.Runtime.load(run_dir / "bundles" / "rank1")
+    assert runtime.bundle.encode["padding"] == "post"
+    (data,) = (run_dir / "data").iterdir()
+    x_test = np.load(data / "x_test.npy")
+    assert (x_test[:, 0] != 0).all()  # post padding: every review starts at column 0
+    texts = load_splits(cfg)["test"].texts  # the raw reviews behind x_test
+    np.testing.assert_array_equal(runtime.encode(texts), x_test)
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    model = keras.models.load_model(
+        run_dir / board["trials"][0]["checkpoint"] / "model.keras", compile=False
+    )
+    np.testing.assert_allclose(
+        runtime.predict(texts), model.predict(x_test, verbose=0)[:, 0], atol=1e-5
+    )
 
 
 def test_optuna_search(tmp_path, ray_local):
