@@ -136,8 +136,7 @@ class SweepConfig:
         lr = self.model.get("learning_rate")
         if sched == "pbt" and not (is_space(lr) and next(iter(lr)) in ("uniform", "loguniform")):
             raise ConfigError(
-                "scheduler pbt mutates model.learning_rate: give it a uniform or loguniform "
-                "space"
+                "scheduler pbt mutates model.learning_rate: give it a uniform or loguniform space"
             )
         alg = self.search.get("search_alg", "random")
         if alg not in SEARCH_ALGS:

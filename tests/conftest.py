@@ -43,6 +43,17 @@ def keras_pad(keras_text):
     return tf.keras.utils.pad_sequences
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """An embedded 2-CPU Ray for one test module, shut down after it (so the next module
+    can start its own)."""
+    ray = pytest.importorskip("ray")
+    ray.shutdown()  # a Ray left running by code under test in an earlier module
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def sample_bundle(tmp_path_factory):
     """A small LSTM trained on the sample with critic's tokenizer, exported as a bundle

@@ -120,7 +120,7 @@ def test_config_needs_both_files(npz_files, tmp_path):
         )
 
 
-def test_sweep_on_npz_exports_a_bundle_for_raw_text(npz_files, tmp_path):
+def test_sweep_on_npz_exports_a_bundle_for_raw_text(npz_files, tmp_path, ray_local):
     """Train on imdb.npz ranks; the bundle's ImdbIndex turns the raw reviews into the very
     arrays the model was trained and tested on, and its predictions match Keras."""
     pytest.importorskip("ray")
@@ -145,7 +145,7 @@ def test_sweep_on_npz_exports_a_bundle_for_raw_text(npz_files, tmp_path):
             top_k=1,
         )
     )
-    run_dir = run_sweep(cfg, num_cpus=2)
+    run_dir = run_sweep(cfg)
     assert export_run(run_dir, 1, run_dir / "bundles", None)
     runtime = critic.Runtime.load(run_dir / "bundles" / "rank1")
     assert runtime.bundle.encode["mode"] == "keras_imdb_index"

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,8 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
     (job_dir / "sweep.yaml").write_text(json.dumps(config))
     # `ray job submit` waits for the job and streams its logs. The entrypoint names the
     # interpreter, so the job cannot pick another Python from the raylet's PATH.
-    result = _ray_cli(
+    submit = partial(
+        _ray_cli,
         env,
         "job",
         "submit",
@@ -143,7 +145,15 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
         "1",
         timeout=480,
     )
-    logs = result.stdout + result.stderr
+    # A head that answers `job list` may not have its job agent registered yet (slow on a
+    # loaded machine); Ray then refuses the submission before creating a job, so retry.
+    deadline = time.time() + 120
+    while True:
+        result = submit()
+        logs = result.stdout + result.stderr
+        if "No available agent to submit job" not in logs or time.time() > deadline:
+            break
+        time.sleep(3)
     assert result.returncode == 0, logs[-3000:]
     assert "succeeded" in logs.lower()
     assert "no GPU in this Ray cluster" in logs
@@ -153,7 +163,8 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
     # Scoring on the same cluster through Ray Data, with the bundle the sweep exported.
     bundle = storage / "job-sweep" / "bundles" / "rank1"
     scored = tmp_path / "scored"
-    result = _ray_cli(
+    submit = partial(
+        _ray_cli,
         env,
         "job",
         "submit",

@@ -20,15 +20,6 @@ def sweep_dir_names(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in (tmp_path / "runs").iterdir())
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def test_sweep_runs_retries_and_resumes(tmp_path, ray_local):
     from critic.orchestrator.sweep import resume_sweep, run_sweep
 
