@@ -51,6 +51,8 @@ class ModelSpec:
     units: int = 100
     dropout: float = 0.2
     recurrent_dropout: float = 0.2
+    # SpatialDropout1D on the embeddings (whole embedding channels dropped), any family; 0 = off
+    embedding_dropout: float = 0.0
     filters: int = 32
     kernel_size: int = 3
     pool_size: int = 2
@@ -87,7 +89,7 @@ class ModelSpec:
         for name in ("num_words", "maxlen", "embedding_dim", "units", "filters", "hidden"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("dropout", "recurrent_dropout"):
+        for name in ("dropout", "recurrent_dropout", "embedding_dropout"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
@@ -138,6 +140,8 @@ def build_model(spec: ModelSpec, embedding_matrix: np.ndarray | None = None):
     else:
         embed = layers.Embedding(spec.num_words, spec.embedding_dim, name="embedding")
     x = embed(x)
+    if spec.embedding_dropout:
+        x = layers.SpatialDropout1D(spec.embedding_dropout, name="embedding_dropout")(x)
     x = _BODIES[spec.family](spec, layers, x)
     out = layers.Dense(1, activation="sigmoid", name="probability")(x)
     model = keras.Model(tokens, out, name=spec.family)

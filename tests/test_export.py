@@ -181,6 +181,8 @@ FAMILIES_TO_EXPORT = [
     ("bigru", {}),
     ("simple_rnn", {}),
     ("conv1d", {}),
+    ("conv1d", {"embedding_dropout": 0.3}),
+    ("lstm", {"embedding_dropout": 0.3}),
     ("flatten", {}),
 ]
 

@@ -91,9 +91,27 @@ def test_glove_embeddings(tmp_path, batch):
         ({"family": "transformer"}, "unknown model family"),
         ({"units": 0}, "units must be >= 1"),
         ({"dropout": 1.5}, "dropout must be in"),
+        ({"embedding_dropout": -0.1}, "embedding_dropout must be in"),
         ({"colour": "red"}, "unknown model setting"),
     ],
 )
 def test_bad_specs_fail_early(config, match):
     with pytest.raises(ValueError, match=match):
         ModelSpec.from_dict(config)
+
+
+def test_embedding_dropout_drops_whole_channels_in_training_only(batch):
+    import keras
+
+    model = build_model(ModelSpec.from_dict({**TINY, "family": "conv1d", "embedding_dropout": 0.5}))
+    layer = model.get_layer("embedding_dropout")
+    assert isinstance(layer, keras.layers.SpatialDropout1D)
+    x = np.ones((4, 10, 8), dtype=np.float32)
+    dropped = keras.ops.convert_to_numpy(layer(x, training=True))
+    # Each (review, channel) is dropped at every position or kept (scaled by 2) at every one.
+    assert set(np.unique(dropped)) <= {0.0, 2.0} and (dropped == 0).any()
+    assert (dropped.min(axis=1) == dropped.max(axis=1)).all()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    _, tokens, _ = batch
+    first = model.predict(tokens, verbose=0)
+    np.testing.assert_array_equal(model.predict(tokens, verbose=0), first)
