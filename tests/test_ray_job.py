@@ -147,7 +147,7 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
     )
     # A head that answers `job list` may not have its job agent registered yet (slow on a
     # loaded machine); Ray then refuses the submission before creating a job, so retry.
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while True:
         result = submit()
         logs = result.stdout + result.stderr
