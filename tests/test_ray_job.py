@@ -96,6 +96,20 @@ def ray_head(tmp_path):
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
+def _submit_job(submit):
+    """Run ``submit()`` (a `ray job submit` call). A head that answers `job list` may not
+    have its job agent registered yet (slow on a loaded machine); Ray then refuses the
+    submission before creating a job, so retry that refusal for up to 5 minutes."""
+    deadline = time.time() + 300
+    while True:
+        result = submit()
+        if "No available agent to submit job" not in result.stdout + result.stderr:
+            return result
+        if time.time() > deadline:
+            return result
+        time.sleep(3)
+
+
 def test_tune_as_a_ray_job(tmp_path, ray_head):
     address, env = ray_head
     job_dir = tmp_path / "job"
@@ -145,15 +159,8 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
         "1",
         timeout=480,
     )
-    # A head that answers `job list` may not have its job agent registered yet (slow on a
-    # loaded machine); Ray then refuses the submission before creating a job, so retry.
-    deadline = time.time() + 300
-    while True:
-        result = submit()
-        logs = result.stdout + result.stderr
-        if "No available agent to submit job" not in logs or time.time() > deadline:
-            break
-        time.sleep(3)
+    result = _submit_job(submit)
+    logs = result.stdout + result.stderr
     assert result.returncode == 0, logs[-3000:]
     assert "succeeded" in logs.lower()
     assert "no GPU in this Ray cluster" in logs
@@ -187,6 +194,7 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
         "400",
         timeout=300,
     )
+    result = _submit_job(submit)
     logs = result.stdout + result.stderr
     assert result.returncode == 0, logs[-3000:]
     assert "1000 rows (0 with errors) in 3 shards" in logs
