@@ -38,25 +38,19 @@ class ImdbIndex:
     ) -> None:
         if not word_index:
             raise ValueError("word_index is empty")
-        if num_words:
-            limit = num_words
-        else:  # load_data: num_words = the largest id in the data, kept out by `<`
-            limit = max(word_index.values()) + index_from
-
-        def resolve(i: int) -> int | None:
-            return i if skip_top <= i < limit else oov_char
-
+        self.word_index = dict(word_index)
+        self.num_words, self.skip_top, self.index_from = num_words, skip_top, index_from
+        self.start_char, self.oov_char = start_char, oov_char
+        # load_data without num_words: the largest id in the data, kept out by `<`
+        self._limit = num_words or max(word_index.values()) + index_from
         table: dict[str, int] = {}
         for word, rank in word_index.items():
-            i = resolve(rank + index_from)
+            i = self._resolve(rank + index_from)
             if i is not None:
                 table[word] = i
         if oov_char is not None:
             table[_UNKNOWN] = oov_char
-        start = None if start_char is None else resolve(start_char)
-        self.word_index = dict(word_index)
-        self.num_words, self.skip_top, self.index_from = num_words, skip_top, index_from
-        self.start_char, self.oov_char = start_char, oov_char
+        start = None if start_char is None else self._resolve(start_char)
         self._vocab = _core.Vocabulary(
             table, None, None if oov_char is None else _UNKNOWN, start=start
         )
@@ -94,15 +88,13 @@ class ImdbIndex:
         """One review of an ``imdb.npz`` file (word ranks) -> ids, as ``load_data`` maps
         them: ``start_char`` first, then ``rank + index_from``, ids outside
         ``[skip_top, num_words)`` replaced by ``oov_char`` (or dropped when it is None)."""
-        limit = self.num_words or (max(self.word_index.values()) + self.index_from)
         head = [] if self.start_char is None else [self.start_char]
-        out = []
-        for i in [*head, *(int(r) + self.index_from for r in ranks)]:
-            if self.skip_top <= i < limit:
-                out.append(i)
-            elif self.oov_char is not None:
-                out.append(self.oov_char)
-        return out
+        ids = (self._resolve(i) for i in [*head, *(int(r) + self.index_from for r in ranks)])
+        return [i for i in ids if i is not None]
+
+    def _resolve(self, i: int) -> int | None:
+        """``i`` inside ``[skip_top, limit)``, else ``oov_char`` (None: dropped)."""
+        return i if self.skip_top <= i < self._limit else self.oov_char
 
     def texts_to_sequences(
         self, texts: Iterable[str] | Any, *, threads: int | None = None, errors: str = "strict"

@@ -153,7 +153,7 @@ class SweepConfig:
             # Each tokenizer value gets its own tokenized arrays: only finite choices.
             if is_space(value) and next(iter(value)) not in ("choice", "grid"):
                 raise ConfigError(f"tokenizer.{key}: only choice or grid make sense here")
-        paddings = _values(self.tokenizer_settings["padding"])
+        paddings = setting_values(self.tokenizer_settings["padding"])
         if not set(paddings) <= {"pre", "post"}:
             raise ConfigError(f"tokenizer.padding must be 'pre' or 'post', got {paddings}")
         if "pre" in paddings and any(s.get("reverse") for s in corner_samples(self.model)):
@@ -179,7 +179,7 @@ class SweepConfig:
                 raise ConfigError(f"model: {e}") from e
 
 
-def _values(value: Any) -> list[Any]:
+def setting_values(value: Any) -> list[Any]:
     """Every value a fixed setting or a choice/grid space can take."""
     return list(next(iter(value.values()))) if is_space(value) else [value]
 

@@ -26,7 +26,7 @@ from critic.datasets import (
 from critic.imdb_npz import RankSequences, read_imdb_npz, read_word_index
 from critic.kernels import ImdbIndex, Tokenizer, pad_sequences
 
-from .config import ConfigError, SweepConfig, is_space
+from .config import SweepConfig, setting_values
 
 Split = LabeledTexts | RankSequences
 
@@ -63,23 +63,27 @@ def _stratified_head(data: Split, n: int, seed: int) -> Split:
 
 
 def tokenizer_settings(cfg: SweepConfig) -> list[dict]:
-    """Every distinct tokenizer setting the sweep can ask for (choice/grid values)."""
-    keys, options = [], []
-    for key, value in cfg.tokenizer_settings.items():
-        if is_space(value):
-            kind, args = next(iter(value.items()))
-            if kind not in ("choice", "grid"):
-                raise ConfigError(f"tokenizer.{key}: only choice or grid make sense here")
-            options.append(list(args))
-        else:
-            options.append([value])
-        keys.append(key)
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*options)]
+    """Every distinct tokenizer setting the sweep can ask for (choice/grid values; the
+    config's validation refuses other spaces here)."""
+    settings = cfg.tokenizer_settings
+    options = [setting_values(value) for value in settings.values()]
+    return [dict(zip(settings, combo, strict=True)) for combo in itertools.product(*options)]
 
 
 def setting_key(setting: dict) -> str:
     blob = json.dumps(setting, sort_keys=True).encode()
     return f"nw{setting['num_words']}-len{setting['maxlen']}-" + hashlib.sha1(blob).hexdigest()[:8]
+
+
+def _padded_ids(tok, data: Split, setting: dict) -> np.ndarray:
+    """int32 [n, maxlen] ids of one split: word ranks mapped by an ImdbIndex, or texts
+    tokenized by the fitted Tokenizer."""
+    options = {"maxlen": setting["maxlen"], "padding": setting["padding"]}
+    if isinstance(data, RankSequences):
+        ids = pad_sequences([tok.remap(r) for r in data.sequences], **options)
+    else:
+        ids = tok.encode(data.texts, **options)
+    return ids.astype(np.int32, copy=False)
 
 
 def prepare_arrays(cfg: SweepConfig, splits: dict[str, Split], data_dir: Path) -> dict:
@@ -97,20 +101,11 @@ def prepare_arrays(cfg: SweepConfig, splits: dict[str, Split], data_dir: Path) -
         folder.mkdir(parents=True, exist_ok=True)
         if word_index is not None:
             tok = ImdbIndex(word_index, num_words=setting["num_words"])
-            maxlen = setting["maxlen"]
-
-            def encode(data, tok=tok, maxlen=maxlen, padding=setting["padding"]):
-                ids = [tok.remap(r) for r in data.sequences]
-                return pad_sequences(ids, maxlen=maxlen, padding=padding)
         else:
             tok = Tokenizer(num_words=setting["num_words"], oov_token=setting["oov_token"] or None)
             tok.fit_on_texts(splits["train"].texts)
-
-            def encode(data, tok=tok, maxlen=setting["maxlen"], padding=setting["padding"]):
-                return tok.encode(data.texts, maxlen=maxlen, padding=padding)
-
         for name, data in splits.items():
-            np.save(folder / f"x_{name}.npy", encode(data).astype(np.int32, copy=False))
+            np.save(folder / f"x_{name}.npy", _padded_ids(tok, data, setting))
             np.save(folder / f"y_{name}.npy", data.labels.astype(np.float32))
         doc = json.loads(tok.to_json())
         doc["encode"] = {"padding": setting["padding"], "truncating": "pre"}  # for export
