@@ -238,14 +238,11 @@ def _window(model, opset: int, folder: Path, x, p_keras, source: str, tolerance:
         log(f"critic export: window model left out: {e}")
         return f"window model left out: {e}"
     (folder / "model.window.onnx").write_bytes(data)
-    start = time.perf_counter()
-    for _ in range(3):
-        predict_ids(None, x, BATCH, runner)
     return {
         "file": "model.window.onnx",
         "bytes": len(data),
         "parity": parity.to_dict(),
-        "sequences_per_second": 3 * len(x) / (time.perf_counter() - start),
+        "sequences_per_second": sequences_per_second(None, x, window=runner),
     }
 
 

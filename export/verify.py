@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from critic.inference import Window, predict_ids
+
 from .convert import INPUT
 
 TOLERANCE = 1e-5
@@ -46,9 +48,7 @@ def session(model_bytes: bytes):
 
 
 def onnx_predict(sess, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.int32)
-    parts = [sess.run(None, {INPUT: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
-    return np.concatenate(parts)[:, 0] if parts else np.zeros(0, np.float32)
+    return predict_ids(sess, x, batch, input_name=INPUT)
 
 
 def keras_predict(model, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
@@ -88,12 +88,15 @@ def accuracy(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> float:
     return float(((p >= threshold) == (np.asarray(y) >= 0.5)).mean())
 
 
-def sequences_per_second(sess, x: np.ndarray, repeats: int = 5) -> float:
-    """onnxruntime throughput on ``x`` (median of ``repeats`` passes after a warm-up)."""
-    onnx_predict(sess, x[:BATCH])
+def sequences_per_second(
+    sess, x: np.ndarray, repeats: int = 5, window: Window | None = None
+) -> float:
+    """onnxruntime throughput on ``x`` (median of ``repeats`` passes after a warm-up), of
+    ``sess`` or, given one, of the window model's padding-skipping inference."""
+    predict_ids(sess, x[:BATCH], BATCH, window, INPUT)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        onnx_predict(sess, x)
+        predict_ids(sess, x, BATCH, window, INPUT)
         times.append(time.perf_counter() - start)
     return len(x) / statistics.median(times)

@@ -38,10 +38,10 @@ class Window:
                     self._states[k] = (h[0], c[0])
             return self._states[k]
 
-    def run(self, ids: np.ndarray, maxlen: int) -> np.ndarray:
-        """Probabilities of one batch of pre-padded rows, reading only their last L tokens."""
-        first = np.where((ids != 0).any(axis=1), (ids != 0).argmax(axis=1), maxlen)
-        longest = int(maxlen - first.min()) if len(ids) else 0
+    def run(self, ids: np.ndarray, longest: int) -> np.ndarray:
+        """Probabilities of one batch of pre-padded rows whose longest real length is
+        ``longest``, reading only their last L >= longest tokens."""
+        maxlen = ids.shape[1]
         window = min(maxlen, max(WINDOW_STEP, -(-longest // WINDOW_STEP) * WINDOW_STEP))
         h, c = self.pad_state(maxlen - window)
         n = len(ids)
@@ -74,9 +74,9 @@ def predict_ids(
             batch = ids[start : start + batch_size]
             out[start : start + len(batch)] = session.run(None, {input_name: batch})[0][:, 0]
         return out
-    order = np.argsort(real_lengths(ids), kind="stable")
-    maxlen = ids.shape[1]
+    lengths = real_lengths(ids)
+    order = np.argsort(lengths, kind="stable")
     for start in range(0, len(ids), batch_size):
         rows = order[start : start + batch_size]
-        out[rows] = window.run(ids[rows], maxlen)
+        out[rows] = window.run(ids[rows], int(lengths[rows[-1]]))  # sorted: last is longest
     return out
