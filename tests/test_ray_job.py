@@ -8,32 +8,23 @@ machine). Clients reach the dashboard on 127.0.0.1.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 import pytest
+from processes import free_port, stop
 from sweep_configs import tiny_sweep_config
 
 from critic.corpus import sample_path
 
 pytest.importorskip("ray")  # only checks it is installed; the client is the CLI
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ray_cli(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -52,7 +43,7 @@ def ray_head(tmp_path):
     # client runs as a CLI subprocess so it reads these settings fresh.
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-    dashboard = _free_port()
+    dashboard = free_port()
     # Ray's socket paths must stay under 108 bytes: a short temp dir, not pytest's tmp_path.
     ray_tmp = tempfile.mkdtemp(prefix="critic-ray-")
     log = open(tmp_path / "head.log", "w")
@@ -62,7 +53,7 @@ def ray_head(tmp_path):
             "start",
             "--head",
             "--block",
-            f"--port={_free_port()}",
+            f"--port={free_port()}",
             f"--dashboard-port={dashboard}",
             "--dashboard-host=127.0.0.1",
             "--include-dashboard=true",
@@ -84,28 +75,24 @@ def ray_head(tmp_path):
             time.sleep(2)
         yield address, env
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=30)
+        stop(head, whole_group=True, timeout=90)
         log.close()
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-def _submit_job(submit):
-    """Run ``submit()`` (a `ray job submit` call). A head that answers `job list` may not
-    have its job agent registered yet (slow on a loaded machine); Ray then refuses the
-    submission before creating a job, so retry that refusal for up to 5 minutes."""
+def _submit_critic_job(env, address, options: list[str], critic_args: list[str], timeout):
+    """`ray job submit [options] -- python -m critic ARGS`, waiting for the job. The
+    entrypoint names the interpreter, so the job cannot pick another Python from the
+    raylet's PATH. A head that answers `job list` may not have its job agent registered yet
+    (slow on a loaded machine); Ray then refuses the submission before creating a job, so
+    that refusal is retried for up to 5 minutes."""
+    command = ["job", "submit", "--address", address, *options, "--"]
+    command += [sys.executable, "-m", "critic", *critic_args]
     deadline = time.time() + 300
     while True:
-        result = submit()
-        if "No available agent to submit job" not in result.stdout + result.stderr:
-            return result
-        if time.time() > deadline:
+        result = _ray_cli(env, *command, timeout=timeout)
+        refused = "No available agent to submit job" in result.stdout + result.stderr
+        if not refused or time.time() > deadline:
             return result
         time.sleep(3)
 
@@ -137,29 +124,14 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
     )
     storage = Path(config["storage_path"])
     (job_dir / "sweep.yaml").write_text(json.dumps(config))
-    # `ray job submit` waits for the job and streams its logs. The entrypoint names the
-    # interpreter, so the job cannot pick another Python from the raylet's PATH.
-    submit = partial(
-        _ray_cli,
+    # `ray job submit` waits for the job and streams its logs.
+    result = _submit_critic_job(
         env,
-        "job",
-        "submit",
-        "--address",
         address,
-        "--working-dir",
-        str(job_dir),
-        "--",
-        sys.executable,
-        "-m",
-        "critic",
-        "tune",
-        "--config",
-        "sweep.yaml",
-        "--export-top",
-        "1",
+        ["--working-dir", str(job_dir)],
+        ["tune", "--config", "sweep.yaml", "--export-top", "1"],
         timeout=480,
     )
-    result = _submit_job(submit)
     logs = result.stdout + result.stderr
     assert result.returncode == 0, logs[-3000:]
     assert "succeeded" in logs.lower()
@@ -170,31 +142,9 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
     # Scoring on the same cluster through Ray Data, with the bundle the sweep exported.
     bundle = storage / "job-sweep" / "bundles" / "rank1"
     scored = tmp_path / "scored"
-    submit = partial(
-        _ray_cli,
-        env,
-        "job",
-        "submit",
-        "--address",
-        address,
-        "--",
-        sys.executable,
-        "-m",
-        "critic",
-        "score",
-        "--engine",
-        "ray",
-        "--model",
-        str(bundle),
-        "--input",
-        str(sample_path("test")),
-        "--output",
-        str(scored),
-        "--shard-rows",
-        "400",
-        timeout=300,
-    )
-    result = _submit_job(submit)
+    score_args = ["score", "--engine", "ray", "--model", str(bundle)]
+    score_args += ["--input", str(sample_path("test")), "--output", str(scored)]
+    result = _submit_critic_job(env, address, [], [*score_args, "--shard-rows", "400"], timeout=300)
     logs = result.stdout + result.stderr
     assert result.returncode == 0, logs[-3000:]
     assert "1000 rows (0 with errors) in 3 shards" in logs

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from processes import free_port, stop
 
 import critic
 
 pytest.importorskip("ray")
 pytest.importorskip("fastapi")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(url: str, body: object | None = None, raw: bytes | None = None) -> tuple[int, dict]:
@@ -45,7 +37,7 @@ def call(url: str, body: object | None = None, raw: bytes | None = None) -> tupl
 
 @contextlib.contextmanager
 def serving(bundle, tmp_path, *extra: str):
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / f"serve-{port}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "critic", "serve", "--model", str(bundle), "--port", str(port),
@@ -64,13 +56,7 @@ def serving(bundle, tmp_path, *extra: str):
             time.sleep(1)
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        stop(proc, whole_group=False, timeout=60)
         log.close()
 
 
