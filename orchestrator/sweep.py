@@ -190,13 +190,18 @@ def finish(cfg: SweepConfig, run_dir: Path, results) -> None:
             reason = str(result.error or "reported no metrics").strip().splitlines()[-1]
             failed.append({"trial": result.path.rsplit("/", 1)[-1], "error": reason[:500]})
             continue
+        # The history and the last result: a PBT trial that continued from another trial's
+        # checkpoint can have a history without its last epochs.
         history = result.metrics_dataframe
-        best_val = float(history[METRIC].max())
+        seen = {k: [result.metrics.get(k, 0)] for k in (METRIC, "epoch")}
+        for k, values in seen.items():
+            if history is not None and k in history:
+                values.extend(history[k].dropna())
         rows.append(
             {
                 "trial": result.path.rsplit("/", 1)[-1],
-                "val_accuracy": best_val,
-                "epochs": int(history["epoch"].max()),
+                "val_accuracy": float(max(seen[METRIC])),
+                "epochs": int(max(seen["epoch"])),
                 "result": result,
                 "params": {
                     **result.config["model"],

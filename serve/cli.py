@@ -143,8 +143,6 @@ def _register_score(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from critic.serve import Runtime
-
     from .score import ScoreOptions, expand_inputs, score_corpus
 
     inputs = expand_inputs(args.input)
@@ -157,22 +155,16 @@ def _run(args: argparse.Namespace) -> int:
         variant=args.variant,
     )
     options.validate()
-    runtime = Runtime.load(
-        args.model,
-        variant=args.variant,
-        device=args.device,
-        batch_size=args.batch_size,
-        threads=args.threads,
-    )
-    if args.engine == "ray":
+    if args.engine == "ray":  # the actors load the model; this process only needs the bundle
+        from critic.bundle import load_bundle
         from critic.raycluster import connect_ray
 
         from .score_ray import score_corpus_ray
 
+        bundle = load_bundle(args.model)
         connect_ray(args.num_cpus)
         summary = score_corpus_ray(
-            args.model,
-            runtime,
+            bundle,
             inputs,
             args.output,
             options,
@@ -181,6 +173,15 @@ def _run(args: argparse.Namespace) -> int:
             device=args.device,
         )
     else:
+        from critic.serve import Runtime
+
+        runtime = Runtime.load(
+            args.model,
+            variant=args.variant,
+            device=args.device,
+            batch_size=args.batch_size,
+            threads=args.threads,
+        )
         summary = score_corpus(runtime, inputs, args.output, options, progress=args.progress)
     print(f"critic score: {summary.line()}")
     if summary.errors:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from critic.batches import Batch, acl_imdb_files, count_rows, input_format, iter_batches
-from critic.bundle import sha256_file
+from critic.bundle import Bundle, sha256_file
 from critic.corpus import CorpusError
 
 MANIFEST = "_manifest.json"
@@ -113,12 +113,12 @@ def fingerprint(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def job_manifest(runtime, inputs: list[Path], options: ScoreOptions) -> dict[str, Any]:
+def job_manifest(bundle: Bundle, inputs: list[Path], options: ScoreOptions) -> dict[str, Any]:
     return {
         "critic_score": 1,
         "model": {
-            "path": str(Path(runtime.bundle.path).resolve()),
-            "manifest_sha256": runtime.bundle.meta["manifest_sha256"],
+            "path": str(Path(bundle.path).resolve()),
+            "manifest_sha256": bundle.meta["manifest_sha256"],
             "variant": options.variant,
         },
         "inputs": [fingerprint(p) for p in inputs],
@@ -178,8 +178,8 @@ def score_corpus(
 ) -> Summary:
     """Score every row of ``inputs`` into ``output`` (see the module docstring)."""
     output = Path(output)
-    totals = prepare_output(runtime, inputs, output, options)
-    bar = _progress_bar(sum(totals), progress)
+    prepare_output(runtime.bundle, inputs, output, options)
+    bar = _progress_bar(sum(count_rows(p, options.text_column) for p in inputs), progress)
     summary = Summary(output=str(output))
     start_time = time.perf_counter()
     position = 0  # row number across all inputs (the id when no id column is given)
@@ -209,12 +209,12 @@ def score_corpus(
     return finish(summary, output, options.format)
 
 
-def prepare_output(runtime, inputs: list[Path], output: Path, options: ScoreOptions) -> list[int]:
-    """Check the options, open (or re-open) the output folder; returns rows per input."""
+def prepare_output(bundle: Bundle, inputs: list[Path], output: Path, options: ScoreOptions) -> None:
+    """Check the options and the variant, open (or re-open) the output folder."""
     options.validate()
-    open_output(output, job_manifest(runtime, inputs, options))
+    bundle.model_file(options.variant)  # a BundleError when the bundle lacks the variant
+    open_output(output, job_manifest(bundle, inputs, options))
     _remove_leftovers(output)
-    return [count_rows(p, options.text_column) for p in inputs]
 
 
 def finish(summary: Summary, output: Path, fmt: str) -> Summary:

@@ -1,8 +1,12 @@
 """``critic score --engine ray``: the same job on Ray Data.
 
-read (one task per input file, one block per shard not yet committed)
+read (one task per shard not yet committed, seeking straight to the shard's first row)
 -> ``map_batches`` with a callable class holding one Runtime per actor (an actor pool)
 -> a datasink that commits each shard with the local engine's atomic write.
+
+A block is always exactly one shard: each read task yields one, and blocks are never cut
+(Ray Data would cut one bigger than its target block size, and merge the small ones). The
+object store holds a few shards per actor, not a growing share of the corpus.
 
 Shards, file names, manifest and output schema are the local engine's, so the guarantee is
 the same: a re-run skips committed shards and ends with exactly the rows of one clean run.
@@ -10,11 +14,13 @@ the same: a re-run skips committed shards and ends with exactly the rows of one 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
-from critic.batches import iter_batches
+from critic.batches import Start, acl_imdb_files, batch_starts, input_format, iter_batches
+from critic.bundle import Bundle
 
 from .score import (
     ScoreOptions,
@@ -28,39 +34,62 @@ from .score import (
 )
 
 ROUTE = ("_input", "_shard", "_rows")  # where a block's rows belong; dropped before writing
+NEVER_CUT = 1 << 50  # a target block size no shard reaches
+SHARDS_PER_ACTOR = 3  # read ahead: the one being scored, one queued, one being read
+IO_TASK_PER_ACTORS = 4  # a shard reads or writes in a fraction of the time it takes to score
 
 
-def _shard_source(inputs: list[Path], offsets: list[int], options: ScoreOptions, done: set):
+def bytes_per_row(path: Path, rows: int) -> float:
+    """About what a row of ``path`` takes in memory, text and the columns added to it."""
+    if not rows:
+        return 0.0
+    if path.is_dir():
+        size = sum(p.stat().st_size for p in acl_imdb_files(path))
+    elif input_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        size = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    else:
+        size = path.stat().st_size
+    return size / rows + 64  # + Arrow offsets, the id, error and routing columns
+
+
+def _shard_source(inputs: list[Path], offsets: list[int], options: ScoreOptions, shards):
+    """A datasource with one read task per ``(input, shard, Start, rows, bytes)``."""
     import pyarrow as pa
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
-    def read_file(index: int):
-        path = inputs[index]
-        batches = iter_batches(
-            path, options.shard_rows, options.text_column, options.id_column, options.keep_columns
+    def read_shard(index: int, shard: int, start: Start):
+        batch = next(
+            iter_batches(
+                inputs[index],
+                options.shard_rows,
+                options.text_column,
+                options.id_column,
+                options.keep_columns,
+                start=start,
+            )
         )
-        for shard, batch in enumerate(batches):
-            if (index, shard) in done:
-                continue
-            table = shard_input(batch, offsets[index] + batch.start)
-            n = table.num_rows
-            route = {"_input": [index] * n, "_shard": [shard] * n, "_rows": [n] * n}
-            for name, values in route.items():
-                table = table.append_column(name, pa.array(values, type=pa.int64()))
-            yield table
+        table = shard_input(batch, offsets[index] + batch.start)
+        n = table.num_rows
+        for name, value in zip(ROUTE, (index, shard, n), strict=True):
+            table = table.append_column(name, pa.array([value] * n, type=pa.int64()))
+        pa.default_memory_pool().release_unused()  # the reader's buffers, ~6x the shard
+        return [table]
 
     class ShardSource(Datasource):
         def estimate_inmemory_data_size(self) -> int | None:
-            return sum(p.stat().st_size for p in inputs if p.is_file()) or None
+            return int(sum(s[4] for s in shards)) or None
 
         def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
             return [
                 ReadTask(
-                    lambda i=i: read_file(i),
-                    BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None),
+                    lambda i=i, k=k, start=start: read_shard(i, k, start),
+                    BlockMetadata(num_rows=rows, size_bytes=int(size), exec_stats=None),
                 )
-                for i in range(len(inputs))
+                for i, k, start, rows, size in shards
             ]
 
     return ShardSource()
@@ -75,10 +104,13 @@ class ScoreActor:
         self.runtime = Runtime.load(model, **options)
 
     def __call__(self, block):
+        import pyarrow as pa
+
         route = {name: block.column(name) for name in ROUTE}
         out = score_shard(self.runtime, block.drop_columns(list(ROUTE)))
         for name, column in route.items():
             out = out.append_column(name, column)
+        pa.default_memory_pool().release_unused()
         return out
 
 
@@ -87,6 +119,7 @@ def _shard_sink(output: Path, fmt: str):
 
     class ShardSink(Datasink):
         def write(self, blocks, ctx) -> int:
+            import pyarrow as pa
             import pyarrow.compute as pc
 
             written = 0
@@ -106,14 +139,31 @@ def _shard_sink(output: Path, fmt: str):
                     path = output / shard_name(key[0], key[1], fmt)
                     write_shard(part.drop_columns(list(ROUTE)), path, fmt)
                     written += part.num_rows
+            pa.default_memory_pool().release_unused()
             return written
 
     return ShardSink()
 
 
+@contextlib.contextmanager
+def _data_context(object_store_bytes: int):
+    """Ray Data settings for this job only: whole-shard blocks, a bounded read-ahead."""
+    from ray.data import DataContext, ExecutionResources
+
+    ctx = DataContext.get_current()
+    saved = ctx.target_max_block_size, ctx.execution_options.resource_limits
+    ctx.target_max_block_size = NEVER_CUT
+    ctx.execution_options.resource_limits = ExecutionResources.for_limits(
+        object_store_memory=object_store_bytes
+    )
+    try:
+        yield
+    finally:
+        ctx.target_max_block_size, ctx.execution_options.resource_limits = saved
+
+
 def score_corpus_ray(
-    model: Path,
-    runtime,
+    bundle: Bundle,
     inputs: list[Path],
     output: Path,
     options: ScoreOptions,
@@ -131,15 +181,22 @@ def score_corpus_ray(
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # our summary says what matters
 
     output = Path(output)
-    totals = prepare_output(runtime, inputs, output, options)
-    offsets = [sum(totals[:i]) for i in range(len(inputs))]
-    done, shards = set(), 0
-    for index, total in enumerate(totals):
-        count = -(-total // options.shard_rows)
-        shards += count
-        for shard in range(count):
+    prepare_output(bundle, inputs, output, options)
+    offsets, shards, summary = [], [], Summary(output=str(output))
+    position = 0
+    for index, path in enumerate(inputs):
+        starts, total = batch_starts(path, options.shard_rows, options.text_column)
+        size = bytes_per_row(path, total)
+        offsets.append(position)
+        position += total
+        for shard, start in enumerate(starts):
+            rows = min(options.shard_rows, total - start.row)
+            summary.shards += 1
             if (output / shard_name(index, shard, options.format)).is_file():
-                done.add((index, shard))
+                summary.skipped_shards += 1
+            else:
+                shards.append((index, shard, start, rows, rows * size))
+                summary.scored_rows += rows
 
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
@@ -158,26 +215,30 @@ def score_corpus_ray(
         actor_resources["num_gpus"] = 1
         runtime_options["device"] = "cuda"
 
-    start = time.perf_counter()
-    ds = ray.data.read_datasource(
-        _shard_source(inputs, offsets, options, done),
-        # One read task per input and no extra splitting: every block stays one whole shard.
-        override_num_blocks=len(inputs),
-        ray_remote_args={"num_cpus": 0.25},
-    )
-    scored = ds.map_batches(
-        ScoreActor,
-        fn_constructor_args=(str(Path(model).resolve()), runtime_options),
-        batch_size=None,
-        batch_format="pyarrow",
-        zero_copy_batch=True,
-        compute=ActorPoolStrategy(size=size),
-        **actor_resources,
-    )
-    scored.write_datasink(_shard_sink(output, options.format), ray_remote_args={"num_cpus": 0.25})
-    summary = Summary(output=str(output), shards=shards, skipped_shards=len(done))
-    summary.seconds = time.perf_counter() - start
-    summary.scored_rows = sum(totals) - sum(
-        min(options.shard_rows, totals[i] - s * options.shard_rows) for i, s in done
-    )
+    largest = max((s[4] for s in shards), default=0)
+    io_tasks = max(1, size // IO_TASK_PER_ACTORS)
+    start_time = time.perf_counter()
+    if shards:
+        with _data_context(int(max(64 << 20, SHARDS_PER_ACTOR * (size + 1) * largest))):
+            ds = ray.data.read_datasource(
+                _shard_source(inputs, offsets, options, shards),
+                override_num_blocks=len(shards),
+                num_cpus=0.25,
+                concurrency=io_tasks,
+            )
+            scored = ds.map_batches(
+                ScoreActor,
+                fn_constructor_args=(str(Path(bundle.path).resolve()), runtime_options),
+                batch_size=None,
+                batch_format="pyarrow",
+                zero_copy_batch=True,
+                compute=ActorPoolStrategy(size=size),
+                **actor_resources,
+            )
+            scored.write_datasink(
+                _shard_sink(output, options.format),
+                ray_remote_args={"num_cpus": 0.25},
+                concurrency=io_tasks,
+            )
+    summary.seconds = time.perf_counter() - start_time
     return finish(summary, output, options.format)

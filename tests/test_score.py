@@ -279,3 +279,31 @@ def test_ray_engine_writes_the_local_engines_output_exactly_once(tmp_path, bundl
     assert summary["rows"] == 2_504 and summary["errors"] == 1
     assert sorted(p.name for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")) == []
     assert read_output(tmp_path / "ray").equals(read_output(tmp_path / "local"))
+
+
+def test_ray_engine_keeps_shards_whole_when_ray_data_would_cut_blocks(
+    tmp_path, bundle, runtime, imdb_test, ray_local
+):
+    """A cluster whose Ray Data block target is smaller than a shard: Ray would slice the
+    shard's block, and a shard must never be committed in part. Its settings come back."""
+    from ray.data import DataContext
+
+    from critic.serve.score import ScoreOptions, score_corpus
+    from critic.serve.score_ray import score_corpus_ray
+
+    texts = imdb_test[:600]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "in.parquet", row_group_size=50)
+    options = ScoreOptions(shard_rows=250)
+    context = DataContext.get_current()
+    saved = context.target_max_block_size
+    context.target_max_block_size = 16 << 10  # a shard here is ~350 KB
+    try:
+        summary = score_corpus_ray(
+            runtime.bundle, [tmp_path / "in.parquet"], tmp_path / "ray", options, actors=2
+        )
+        assert context.target_max_block_size == 16 << 10
+    finally:
+        context.target_max_block_size = saved
+    score_corpus(runtime, [tmp_path / "in.parquet"], tmp_path / "local", options)
+    assert (summary.rows, summary.shards, summary.errors) == (600, 3, 0)
+    assert read_output(tmp_path / "ray").equals(read_output(tmp_path / "local"))

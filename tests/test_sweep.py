@@ -157,7 +157,7 @@ def test_bad_configs_fail_before_any_trial(tmp_path, change, match):
 
 
 def test_pbt_sweep_exploits_and_finishes(tmp_path, ray_local):
-    """PBT with 4 trials over 3 epochs: after an epoch a trial in the bottom quarter
+    """PBT with 4 trials over 5 epochs: after an epoch a trial in the bottom quarter
     continues from a top trial's checkpoint with a perturbed learning rate (Tune logs each
     such step in pbt_global.txt); every trial finishes all epochs."""
     from critic.orchestrator.sweep import run_sweep
@@ -172,7 +172,8 @@ def test_pbt_sweep_exploits_and_finishes(tmp_path, ray_local):
                 "learning_rate": {"loguniform": [1.0e-4, 3.0e-2]},
             },
             search={"num_samples": 4, "scheduler": "pbt", "max_concurrent_trials": 2},
-            training={"epochs": 3, "batch_size": 64},
+            # Each pair of concurrent trials gets 4 chances to find the other with a score.
+            training={"epochs": 5, "batch_size": 64},
             top_k=1,
         )
     )
@@ -182,7 +183,7 @@ def test_pbt_sweep_exploits_and_finishes(tmp_path, ray_local):
     assert len(board["trials"]) == 4
     # A trial that exploits a finished donor's last checkpoint has no epoch left to run, so
     # its own history may end early; the sweep as a whole runs to the last epoch.
-    assert max(t["epochs"] for t in board["trials"]) == 3
+    assert max(t["epochs"] for t in board["trials"]) == 5
     exploits = (run_dir / "tune" / "pbt_global.txt").read_text().splitlines()
     assert exploits  # at least one trial continued from another's checkpoint
     rates = [t["model"]["learning_rate"] for t in board["trials"]]

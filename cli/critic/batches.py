@@ -9,7 +9,6 @@ review per line) and aclImdb folders (one review per file). TF-free and Ray-free
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
 from collections.abc import Iterator
@@ -46,22 +45,54 @@ def acl_imdb_files(folder: Path) -> list[Path]:
     return files
 
 
+@dataclass(frozen=True)
+class Start:
+    """Where a batch begins in its input without reading what comes before it: the row
+    (0-based), the byte offset of that row (text formats) and its line number (CSV: record
+    number), which error messages quote."""
+
+    row: int = 0
+    offset: int = 0
+    line: int = 1
+
+
+def batch_starts(path: Path, batch_rows: int, text_column: str = "text") -> tuple[list[Start], int]:
+    """Where each batch of ``iter_batches(path, batch_rows)`` begins, and the rows in all
+    (cheap: metadata, or one scan of the bytes)."""
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    fmt = input_format(path)
+    if fmt in ("parquet", "acl_imdb"):
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            rows = pq.ParquetFile(path).metadata.num_rows
+        else:
+            rows = len(acl_imdb_files(path))
+        return [Start(row) for row in range(0, rows, batch_rows)], rows
+    starts, rows = [], 0
+    if fmt in ("csv", "tsv"):
+        records = _csv_records(path, fmt)
+        begin = next(records, (None, 0))[1]  # the header
+        for number, (_, end) in enumerate(records, 1):
+            if rows % batch_rows == 0:
+                starts.append(Start(rows, begin, number))
+            rows, begin = rows + 1, end
+        return starts, rows
+    with open(path, "rb") as fh:
+        offset = 0
+        for number, raw in enumerate(fh, 1):
+            if fmt == "txt" or raw.strip():  # JSON Lines: blank lines are not rows
+                if rows % batch_rows == 0:
+                    starts.append(Start(rows, offset, number))
+                rows += 1
+            offset += len(raw)
+    return starts, rows
+
+
 def count_rows(path: Path, text_column: str = "text") -> int:
     """Rows :func:`iter_batches` will yield (cheap: metadata or one scan of the bytes)."""
-    fmt = input_format(path)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).metadata.num_rows
-    if fmt == "acl_imdb":
-        return len(acl_imdb_files(path))
-    if fmt in ("csv", "tsv"):
-        return sum(1 for _ in _csv_rows(path, fmt)) - 1
-    rows = 0
-    with open(path, "rb") as fh:
-        for line in fh:
-            rows += 1 if fmt == "txt" or line.strip() else 0
-    return rows
+    return batch_starts(path, sys.maxsize, text_column)[1]
 
 
 def iter_batches(
@@ -70,33 +101,37 @@ def iter_batches(
     text_column: str = "text",
     id_column: str | None = None,
     keep: tuple[str, ...] = (),
+    start: Start = Start(),
 ) -> Iterator[Batch]:
-    """Batches of at most ``batch_rows`` rows, covering every row of ``path`` once, in order.
+    """Batches of at most ``batch_rows`` rows, covering every row of ``path`` from ``start``
+    (one of :func:`batch_starts`; default: the first row) once, in order.
     A missing column is a CorpusError before the first batch."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
     fmt = input_format(path)
     if fmt == "parquet":
-        yield from _parquet(path, batch_rows, text_column, id_column, keep)
+        yield from _parquet(path, batch_rows, text_column, id_column, keep, start.row)
         return
     if fmt == "acl_imdb":
         if keep:
             raise CorpusError(f"{path}: an aclImdb folder has no columns to keep")
-        rows: Iterator[tuple[Any, dict, str | None]] = _acl_imdb(path, id_column)
+        rows: Iterator[tuple[Any, dict, str | None]] = _acl_imdb(path, id_column, start)
     elif fmt == "txt":
         if keep or id_column:
             raise CorpusError(f"{path}: a plain-text corpus has no id or other columns")
-        rows = _txt(path)
+        rows = _txt(path, start)
     else:
         wanted = [c for c in (text_column, id_column, *keep) if c]
-        rows = _csv(path, fmt, wanted) if fmt in ("csv", "tsv") else _jsonl(path, wanted)
-    yield from _batched(rows, batch_rows, text_column, id_column, keep)
+        if fmt in ("csv", "tsv"):
+            rows = _csv(path, fmt, wanted, start)
+        else:
+            rows = _jsonl(path, wanted, start)
+    yield from _batched(rows, batch_rows, id_column, keep, start.row)
 
 
-def _batched(rows, batch_rows, text_column, id_column, keep) -> Iterator[Batch]:
+def _batched(rows, batch_rows, id_column, keep, start: int) -> Iterator[Batch]:
     """(text, {column: value}, error) rows -> Batches of exactly batch_rows (the last: fewer)."""
-    batch = Batch(0, [], [] if id_column else None, {c: [] for c in keep})
-    start = 0
+    batch = Batch(start, [], [] if id_column else None, {c: [] for c in keep})
     for text, cells, error in rows:
         if error is not None:
             batch.errors[len(batch.texts)] = error
@@ -113,9 +148,10 @@ def _batched(rows, batch_rows, text_column, id_column, keep) -> Iterator[Batch]:
         yield batch
 
 
-def _txt(path: Path):
+def _txt(path: Path, start: Start):
     with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
+        fh.seek(start.offset)
+        for n, raw in enumerate(fh, start.line):
             line = raw.rstrip(b"\r\n")
             try:
                 yield line.decode("utf-8"), {}, None
@@ -123,9 +159,9 @@ def _txt(path: Path):
                 yield None, {}, f"line {n} is not valid UTF-8 (byte {e.start})"
 
 
-def _acl_imdb(folder: Path, id_column: str | None):
+def _acl_imdb(folder: Path, id_column: str | None, start: Start):
     """One review per file; with an id column asked for, the id is the file's path."""
-    for p in acl_imdb_files(folder):
+    for p in acl_imdb_files(folder)[start.row :]:
         rel = p.relative_to(folder).as_posix()
         cells = {id_column: rel} if id_column else {}
         try:
@@ -134,10 +170,11 @@ def _acl_imdb(folder: Path, id_column: str | None):
             yield None, cells, f"{rel} is not valid UTF-8 (byte {e.start})"
 
 
-def _jsonl(path: Path, wanted: list[str]):
+def _jsonl(path: Path, wanted: list[str], start: Start):
     text_column = wanted[0]
     with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
+        fh.seek(start.offset)
+        for n, raw in enumerate(fh, start.line):
             if not raw.strip():
                 continue
             try:  # surrogateescape: invalid UTF-8 in one field must not cost the row its id
@@ -169,29 +206,44 @@ def _as_cell(value: Any) -> str | None:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _csv_rows(path: Path, fmt: str):
+def _csv_records(path: Path, fmt: str, offset: int = 0):
+    """(record, byte offset just past it) from ``offset`` on. Lines end at LF, CR or CRLF
+    as with ``open(newline="")``; invalid UTF-8 survives as surrogates (reported per row)."""
     csv.field_size_limit(sys.maxsize)
-    # surrogateescape: invalid UTF-8 survives reading and is reported per row below.
-    fh = io.TextIOWrapper(open(path, "rb"), encoding="utf-8", errors="surrogateescape", newline="")
-    with fh:
-        yield from csv.reader(fh, delimiter="\t" if fmt == "tsv" else ",")
+    end = offset
+
+    def lines():
+        nonlocal end
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            for raw in fh:
+                for line in raw.splitlines(keepends=True):
+                    end += len(line)
+                    yield line.decode("utf-8", "surrogateescape")
+
+    # csv.reader takes a line only when the record it is reading needs it, so ``end`` is
+    # where the record just returned ends.
+    for record in csv.reader(lines(), delimiter="\t" if fmt == "tsv" else ","):
+        yield record, end
 
 
-def _csv(path: Path, fmt: str, wanted: list[str]):
-    rows = _csv_rows(path, fmt)
-    header = next(rows, None) or []
+def _csv(path: Path, fmt: str, wanted: list[str], start: Start):
+    header = next(_csv_records(path, fmt), ([], 0))[0]
     missing = [c for c in wanted if c not in header]
     if missing:
         raise CorpusError(f"{path}: no column {missing[0]!r} (have {header})")
     where = [header.index(c) for c in wanted]
-    for n, row in enumerate(rows, 2):
+    records = _csv_records(path, fmt, start.offset)
+    if start.offset == 0:
+        next(records, None)  # the header
+    for n, (row, _) in enumerate(records, start.line):
         if len(row) != len(header):
-            yield None, {}, f"record {n - 1}: {len(row)} fields, the header has {len(header)}"
+            yield None, {}, f"record {n}: {len(row)} fields, the header has {len(header)}"
             continue
         cells = {c: _as_cell(row[i]) for c, i in zip(wanted[1:], where[1:], strict=True)}
         text = row[where[0]]
         if not _utf8(text):
-            yield None, cells, f"record {n - 1}: column {wanted[0]!r} is not valid UTF-8"
+            yield None, cells, f"record {n}: column {wanted[0]!r} is not valid UTF-8"
             continue
         yield text, cells, None
 
@@ -204,7 +256,7 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _parquet(path, batch_rows, text_column, id_column, keep) -> Iterator[Batch]:
+def _parquet(path, batch_rows, text_column, id_column, keep, start: int) -> Iterator[Batch]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -217,8 +269,19 @@ def _parquet(path, batch_rows, text_column, id_column, keep) -> Iterator[Batch]:
     missing = [c for c in wanted if c not in names]
     if missing:
         raise CorpusError(f"{path}: no column {missing[0]!r} (have {names})")
-    pending, have, start = [], 0, 0
-    for rb in pf.iter_batches(batch_size=batch_rows, columns=wanted):
+    # Read from the row group that holds row ``start``; skip the rows before it.
+    group, skip = 0, start
+    while group < pf.num_row_groups and skip >= pf.metadata.row_group(group).num_rows:
+        skip -= pf.metadata.row_group(group).num_rows
+        group += 1
+    groups = range(group, pf.num_row_groups)
+    pending, have = [], 0
+    for rb in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=wanted):
+        if skip:
+            cut = min(skip, rb.num_rows)
+            rb, skip = rb.slice(cut), skip - cut
+            if not rb.num_rows:
+                continue
         pending.append(rb)
         have += rb.num_rows
         while have >= batch_rows:  # exact batch_rows per batch, whatever the row groups

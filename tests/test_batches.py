@@ -1,0 +1,166 @@
+"""critic.batches: reading from any batch start gives exactly the batches of a full pass."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from critic.batches import _csv_records, batch_starts, count_rows, iter_batches
+
+pa = pytest.importorskip("pyarrow")
+import pyarrow.parquet as pq  # noqa: E402
+
+TRICKY = [
+    "A plain review.",
+    'She said "great", then left.',
+    "Line one\nline two, with a comma",
+    "Windows\r\nline ending inside",
+    "",
+    "caf\u00e9 \u2014 \u6f22\u5b57 \U0001f600",
+]
+
+
+def _as_dicts(batch) -> dict:
+    def plain(values):
+        return values if values is None or isinstance(values, list) else values.to_pylist()
+
+    return {
+        "start": batch.start,
+        "texts": plain(batch.texts),
+        "ids": plain(batch.ids),
+        "columns": {k: plain(v) for k, v in batch.columns.items()},
+        "errors": batch.errors,
+    }
+
+
+def _check_every_start(path: Path, batch_rows: int, **columns) -> int:
+    """Every batch read from its start equals the same batch of one full pass."""
+    full = [_as_dicts(b) for b in iter_batches(path, batch_rows, **columns)]
+    starts, rows = batch_starts(path, batch_rows, columns.get("text_column", "text"))
+    assert rows == count_rows(path, columns.get("text_column", "text"))
+    assert rows == sum(len(b["texts"]) for b in full)
+    assert [s.row for s in starts] == [b["start"] for b in full]
+    for start, expected in zip(starts, full, strict=True):
+        first = next(iter_batches(path, batch_rows, start=start, **columns))
+        assert _as_dicts(first) == expected, start
+    return rows
+
+
+def _csv_file(path: Path, newline: str, delimiter: str = ",") -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, delimiter=delimiter, lineterminator=newline)
+        writer.writerow(["id", "text", "stars"])
+        for i in range(23):
+            writer.writerow([f"r{i}", TRICKY[i % len(TRICKY)], i % 5])
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("batch_rows", [1, 4, 7, 100])
+def test_csv_from_every_start(tmp_path, newline, batch_rows):
+    path = tmp_path / "reviews.csv"
+    _csv_file(path, newline)
+    with open(path, "ab") as fh:  # broken rows keep their place and their record number
+        fh.write(b'r23,"caf\xe9 bad",1' + newline.encode() + b"r24,too,many,fields" + b"\n")
+    rows = _check_every_start(path, batch_rows, id_column="id", keep=("stars",))
+    assert rows == 25
+    errors = {}
+    for b in iter_batches(path, 10, id_column="id", keep=("stars",)):
+        errors.update({b.start + k: v for k, v in b.errors.items()})
+    assert errors == {
+        23: "record 24: column 'text' is not valid UTF-8",
+        24: "record 25: 4 fields, the header has 3",
+    }
+
+
+def test_tsv_from_every_start(tmp_path):
+    path = tmp_path / "reviews.tsv"
+    _csv_file(path, "\n", delimiter="\t")
+    assert _check_every_start(path, 5, id_column="id") == 23
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r", b"\r\r\n"])
+def test_csv_records_match_pythons_csv_module(tmp_path, newline):
+    """The byte-tracking reader splits records as csv.reader over open(newline="") does."""
+    path = tmp_path / "reviews.csv"
+    lines = [b"id,text", b'1,"quoted\nnewline"', b'2,"quoted\r\nCRLF"', b"3,caf\xe9", b"4,", b""]
+    path.write_bytes(newline.join(lines) + b'5,"last, no newline"')
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        expected = list(csv.reader(fh))
+    records = list(_csv_records(path, "csv"))
+    assert [r for r, _ in records] == expected
+    assert records[-1][1] == path.stat().st_size
+    for (_, end), (record, _) in itertools.pairwise(records):  # an end is the next's start
+        assert next(_csv_records(path, "csv", end))[0] == record
+
+
+@pytest.mark.parametrize("batch_rows", [1, 3, 50])
+def test_jsonl_from_every_start(tmp_path, batch_rows):
+    path = tmp_path / "reviews.jsonl"
+    lines = [json.dumps({"id": i, "text": TRICKY[i % len(TRICKY)]}).encode() for i in range(17)]
+    lines[4] = b"not json"
+    lines[9] = b'{"id": 9, "text": "caf\xe9"}'
+    lines.insert(6, b"   ")  # blank lines are not rows
+    lines.insert(12, b"")
+    path.write_bytes(b"\n".join(lines))  # and no newline at the end
+    assert _check_every_start(path, batch_rows, id_column="id") == 17
+    errors = [e for b in iter_batches(path, 100, id_column="id") for e in b.errors.values()]
+    assert errors == [  # line numbers count the blank lines too
+        "line 5 is not valid JSON (Expecting value)",
+        "line 11: field 'text' is not valid UTF-8",
+    ]
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 5])
+def test_text_from_every_start(tmp_path, batch_rows):
+    path = tmp_path / "reviews.txt"
+    path.write_bytes(b"Good.\n\nbad \xff byte\r\nFine film\nDull.")
+    assert _check_every_start(path, batch_rows) == 5
+
+
+@pytest.mark.parametrize("batch_rows", [7, 10, 25, 1000])
+def test_parquet_from_every_start(tmp_path, batch_rows):
+    path = tmp_path / "reviews.parquet"
+    n = 103
+    table = pa.table(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "text": [None if i == 50 else TRICKY[i % len(TRICKY)] for i in range(n)],
+            "stars": list(range(n)),
+        }
+    )
+    pq.write_table(table, path, row_group_size=10)  # groups that batches cut across
+    assert pq.ParquetFile(path).num_row_groups == 11
+    assert _check_every_start(path, batch_rows, id_column="id", keep=("stars",)) == n
+
+
+def test_acl_imdb_from_every_start(tmp_path):
+    for split, label, k in [("train", "pos", 3), ("train", "neg", 2), ("test", "pos", 4)]:
+        folder = tmp_path / "aclImdb" / split / label
+        folder.mkdir(parents=True)
+        for i in range(k):
+            (folder / f"{i}_7.txt").write_text(TRICKY[i], encoding="utf-8")
+    (tmp_path / "aclImdb" / "test" / "pos" / "9_1.txt").write_bytes(b"\xffbad")
+    assert _check_every_start(tmp_path / "aclImdb", 2, id_column="id") == 10
+
+
+def test_empty_inputs_have_no_batches(tmp_path):
+    for name, data in [("a.txt", b""), ("a.jsonl", b"\n\n"), ("a.csv", b"id,text\n")]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert batch_starts(path, 10) == ([], 0)
+        assert list(iter_batches(path, 10)) == []
+
+
+def test_csv_reader_is_the_standard_one_on_real_quoting(tmp_path):
+    """Python's csv writer output round-trips through the offset reader unchanged."""
+    rows = [["id", "text"]] + [[str(i), t] for i, t in enumerate(TRICKY * 3)]
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(rows)
+    path = tmp_path / "r.csv"
+    path.write_text(buf.getvalue(), encoding="utf-8", newline="")
+    assert [r for r, _ in _csv_records(path, "csv")] == rows
