@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from critic.batches import Start, acl_imdb_files, batch_starts, input_format, iter_batches
 from critic.bundle import Bundle
@@ -39,13 +39,24 @@ SHARDS_PER_ACTOR = 3  # read ahead: the one being scored, one queued, one being 
 IO_TASK_PER_ACTORS = 4  # a shard reads or writes in a fraction of the time it takes to score
 
 
+class Pending(NamedTuple):
+    """A shard still to score: which input, its number there, where it starts, its size."""
+
+    input: int
+    shard: int
+    start: Start
+    rows: int
+    bytes: int
+
+
 def bytes_per_row(path: Path, rows: int) -> float:
     """About what a row of ``path`` takes in memory, text and the columns added to it."""
     if not rows:
         return 0.0
-    if path.is_dir():
+    fmt = input_format(path)
+    if fmt == "acl_imdb":
         size = sum(p.stat().st_size for p in acl_imdb_files(path))
-    elif input_format(path) == "parquet":
+    elif fmt == "parquet":
         import pyarrow.parquet as pq
 
         meta = pq.ParquetFile(path).metadata
@@ -55,8 +66,10 @@ def bytes_per_row(path: Path, rows: int) -> float:
     return size / rows + 64  # + Arrow offsets, the id, error and routing columns
 
 
-def _shard_source(inputs: list[Path], offsets: list[int], options: ScoreOptions, shards):
-    """A datasource with one read task per ``(input, shard, Start, rows, bytes)``."""
+def _shard_source(
+    inputs: list[Path], offsets: list[int], options: ScoreOptions, pending: list[Pending]
+):
+    """A datasource with one read task per pending shard."""
     import pyarrow as pa
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
@@ -81,15 +94,15 @@ def _shard_source(inputs: list[Path], offsets: list[int], options: ScoreOptions,
 
     class ShardSource(Datasource):
         def estimate_inmemory_data_size(self) -> int | None:
-            return int(sum(s[4] for s in shards)) or None
+            return sum(p.bytes for p in pending) or None
 
         def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
             return [
                 ReadTask(
-                    lambda i=i, k=k, start=start: read_shard(i, k, start),
-                    BlockMetadata(num_rows=rows, size_bytes=int(size), exec_stats=None),
+                    lambda p=p: read_shard(p.input, p.shard, p.start),
+                    BlockMetadata(num_rows=p.rows, size_bytes=p.bytes, exec_stats=None),
                 )
-                for i, k, start, rows, size in shards
+                for p in pending
             ]
 
     return ShardSource()
@@ -182,11 +195,11 @@ def score_corpus_ray(
 
     output = Path(output)
     prepare_output(bundle, inputs, output, options)
-    offsets, shards, summary = [], [], Summary(output=str(output))
+    offsets, pending, summary = [], [], Summary(output=str(output))
     position = 0
     for index, path in enumerate(inputs):
-        starts, total = batch_starts(path, options.shard_rows, options.text_column)
-        size = bytes_per_row(path, total)
+        starts, total = batch_starts(path, options.shard_rows)
+        row_bytes = bytes_per_row(path, total)
         offsets.append(position)
         position += total
         for shard, start in enumerate(starts):
@@ -195,7 +208,7 @@ def score_corpus_ray(
             if (output / shard_name(index, shard, options.format)).is_file():
                 summary.skipped_shards += 1
             else:
-                shards.append((index, shard, start, rows, rows * size))
+                pending.append(Pending(index, shard, start, rows, int(rows * row_bytes)))
                 summary.scored_rows += rows
 
     resources = ray.cluster_resources()
@@ -215,14 +228,14 @@ def score_corpus_ray(
         actor_resources["num_gpus"] = 1
         runtime_options["device"] = "cuda"
 
-    largest = max((s[4] for s in shards), default=0)
+    largest = max((p.bytes for p in pending), default=0)
     io_tasks = max(1, size // IO_TASK_PER_ACTORS)
     start_time = time.perf_counter()
-    if shards:
-        with _data_context(int(max(64 << 20, SHARDS_PER_ACTOR * (size + 1) * largest))):
+    if pending:
+        with _data_context(max(64 << 20, SHARDS_PER_ACTOR * (size + 1) * largest)):
             ds = ray.data.read_datasource(
-                _shard_source(inputs, offsets, options, shards),
-                override_num_blocks=len(shards),
+                _shard_source(inputs, offsets, options, pending),
+                override_num_blocks=len(pending),
                 num_cpus=0.25,
                 concurrency=io_tasks,
             )

@@ -41,7 +41,7 @@ def _as_dicts(batch) -> dict:
 def _check_every_start(path: Path, batch_rows: int, **columns) -> int:
     """Every batch read from its start equals the same batch of one full pass."""
     full = [_as_dicts(b) for b in iter_batches(path, batch_rows, **columns)]
-    starts, rows = batch_starts(path, batch_rows, columns.get("text_column", "text"))
+    starts, rows = batch_starts(path, batch_rows)
     assert rows == count_rows(path, columns.get("text_column", "text"))
     assert rows == sum(len(b["texts"]) for b in full)
     assert [s.row for s in starts] == [b["start"] for b in full]

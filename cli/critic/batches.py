@@ -56,7 +56,7 @@ class Start:
     line: int = 1
 
 
-def batch_starts(path: Path, batch_rows: int, text_column: str = "text") -> tuple[list[Start], int]:
+def batch_starts(path: Path, batch_rows: int) -> tuple[list[Start], int]:
     """Where each batch of ``iter_batches(path, batch_rows)`` begins, and the rows in all
     (cheap: metadata, or one scan of the bytes)."""
     if batch_rows < 1:
@@ -92,7 +92,7 @@ def batch_starts(path: Path, batch_rows: int, text_column: str = "text") -> tupl
 
 def count_rows(path: Path, text_column: str = "text") -> int:
     """Rows :func:`iter_batches` will yield (cheap: metadata or one scan of the bytes)."""
-    return batch_starts(path, sys.maxsize, text_column)[1]
+    return batch_starts(path, sys.maxsize)[1]
 
 
 def iter_batches(
