@@ -7,16 +7,31 @@ import os
 from pathlib import Path
 
 import pytest
+from ci_guard import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "imdb_sample"
+from critic.data.sample import SAMPLE_DIR
 
 
 def _read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh]
+
+
+# Tests using these fixtures belong to the slow tiers (pyproject.toml's markers).
+TF_FIXTURES = {"keras_text", "keras_pad", "sample_bundle"}
+RAY_FIXTURES = {"ray_local"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & TF_FIXTURES:
+            item.add_marker(pytest.mark.tf)
+        if names & RAY_FIXTURES:
+            item.add_marker(pytest.mark.ray)
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +76,8 @@ def sample_bundle(tmp_path_factory):
     pytest.importorskip("tf2onnx")
     import numpy as np
 
-    from critic.corpus import sample_path
-    from critic.datasets import read_labeled
+    from critic.data.datasets import read_labeled
+    from critic.data.sample import sample_path
     from critic.export import ExportSource, export_bundle
     from critic.kernels import Tokenizer
     from critic.orchestrator.zoo import ModelSpec, build_model

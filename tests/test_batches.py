@@ -1,4 +1,4 @@
-"""critic.batches: reading from any batch start gives exactly the batches of a full pass."""
+"""critic.data.readers: reading from any batch start gives exactly the batches of a full pass."""
 
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ import itertools
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from critic.batches import _csv_records, batch_starts, count_rows, iter_batches
-
-pa = pytest.importorskip("pyarrow")
-import pyarrow.parquet as pq  # noqa: E402
+from critic.data.readers import (
+    CorpusError,
+    _csv_records,
+    batch_starts,
+    count_rows,
+    iter_batches,
+    read_texts,
+)
 
 TRICKY = [
     "A plain review.",
@@ -42,7 +48,7 @@ def _check_every_start(path: Path, batch_rows: int, **columns) -> int:
     """Every batch read from its start equals the same batch of one full pass."""
     full = [_as_dicts(b) for b in iter_batches(path, batch_rows, **columns)]
     starts, rows = batch_starts(path, batch_rows)
-    assert rows == count_rows(path, columns.get("text_column", "text"))
+    assert rows == count_rows(path)
     assert rows == sum(len(b["texts"]) for b in full)
     assert [s.row for s in starts] == [b["start"] for b in full]
     for start, expected in zip(starts, full, strict=True):
@@ -164,3 +170,43 @@ def test_csv_reader_is_the_standard_one_on_real_quoting(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text(buf.getvalue(), encoding="utf-8", newline="")
     assert [r for r, _ in _csv_records(path, "csv")] == rows
+
+
+def test_blank_lines_are_not_rows_in_csv_and_jsonl(tmp_path):
+    """One rule for every format with records: a blank line is not a row (plain text, one
+    review per line, is the exception: there every line is a row)."""
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text("id,text\n1,good\n\n2,bad\n\n", encoding="utf-8")
+    jsonl_path = tmp_path / "a.jsonl"
+    jsonl_path.write_text('{"id": 1, "text": "good"}\n\n{"id": 2, "text": "bad"}\n\n')
+    for path in (csv_path, jsonl_path):
+        assert count_rows(path) == 2
+        (batch,) = iter_batches(path, 10, id_column="id")
+        assert batch.texts == ["good", "bad"] and not batch.errors
+    assert read_texts(csv_path) == read_texts(jsonl_path) == ["good", "bad"]
+
+
+def test_training_and_scoring_read_acl_imdb_in_one_order(tmp_path):
+    """One aclImdb walk: neg then pos (then unsup), each by numeric review id."""
+    from critic.data.datasets import read_acl_imdb
+
+    for label in ("neg", "pos", "unsup"):
+        for review in (10, 2, 1):
+            folder = tmp_path / "aclImdb" / "train" / label
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{review}_7.txt").write_text(f"{label} {review}", encoding="utf-8")
+    trained = read_acl_imdb(tmp_path, "train")
+    assert trained.texts == [f"{c} {r}" for c in ("neg", "pos") for r in (1, 2, 10)]
+    assert trained.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    (batch,) = iter_batches(tmp_path / "aclImdb" / "train", 100, id_column="path")
+    assert batch.texts == [*trained.texts, "unsup 1", "unsup 2", "unsup 10"]
+    assert batch.ids[:2] == ["neg/1_7.txt", "neg/2_7.txt"]
+
+
+def test_read_columns_raises_on_the_first_bad_row_that_scoring_keeps(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "ok"}\n{"text": "fine"}\nnot json\n', encoding="utf-8")
+    (batch,) = iter_batches(path, 10)
+    assert batch.errors == {2: "line 3 is not valid JSON (Expecting value)"}
+    with pytest.raises(CorpusError, match=r"a.jsonl: line 3 is not valid JSON"):
+        read_texts(path)

@@ -1,12 +1,13 @@
-"""Labeled readers, the aclImdb layout/archive, safe extraction, download check, splits."""
+"""Labeled readers, the aclImdb layout/archive, safe extraction, the data location, splits."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from critic.corpus import CorpusError, sample_path
-from critic.datasets import (
-    download,
-    read_acl_imdb,
-    read_labeled,
-    resolve_imdb,
-    stratified_split,
-)
+from critic.data.archives import IMDB_SHA1, IMDB_URL, imdb_location, resolve_imdb
+from critic.data.datasets import read_acl_imdb, read_labeled, stratified_split
+from critic.data.readers import CorpusError
+from critic.data.sample import sample_path
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +67,10 @@ def test_read_labeled_errors_name_the_row(tmp_path):
     with pytest.raises(CorpusError, match="row 1: label 'maybe'"):
         read_labeled(path)
     path.write_text('{"text": "ok", "label": 1}\n{"text": null, "label": 0}\n')
-    with pytest.raises(CorpusError, match="row 1 of 'text' is NoneType"):
+    with pytest.raises(CorpusError, match="row 1: 'text' is null"):
         read_labeled(path)
     path.write_text('{"text": "ok"}\n')
-    with pytest.raises(CorpusError, match="no field 'label'"):
+    with pytest.raises(CorpusError, match="row 0: no label"):
         read_labeled(path)
     with pytest.raises(CorpusError, match="no such file"):
         read_labeled(tmp_path / "missing.csv")
@@ -127,17 +124,32 @@ def test_unsafe_archives_are_refused(tmp_path, member):
     assert not list((tmp_path / "cache").rglob("evil.txt"))
 
 
-def test_download_checks_the_checksum(tmp_path, sample_rows):
-    # The real download code, over a file:// URL (no network in tests).
-    _write_acl(tmp_path / "src", sample_rows[:10])
-    archive = _tar(tmp_path / "archive.tar.gz", tmp_path / "src")
-    good = hashlib.sha1(archive.read_bytes()).hexdigest()
-    url = archive.as_uri()
-    with pytest.raises(CorpusError, match="checksum mismatch"):
-        download(url, tmp_path / "dl" / "a.tar.gz", sha1="0" * 40)
-    assert not list((tmp_path / "dl").iterdir())  # nothing half-written left behind
-    folder = resolve_imdb(None, url=url, sha1=good, cache=tmp_path / "cache")
-    assert len(read_acl_imdb(folder, "train")) == 10
+def test_imdb_location_says_where_the_data_comes_from(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRITIC_IMDB", raising=False)
+    with pytest.raises(CorpusError, match="--imdb PATH") as info:
+        imdb_location(None)
+    assert IMDB_URL in str(info.value) and IMDB_SHA1 in str(info.value)
+    monkeypatch.setenv("CRITIC_IMDB", str(tmp_path / "aclImdb"))
+    assert imdb_location(None) == tmp_path / "aclImdb"
+    assert imdb_location(tmp_path / "given") == tmp_path / "given"
+
+
+def test_extraction_into_a_new_cache_on_another_filesystem(tmp_path, monkeypatch, sample_rows):
+    """Regression: the work folder was made in $TMPDIR when the cache did not exist yet, and
+    renaming it into a cache on another filesystem failed with EXDEV."""
+    shm = Path("/dev/shm")
+    assert shm.is_dir() and shm.stat().st_dev != tmp_path.stat().st_dev, "needs a 2nd filesystem"
+    _write_acl(tmp_path / "src", sample_rows[:6])
+    archive = _tar(tmp_path / "aclImdb_v1.tar.gz", tmp_path / "src")
+    other_fs = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(other_fs))
+        folder = resolve_imdb(archive, cache=tmp_path / "new-cache")
+        assert len(read_acl_imdb(folder, "train")) == 6
+        assert not list(other_fs.iterdir())  # nothing was staged on the other filesystem
+        assert not list(folder.parent.glob(".extracting-*"))  # the work folder was renamed
+    finally:
+        shutil.rmtree(other_fs, ignore_errors=True)
 
 
 def test_stratified_split_is_seeded_and_stratified():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -211,3 +213,46 @@ def test_encode_into_a_reused_buffer(tok, texts, expected):
         tok.encode(texts, maxlen=120, out=buf.astype(np.int64))
     with pytest.raises(ValueError, match="C-contiguous"):
         tok.encode(texts[:60], maxlen=120, out=buf[::2])
+
+
+def test_every_array_path_keeps_the_gil_for_python_objects():
+    """Regression: encode() without maxlen returned its array (an incref) after releasing the
+    GIL. A Release build cannot tell; the Debug build of scripts/sanitize-kernels.sh checks
+    the GIL on every reference count change and fails this test before the fix."""
+    tok = Tokenizer(num_words=50, oov_token="<OOV>")
+    texts = ["a good film", "a bad, bad film", ""]
+    tok.fit_on_texts(texts)
+    for dtype in ("int32", "int64"):
+        longest = tok.encode(texts, dtype=dtype)  # maxlen=None: the ragged path
+        assert longest.shape == (3, 4) and longest.dtype == dtype
+        fixed = tok.encode(texts, maxlen=4, dtype=dtype)
+        out = np.zeros((3, 4), dtype=dtype)
+        assert tok.encode(texts, maxlen=4, dtype=dtype, out=out) is not None
+        assert (out == fixed).all()
+        seqs = tok.texts_to_sequences(texts)
+        assert (pad_sequences(seqs, dtype=dtype) == longest).all()
+        assert (pad_sequences(seqs, maxlen=4, dtype=dtype) == fixed).all()
+
+
+def test_out_of_memory_on_a_worker_thread_is_a_memory_error():
+    """Regression: an exception on a worker thread (here std::bad_alloc under an address-space
+    limit) ended in std::terminate, killing the interpreter; it is raised as MemoryError."""
+    code = """
+import resource, sys
+from critic.kernels import Tokenizer
+tok = Tokenizer(num_words=100)
+tok.fit_on_texts(["a b c d"])
+texts = ["a b c d " * 50000] * 400  # 80M ids, ~320 MB in C++
+size = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (size + (200 << 20),) * 2)
+for threads in (2, 2, 2):
+    try:
+        tok.texts_to_sequences(texts, threads=threads)
+    except MemoryError:
+        continue
+    sys.exit("no MemoryError")
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert result.stdout.strip() == "ok"

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from critic.bundle import BundleError, load_bundle, seal_manifest
-from critic.corpus import sample_path
-from critic.datasets import read_labeled
+from critic.data.datasets import read_labeled
+from critic.data.sample import sample_path
+
+pytestmark = pytest.mark.tf
 
 pytest.importorskip("tf2onnx")
 pytest.importorskip("keras")
@@ -276,7 +278,7 @@ def test_load_bundle_needs_no_tensorflow(keras_bundle, imdb_test):
     import subprocess
     import sys
 
-    from test_packaging import BLOCKER
+    from helpers import BLOCKER
 
     code = BLOCKER + (
         "import sys, json, numpy as np, onnxruntime as ort\n"

@@ -14,6 +14,8 @@ import pytest
 
 from critic.kernels import ImdbIndex, pad_sequences
 
+pytestmark = pytest.mark.tf
+
 
 @pytest.fixture(scope="module")
 def keras_imdb(keras_text, imdb_train, imdb_test, tmp_path_factory):

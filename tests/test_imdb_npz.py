@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from critic.corpus import CorpusError, sample_path
-from critic.datasets import read_labeled
-from critic.imdb_npz import read_imdb_npz, read_word_index
+from critic.data.datasets import read_labeled
+from critic.data.imdb_npz import read_imdb_npz, read_word_index
+from critic.data.readers import CorpusError
+from critic.data.sample import sample_path
 from critic.kernels import Tokenizer, text_to_word_sequence
 
 
@@ -126,10 +127,10 @@ def test_sweep_on_npz_exports_a_bundle_for_raw_text(npz_files, tmp_path, ray_loc
     pytest.importorskip("ray")
     pytest.importorskip("tf2onnx")
     import keras
-    from sweep_configs import tiny_sweep_config
+    from helpers import tiny_sweep_config
 
     import critic
-    from critic.export.cli import export_run
+    from critic.export import export_run
     from critic.orchestrator.config import SweepConfig
     from critic.orchestrator.sweep import run_sweep
 

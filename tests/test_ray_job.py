@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
-from processes import free_port, stop
-from sweep_configs import tiny_sweep_config
+from helpers import free_port, stop, tiny_sweep_config
 
-from critic.corpus import sample_path
+from critic.data.sample import sample_path
+
+pytestmark = [pytest.mark.tf, pytest.mark.ray]
 
 pytest.importorskip("ray")  # only checks it is installed; the client is the CLI
 

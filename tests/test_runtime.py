@@ -10,6 +10,8 @@ import pytest
 
 import critic
 
+pytestmark = pytest.mark.tf
+
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
 
@@ -133,7 +135,7 @@ def test_runtime_runs_without_tensorflow_or_ray(trained, imdb_test):
     import subprocess
     import sys
 
-    from test_packaging import BLOCKER
+    from helpers import BLOCKER
 
     code = BLOCKER + (
         "import json, sys, critic\n"

@@ -31,7 +31,8 @@ def critic_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def read_output(folder: Path, fmt: str = "parquet"):
     files = sorted(str(p) for p in folder.glob("part-*"))
     if fmt == "jsonl":
-        rows = [json.loads(line) for f in files for line in open(f, encoding="utf-8")]
+        texts = [Path(f).read_text(encoding="utf-8") for f in files]
+        rows = [json.loads(line) for text in texts for line in text.splitlines()]
         return pa.Table.from_pylist(rows)
     return ds.dataset(files, format=fmt).to_table()
 

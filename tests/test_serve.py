@@ -13,9 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from processes import free_port, stop
+from helpers import free_port, stop
 
 import critic
+
+pytestmark = [pytest.mark.tf, pytest.mark.ray]
 
 pytest.importorskip("ray")
 pytest.importorskip("fastapi")

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
 import pytest
-from sweep_configs import tiny_sweep_config
+from helpers import tiny_sweep_config
 
-from critic.corpus import sample_path
+from critic.data.sample import sample_path
 from critic.orchestrator.config import ConfigError, SweepConfig
+
+pytestmark = [pytest.mark.tf, pytest.mark.ray]
 
 pytest.importorskip("ray")
 pytest.importorskip("keras")
+
+
+def fails_once(marker: Path):
+    """A trainable whose first call fails (the test's own injected failure), then trains as
+    critic's does. Defined in a function, so Ray ships it to the workers by value."""
+    from critic.orchestrator.trainable import train_trial
+
+    def flaky_trial(config: dict) -> None:
+        if not marker.exists():
+            marker.write_text("failed once")
+            raise RuntimeError("injected failure")
+        train_trial(config)
+
+    return flaky_trial
 
 
 def sweep_dir_names(tmp_path: Path) -> list[str]:
@@ -25,7 +42,7 @@ def test_sweep_runs_retries_and_resumes(tmp_path, ray_local):
 
     marker = tmp_path / "failed-once"
     cfg = SweepConfig.from_dict(tiny_sweep_config(tmp_path))
-    run_dir = run_sweep(cfg, extra={"_fail_once_marker": str(marker)})
+    run_dir = run_sweep(cfg, trainable=fails_once(marker))
 
     assert marker.exists()  # one trial failed on purpose, was retried and finished
     with open(run_dir / "leaderboard.csv", encoding="utf-8") as fh:
@@ -48,7 +65,7 @@ def test_sweep_runs_retries_and_resumes(tmp_path, ray_local):
     # Resuming a finished sweep re-runs nothing.
     results = sorted((run_dir / "tune").rglob("result.json"))
     before = {p: p.read_text() for p in results}
-    resume_sweep(run_dir)
+    resume_sweep(run_dir, trainable=fails_once(marker))
     assert {p: p.read_text() for p in results} == before
 
 
@@ -71,7 +88,7 @@ def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local):
 
 def test_tune_export_top_writes_verified_bundles(tmp_path, ray_local, capsys):
     from critic.bundle import load_bundle
-    from critic.main import main
+    from critic.cli.main import main
 
     cfg = tiny_sweep_config(
         tmp_path,
@@ -103,7 +120,7 @@ def test_tune_export_top_writes_verified_bundles(tmp_path, ray_local, capsys):
 
 
 def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local, capsys):
-    from critic.main import main
+    from critic.cli.main import main
 
     cfg = tiny_sweep_config(
         tmp_path,
@@ -202,7 +219,7 @@ def test_a_trial_failing_for_good_is_reported_not_dropped(tmp_path, ray_local, c
             top_k=1,
         )
     )
-    run_dir = run_sweep(cfg, extra={"_fail_once_marker": str(tmp_path / "failed-once")})
+    run_dir = run_sweep(cfg, trainable=fails_once(tmp_path / "failed-once"))
     board = json.loads((run_dir / "leaderboard.json").read_text())
     assert len(board["trials"]) == 1
     (failed,) = board["failed"]
@@ -218,7 +235,7 @@ def test_reversed_model_with_post_padding_exports_and_scores_raw_text(tmp_path, 
     import numpy as np
 
     import critic
-    from critic.export.cli import export_run
+    from critic.export import export_run
     from critic.orchestrator.prepare import load_splits
     from critic.orchestrator.sweep import run_sweep
 
@@ -295,19 +312,24 @@ CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.ya
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_shipped_configs_are_valid(path, tmp_path):
+def test_shipped_configs_are_valid(path, tmp_path, monkeypatch):
     import yaml
 
-    raw = yaml.safe_load(path.read_text())
-    # Seed configs point at the full data beside the repository; check everything else
-    # against the shipped sample so the test does not depend on that data.
-    raw["dataset"] = {
-        "kind": "files",
-        "train": str(sample_path("train")),
-        "test": str(sample_path("test")),
-    }
-    cfg = SweepConfig.from_dict(raw, base_dir=path.parent)
+    # As shipped: full-data configs name no path and take the data from $CRITIC_IMDB.
+    acl = tmp_path / "aclImdb"
+    for split, label in itertools.product(("train", "test"), ("neg", "pos")):
+        (acl / split / label).mkdir(parents=True)
+        (acl / split / label / "0_1.txt").write_text("a review", encoding="utf-8")
+    monkeypatch.setenv("CRITIC_IMDB", str(acl))
+    cfg = SweepConfig.load(path)
     assert cfg.epochs >= 1 and cfg.model
+    if cfg.dataset.get("kind", "imdb") == "imdb":
+        assert "path" not in yaml.safe_load(path.read_text())["dataset"]  # names no data path
+        assert cfg.dataset["path"] == str(acl)  # pinned on load, so a resume finds the data
+        monkeypatch.delenv("CRITIC_IMDB")
+        with pytest.raises(ConfigError, match="--imdb PATH"):
+            SweepConfig.load(path)
+        assert SweepConfig.load(path, imdb=acl).dataset["path"] == str(acl)
 
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):

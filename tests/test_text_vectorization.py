@@ -8,6 +8,8 @@ from unicode_texts import UNICODE_STRESS, encodable
 
 from critic.kernels import TextVectorizer
 
+pytestmark = pytest.mark.tf
+
 
 @pytest.fixture(scope="module")
 def keras_layers(keras_text):

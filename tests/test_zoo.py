@@ -8,6 +8,8 @@ import pytest
 from critic.kernels import Tokenizer
 from critic.orchestrator.zoo import FAMILIES, ModelSpec, build_model, load_glove
 
+pytestmark = pytest.mark.tf
+
 pytest.importorskip("keras")
 
 TINY = {"num_words": 300, "maxlen": 40, "embedding_dim": 8, "units": 4, "filters": 4, "hidden": 8}
@@ -17,9 +19,10 @@ TINY = {"num_words": 300, "maxlen": 40, "embedding_dim": 8, "units": 4, "filters
 def batch(imdb_train):
     import json
 
-    from critic.corpus import sample_path
+    from critic.data.sample import sample_path
 
-    rows = [json.loads(line) for line in open(sample_path("train"), encoding="utf-8")][:64]
+    lines = sample_path("train").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines[:64]]
     tok = Tokenizer(num_words=TINY["num_words"], oov_token="<OOV>")
     tok.fit_on_texts(imdb_train)
     x = tok.encode([r["text"] for r in rows], maxlen=TINY["maxlen"])

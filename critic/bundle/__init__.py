@@ -1,0 +1,29 @@
+"""The bottom layer's model side: the sealed bundle format and its TF-free loader
+(:mod:`.format`), and ONNX inference over id arrays shared by export and serve
+(:mod:`.inference`)."""
+
+from .format import (
+    BUNDLE_FILE,
+    ENCODE_MODES,
+    FORMAT,
+    FORMAT_VERSION,
+    Bundle,
+    BundleError,
+    file_entry,
+    load_bundle,
+    seal_manifest,
+    sha256_file,
+)
+
+__all__ = [
+    "BUNDLE_FILE",
+    "ENCODE_MODES",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Bundle",
+    "BundleError",
+    "file_entry",
+    "load_bundle",
+    "seal_manifest",
+    "sha256_file",
+]

@@ -1,0 +1,1 @@
+"""The top layer: the ``critic`` command line (one module per command group)."""

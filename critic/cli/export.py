@@ -1,0 +1,52 @@
+"""``critic export``: verified ONNX bundles from a sweep's best trials or one checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="export the best trials of a sweep (or one checkpoint) as verified ONNX bundles",
+        description="Convert Keras models to ONNX (tf2onnx), check that onnxruntime gives the "
+        "same probabilities as Keras on real validation sequences (max |diff| <= 1e-5, no label "
+        "flips; else the export fails with the numbers), and write a self-contained bundle: "
+        "model.onnx, tokenizer.json, README.md (model card) and bundle.json (metrics, parity, "
+        "versions, sha256 of every file). SOURCE is a `critic tune` run directory (exports its "
+        "--top K trials to OUT/rank1, OUT/rank2, ...) or a checkpoint folder / model.keras "
+        "(exports to OUT).",
+    )
+    parser.add_argument("source", type=Path, metavar="SOURCE", help="run directory or checkpoint")
+    parser.add_argument("--out", type=Path, required=True, help="bundle folder (or parent)")
+    parser.add_argument("--top", type=int, default=1, help="trials to export from a run (1)")
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="tokenizer JSON for a checkpoint outside a run directory (Keras or critic format)",
+    )
+    parser.add_argument(
+        "--quantize", choices=["int8"], help="also write model.int8.onnx (dynamic quantization)"
+    )
+    parser.add_argument(
+        "--verify-rows", type=int, default=1000, help="sequences compared with Keras (1000)"
+    )
+    parser.add_argument(
+        "--opset", type=int, default=17, help="ONNX opset (17; tf2onnx allows <= 18)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing bundles")
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from critic.export.runs import export_all
+    from critic.export.sources import from_checkpoint, from_run
+
+    if (args.source / "leaderboard.json").is_file():
+        sources = from_run(args.source, args.top)
+        targets = [(s, args.out / f"rank{i + 1}") for i, s in enumerate(sources)]
+    else:
+        targets = [(from_checkpoint(args.source, args.tokenizer), args.out)]
+    options = {"verify_rows": args.verify_rows, "opset": args.opset, "overwrite": args.overwrite}
+    return 0 if export_all(targets, quantize=args.quantize, **options) else 1

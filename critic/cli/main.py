@@ -1,0 +1,39 @@
+"""The ``critic`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from critic import __version__
+
+from . import export, run, serve, tokenizer, tune
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="critic",
+        description="Train, export and serve fast review-sentiment classifiers.",
+    )
+    parser.add_argument("--version", action="version", version=f"critic {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in (tokenizer, tune, run, export, serve):
+        command.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError) as e:
+        print(f"critic {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

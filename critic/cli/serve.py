@@ -1,0 +1,191 @@
+"""``critic score`` (corpora on disk) and ``critic serve`` (HTTP on Ray Serve)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_ROW_ERRORS = 3
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    _register_score(commands)
+    _register_serve(commands)
+
+
+def _register_serve(commands: argparse._SubParsersAction) -> None:
+    from critic.serve.app import ServeOptions
+
+    d = ServeOptions()
+    parser = commands.add_parser(
+        "serve",
+        help="serve a bundle over HTTP on Ray Serve (POST /predict, GET /healthz, GET /model)",
+        description="Run a Ray Serve application for a bundle: POST /predict "
+        '{"texts": [...]} returns {"probabilities": [...], "labels": [...]}; GET /healthz; GET '
+        "/model (bundle metadata). Requests from many clients are batched together "
+        "(--max-batch-size requests, waiting at most --batch-wait-ms). Invalid requests get a "
+        "4xx with the reason; beyond --max-ongoing per replica plus --max-queued waiting, "
+        "requests get 503 instead of piling up. Starts an embedded Ray unless run inside a Ray "
+        "job (or with RAY_ADDRESS). Ctrl-C stops it.",
+    )
+    parser.add_argument("--model", type=Path, required=True, help="bundle folder")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (8000)")
+    parser.add_argument("--replicas", type=int, default=d.replicas, help="model replicas (1)")
+    parser.add_argument("--max-batch-size", type=int, default=d.max_batch_size)
+    parser.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms)
+    parser.add_argument("--max-texts", type=int, default=d.max_texts, help="texts per request")
+    parser.add_argument("--max-chars", type=int, default=d.max_chars, help="characters per text")
+    parser.add_argument("--max-ongoing", type=int, default=d.max_ongoing_requests)
+    parser.add_argument("--max-queued", type=int, default=d.max_queued_requests)
+    parser.add_argument("--threads", type=int, help="onnxruntime threads per replica")
+    parser.add_argument("--variant", default=d.variant, help="bundle model variant (fp32, int8)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    parser.add_argument("--num-cpus", type=int, help="CPUs of an embedded Ray (default: all)")
+    parser.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from critic.bundle import load_bundle
+    from critic.cluster import connect_ray
+    from critic.serve.app import ServeOptions, build_app
+
+    bundle = load_bundle(args.model)  # refuse a bad bundle before starting anything
+    if args.variant not in bundle.variants:
+        raise ValueError(f"{args.model}: no {args.variant!r} model (has {list(bundle.variants)})")
+    options = ServeOptions(
+        replicas=args.replicas,
+        max_batch_size=args.max_batch_size,
+        batch_wait_ms=args.batch_wait_ms,
+        max_texts=args.max_texts,
+        max_chars=args.max_chars,
+        max_ongoing_requests=args.max_ongoing,
+        max_queued_requests=args.max_queued,
+        threads=args.threads,
+        variant=args.variant,
+        device=args.device,
+    )
+    options.validate()
+    connect_ray(args.num_cpus)
+    from ray import serve
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    serve.start(http_options={"host": args.host, "port": args.port})
+    try:
+        serve.run(build_app(str(args.model.resolve()), options), name="critic", route_prefix="/")
+        print(
+            f"critic serve: {bundle.meta['model'].get('family')} model at "
+            f"http://{args.host}:{args.port} (POST /predict, GET /healthz, GET /model); "
+            "Ctrl-C stops",
+            flush=True,
+        )
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("critic serve: stopping", flush=True)
+    finally:
+        serve.shutdown()
+    return 0
+
+
+def _register_score(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "score",
+        help="score a corpus on disk (Parquet, CSV/TSV, JSON Lines, text, aclImdb) with a bundle",
+        description="Score every review of the inputs with an exported bundle and write id, "
+        "probability, label and error (plus --keep-columns) as shards under OUTPUT, in bounded "
+        "memory. Exactly once: re-running the same command after a crash or kill skips the "
+        "shards already written and ends with exactly the rows of an uninterrupted run; a "
+        "changed model or input is refused. Unreadable rows (null, non-text, invalid UTF-8, "
+        "broken JSON lines) are written with their error, never dropped. Exit code 0: all "
+        f"rows scored; {EXIT_ROW_ERRORS}: some rows have errors; 2: the job could not run.",
+    )
+    parser.add_argument("--model", type=Path, required=True, help="bundle folder")
+    parser.add_argument(
+        "--input", nargs="+", required=True, metavar="PATH_OR_GLOB", help="files, globs, folders"
+    )
+    parser.add_argument("--output", type=Path, required=True, help="output folder")
+    parser.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+    parser.add_argument("--text-column", default="text", help="column with the review (text)")
+    parser.add_argument(
+        "--id-column", help="column copied to `id` as text (default: the row's position)"
+    )
+    parser.add_argument("--keep-columns", nargs="*", default=[], help="columns copied as they are")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows per inference call")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (cores)")
+    parser.add_argument("--shard-rows", type=int, default=20_000, help="rows per output shard")
+    parser.add_argument("--variant", default="fp32", help="bundle model variant (fp32, int8)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process; ray: Ray Data on the cluster of a Ray job (or RAY_ADDRESS), "
+        "else an embedded local Ray",
+    )
+    parser.add_argument("--actors", type=int, help="ray engine: scoring actors (CPUs or GPUs)")
+    parser.add_argument("--num-cpus", type=int, help="ray engine: CPUs of an embedded Ray")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal)",
+    )
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from critic.serve.score import ScoreOptions, expand_inputs, score_corpus
+
+    inputs = expand_inputs(args.input)
+    options = ScoreOptions(
+        text_column=args.text_column,
+        id_column=args.id_column,
+        keep_columns=tuple(args.keep_columns),
+        format=args.format,
+        shard_rows=args.shard_rows,
+        variant=args.variant,
+    )
+    options.validate()
+    if args.engine == "ray":  # the actors load the model; this process only needs the bundle
+        from critic.bundle import load_bundle
+        from critic.cluster import connect_ray
+        from critic.serve.score_ray import score_corpus_ray
+
+        bundle = load_bundle(args.model)
+        connect_ray(args.num_cpus)
+        summary = score_corpus_ray(
+            bundle,
+            inputs,
+            args.output,
+            options,
+            actors=args.actors,
+            batch_size=args.batch_size,
+            device=args.device,
+        )
+    else:
+        from critic.serve import Runtime
+
+        runtime = Runtime.load(
+            args.model,
+            variant=args.variant,
+            device=args.device,
+            batch_size=args.batch_size,
+            threads=args.threads,
+        )
+        summary = score_corpus(runtime, inputs, args.output, options, progress=args.progress)
+    print(f"critic score: {summary.line()}")
+    if summary.errors:
+        print(
+            f"critic score: {summary.errors} rows could not be scored; see their `error` column",
+            file=sys.stderr,
+        )
+        return EXIT_ROW_ERRORS
+    return 0

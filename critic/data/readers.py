@@ -1,0 +1,397 @@
+"""The one reader stack: every corpus format critic reads, in bounded batches, keeping every row.
+
+A row that cannot be read (a broken JSON line, invalid UTF-8, a missing field, a short CSV
+record) comes out with its error instead of disappearing; the caller decides whether an error
+raises (training: :func:`read_columns`) or is kept as data (scoring: :func:`iter_batches`).
+
+Formats (:data:`INPUT_FORMATS`, one detector :func:`input_format`): Parquet (pyarrow, texts
+stay Arrow arrays), CSV/TSV, JSON Lines, plain text (one review per line) and aclImdb folders
+(one review per file). Blank lines are not rows in CSV/TSV and JSON Lines; in plain text every
+line is a row. Every file is opened by :func:`open_binary` or :func:`parquet_file`, the one
+place that knows where bytes come from. TF-free and Ray-free.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+INPUT_FORMATS = ("jsonl", "csv", "tsv", "parquet", "txt", "acl_imdb")
+COLUMN_FORMATS = ("jsonl", "csv", "tsv", "parquet")  # formats with named columns
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "txt",
+}
+ACL_IMDB_CLASSES = ("neg", "pos", "unsup")
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be read as asked (names the file and the row)."""
+
+
+def input_format(path: Path, fmt: str | None = None) -> str:
+    """``fmt`` when given, else the format of ``path``: a folder is aclImdb; a file's suffix."""
+    if fmt is not None:
+        if fmt not in INPUT_FORMATS:
+            raise CorpusError(f"unknown format {fmt!r}; expected one of {INPUT_FORMATS}")
+        return fmt
+    if path.is_dir():
+        return "acl_imdb"
+    if not path.exists():
+        raise CorpusError(f"{path}: no such file or folder")
+    for suffix in reversed([s.lower() for s in path.suffixes]):
+        if suffix in _SUFFIXES:
+            return _SUFFIXES[suffix]
+    raise CorpusError(
+        f"{path}: cannot tell the format from the name; pass one of {INPUT_FORMATS[:-1]}"
+    )
+
+
+def open_binary(path: Path) -> BinaryIO:
+    """Open an input file for reading bytes (the one place a corpus file is opened)."""
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such file")
+    return open(path, "rb")
+
+
+def parquet_file(path: Path):
+    """A ``pyarrow.parquet.ParquetFile`` that reads without pre-buffering: with pyarrow's
+    default the reader keeps what it has read and memory grows with the file (~0.8 GB extra at
+    1M reviews); without it memory stays at about one row group."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise CorpusError("reading Parquet needs pyarrow: pip install 'critic[arrow]'") from e
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such file")
+    return pq.ParquetFile(path, pre_buffer=False)
+
+
+@dataclass
+class Batch:
+    """Rows ``start .. start + len(texts)`` of one input, in input order. Cells are the
+    values as stored (JSON values, CSV strings, Arrow arrays for Parquet)."""
+
+    start: int
+    texts: Any  # list (str / bytes / None / other) or a pyarrow array
+    ids: Any = None  # id column values, when one was asked for
+    columns: dict[str, Any] = field(default_factory=dict)  # kept columns
+    errors: dict[int, str] = field(default_factory=dict)  # row in batch -> why unreadable
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def acl_imdb_files(folder: Path, classes: tuple[str, ...] = ACL_IMDB_CLASSES) -> list[Path]:
+    """Review files of an aclImdb folder (or one of its splits): per split folder, the classes
+    in ``classes`` order, each by numeric review id (the order training reads them in)."""
+    files = [p for p in folder.rglob("*.txt") if p.parent.name in classes]
+    if not files:
+        raise CorpusError(f"{folder}: no aclImdb reviews ({{train,test}}/{{pos,neg}}/*.txt)")
+    return sorted(
+        files,
+        key=lambda p: (p.parent.parent.as_posix(), classes.index(p.parent.name), _review_id(p)),
+    )
+
+
+def _review_id(path: Path) -> tuple[int, str]:
+    head = path.stem.split("_", 1)[0]
+    return (int(head), path.stem) if head.isdigit() else (-1, path.stem)
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a batch begins in its input without reading what comes before it: the row
+    (0-based), the byte offset of that row (text formats) and its line number (CSV: record
+    number), which error messages quote."""
+
+    row: int = 0
+    offset: int = 0
+    line: int = 1
+
+
+def batch_starts(path: Path, batch_rows: int, fmt: str | None = None) -> tuple[list[Start], int]:
+    """Where each batch of ``iter_batches(path, batch_rows)`` begins, and the rows in all
+    (cheap: metadata, or one scan of the bytes)."""
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    fmt = input_format(path, fmt)
+    if fmt in ("parquet", "acl_imdb"):
+        if fmt == "parquet":
+            rows = parquet_file(path).metadata.num_rows
+        else:
+            rows = len(acl_imdb_files(path))
+        return [Start(row) for row in range(0, rows, batch_rows)], rows
+    starts, rows = [], 0
+    if fmt in ("csv", "tsv"):
+        records = _csv_records(path, fmt)
+        begin = next(records, (None, 0))[1]  # the header
+        for number, (record, end) in enumerate(records, 1):
+            if record:  # a blank line is not a row
+                if rows % batch_rows == 0:
+                    starts.append(Start(rows, begin, number))
+                rows += 1
+            begin = end
+        return starts, rows
+    with open_binary(path) as fh:
+        offset = 0
+        for number, raw in enumerate(fh, 1):
+            if fmt == "txt" or raw.strip():  # JSON Lines: blank lines are not rows
+                if rows % batch_rows == 0:
+                    starts.append(Start(rows, offset, number))
+                rows += 1
+            offset += len(raw)
+    return starts, rows
+
+
+def count_rows(path: Path, fmt: str | None = None) -> int:
+    """Rows :func:`iter_batches` will yield (cheap: metadata or one scan of the bytes)."""
+    return batch_starts(path, sys.maxsize, fmt)[1]
+
+
+def iter_batches(
+    path: Path,
+    batch_rows: int,
+    text_column: str = "text",
+    id_column: str | None = None,
+    keep: tuple[str, ...] = (),
+    start: Start = Start(),
+    fmt: str | None = None,
+) -> Iterator[Batch]:
+    """Batches of at most ``batch_rows`` rows, covering every row of ``path`` from ``start``
+    (one of :func:`batch_starts`; default: the first row) once, in order.
+    A missing column is a CorpusError before the first batch."""
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    fmt = input_format(path, fmt)
+    if fmt == "parquet":
+        yield from _parquet(path, batch_rows, text_column, id_column, keep, start.row)
+        return
+    if fmt == "acl_imdb":
+        if keep:
+            raise CorpusError(f"{path}: an aclImdb folder has no columns to keep")
+        files = acl_imdb_files(path)[start.row :]
+        rows: Iterator[tuple[Any, dict, str | None]] = _acl_imdb(path, files, id_column)
+    elif fmt == "txt":
+        if keep or id_column:
+            raise CorpusError(f"{path}: a plain-text corpus has no id or other columns")
+        rows = _txt(path, start)
+    else:
+        wanted = [c for c in (text_column, id_column, *keep) if c]
+        if fmt in ("csv", "tsv"):
+            rows = _csv(path, fmt, wanted, start)
+        else:
+            rows = _jsonl(path, wanted, start)
+    yield from _batched(rows, batch_rows, id_column, keep, start.row)
+
+
+def read_columns(
+    path: Path,
+    text_column: str = "text",
+    columns: tuple[str, ...] = (),
+    id_column: str | None = None,
+    fmt: str | None = None,
+) -> dict[str, list]:
+    """Every text of ``path`` (under ``text_column``), the named columns and the ids, in file
+    order, for training: the first unreadable row, or a text that is not a string, is a
+    CorpusError naming the file and row."""
+    out: dict[str, list] = {c: [] for c in (text_column, *columns, id_column) if c}
+    for batch in iter_batches(path, 65_536, text_column, id_column, columns, fmt=fmt):
+        if batch.errors:
+            raise CorpusError(f"{path}: {batch.errors[min(batch.errors)]}")
+        texts = _pylist(batch.texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                kind = "null" if text is None else type(text).__name__
+                raise CorpusError(f"{path}: row {batch.start + i}: {text_column!r} is {kind}")
+        out[text_column].extend(texts)
+        for c in columns:
+            out[c].extend(_pylist(batch.columns[c]))
+        if id_column:
+            out[id_column].extend(_pylist(batch.ids))
+    return out
+
+
+def read_texts(path: Path, text_column: str = "text", fmt: str | None = None) -> list[str]:
+    """All texts of one file (or aclImdb folder), in file order; see :func:`read_columns`."""
+    return read_columns(path, text_column, fmt=fmt)[text_column]
+
+
+def _pylist(values: Any) -> list:
+    return values if isinstance(values, list) else values.to_pylist()
+
+
+def _batched(rows, batch_rows, id_column, keep, start: int) -> Iterator[Batch]:
+    """(text, {column: value}, error) rows -> Batches of exactly batch_rows (the last: fewer)."""
+    batch = Batch(start, [], [] if id_column else None, {c: [] for c in keep})
+    for text, cells, error in rows:
+        if error is not None:
+            batch.errors[len(batch.texts)] = error
+        batch.texts.append(text)
+        if id_column:
+            batch.ids.append(cells.get(id_column))
+        for c in keep:
+            batch.columns[c].append(cells.get(c))
+        if len(batch.texts) == batch_rows:
+            yield batch
+            start += batch_rows
+            batch = Batch(start, [], [] if id_column else None, {c: [] for c in keep})
+    if batch.texts:
+        yield batch
+
+
+def _txt(path: Path, start: Start):
+    with open_binary(path) as fh:
+        fh.seek(start.offset)
+        for n, raw in enumerate(fh, start.line):
+            line = raw.rstrip(b"\r\n")
+            try:
+                yield line.decode("utf-8"), {}, None
+            except UnicodeDecodeError as e:
+                yield None, {}, f"line {n} is not valid UTF-8 (byte {e.start})"
+
+
+def _acl_imdb(folder: Path, files: list[Path], id_column: str | None):
+    """One review per file; with an id column asked for, the id is the file's path."""
+    for p in files:
+        rel = p.relative_to(folder).as_posix()
+        cells = {id_column: rel} if id_column else {}
+        with open_binary(p) as fh:
+            data = fh.read()
+        try:
+            yield data.decode("utf-8"), cells, None
+        except UnicodeDecodeError as e:
+            yield None, cells, f"{rel} is not valid UTF-8 (byte {e.start})"
+
+
+def _jsonl(path: Path, wanted: list[str], start: Start):
+    text_column = wanted[0]
+    with open_binary(path) as fh:
+        fh.seek(start.offset)
+        for n, raw in enumerate(fh, start.line):
+            if not raw.strip():
+                continue
+            try:  # surrogateescape: invalid UTF-8 in one field must not cost the row its id
+                record = json.loads(raw.decode("utf-8", "surrogateescape"))
+            except json.JSONDecodeError as e:
+                yield None, {}, f"line {n} is not valid JSON ({e.msg})"
+                continue
+            if not isinstance(record, dict):
+                yield None, {}, f"line {n} is not a JSON object"
+                continue
+            cells = {c: record.get(c) for c in wanted[1:]}
+            text = record.get(text_column)
+            if text_column not in record:
+                yield None, cells, f"line {n} has no field {text_column!r}"
+            elif isinstance(text, str) and not is_utf8(text):
+                yield None, cells, f"line {n}: field {text_column!r} is not valid UTF-8"
+            else:
+                yield text, cells, None
+
+
+def _csv_records(path: Path, fmt: str, offset: int = 0):
+    """(record, byte offset just past it) from ``offset`` on. Lines end at LF, CR or CRLF
+    as with ``open(newline="")``; invalid UTF-8 survives as surrogates (reported per row)."""
+    csv.field_size_limit(sys.maxsize)
+    end = offset
+
+    def lines():
+        nonlocal end
+        with open_binary(path) as fh:
+            fh.seek(offset)
+            for raw in fh:
+                for line in raw.splitlines(keepends=True):
+                    end += len(line)
+                    yield line.decode("utf-8", "surrogateescape")
+
+    # csv.reader takes a line only when the record it is reading needs it, so ``end`` is
+    # where the record just returned ends.
+    for record in csv.reader(lines(), delimiter="\t" if fmt == "tsv" else ","):
+        yield record, end
+
+
+def _csv(path: Path, fmt: str, wanted: list[str], start: Start):
+    header = next(_csv_records(path, fmt), ([], 0))[0]
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise CorpusError(f"{path}: no column {missing[0]!r} (have {header})")
+    where = [header.index(c) for c in wanted]
+    records = _csv_records(path, fmt, start.offset)
+    if start.offset == 0:
+        next(records, None)  # the header
+    for n, (row, _) in enumerate(records, start.line):
+        if not row:
+            continue  # a blank line is not a row
+        if len(row) != len(header):
+            yield None, {}, f"record {n}: {len(row)} fields, the header has {len(header)}"
+            continue
+        cells = {c: row[i] for c, i in zip(wanted[1:], where[1:], strict=True)}
+        text = row[where[0]]
+        if not is_utf8(text):
+            yield None, cells, f"record {n}: column {wanted[0]!r} is not valid UTF-8"
+            continue
+        yield text, cells, None
+
+
+def is_utf8(text: str) -> bool:
+    """False for a string holding surrogates (invalid UTF-8 read with surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _parquet(path, batch_rows, text_column, id_column, keep, start: int) -> Iterator[Batch]:
+    import pyarrow as pa
+
+    pf = parquet_file(path)
+    names = pf.schema_arrow.names
+    wanted = list(dict.fromkeys(c for c in (text_column, id_column, *keep) if c))
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise CorpusError(f"{path}: no column {missing[0]!r} (have {names})")
+    # Read from the row group that holds row ``start``; skip the rows before it.
+    group, skip = 0, start
+    while group < pf.num_row_groups and skip >= pf.metadata.row_group(group).num_rows:
+        skip -= pf.metadata.row_group(group).num_rows
+        group += 1
+    groups = range(group, pf.num_row_groups)
+    pending, have = [], 0
+    for rb in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=wanted):
+        if skip:
+            cut = min(skip, rb.num_rows)
+            rb, skip = rb.slice(cut), skip - cut
+            if not rb.num_rows:
+                continue
+        pending.append(rb)
+        have += rb.num_rows
+        while have >= batch_rows:  # exact batch_rows per batch, whatever the row groups
+            table = pa.Table.from_batches(pending)
+            yield _arrow_batch(table.slice(0, batch_rows), start, text_column, id_column, keep)
+            rest = table.slice(batch_rows)
+            pending, have, start = rest.to_batches(), rest.num_rows, start + batch_rows
+    if have:
+        yield _arrow_batch(pa.Table.from_batches(pending), start, text_column, id_column, keep)
+
+
+def _arrow_batch(table, start: int, text_column: str, id_column, keep) -> Batch:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = table.column(text_column).combine_chunks()
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        texts = texts.to_pylist()  # binary or non-text: checked row by row downstream
+    ids = pc.cast(table.column(id_column), "string") if id_column else None
+    return Batch(start, texts, ids, {c: table.column(c) for c in keep})

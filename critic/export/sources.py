@@ -1,0 +1,101 @@
+"""What gets exported: the best trials of a finished sweep, or one Keras checkpoint.
+
+A sweep's run directory is read through its ``leaderboard.json`` (written by ``critic tune``),
+so exporting needs neither Ray nor the orchestrator.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from critic.data.datasets import DEFAULT_LABELS
+
+
+class SourceError(ValueError):
+    """The thing asked to be exported cannot be found or is incomplete."""
+
+
+@dataclass
+class ExportSource:
+    """A Keras checkpoint plus everything needed to ship it."""
+
+    checkpoint: Path  # the model.keras file
+    tokenizer_json: str
+    labels: tuple[str, str] = DEFAULT_LABELS
+    data: Path | None = None  # x_{val,test,train}.npy and y_*.npy from the sweep
+    trial: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)
+
+
+def from_run(run_dir: str | Path, top: int = 1) -> list[ExportSource]:
+    """The ``top`` best trials of a finished sweep, best first."""
+    run_dir = Path(run_dir)
+    board = run_dir / "leaderboard.json"
+    if not board.is_file():
+        raise SourceError(
+            f"{run_dir}: no leaderboard.json; is this a finished `critic tune` run directory?"
+        )
+    if top < 1:
+        raise SourceError(f"--top must be >= 1, got {top}")
+    doc = json.loads(board.read_text(encoding="utf-8"))
+    return [_from_entry(run_dir, doc, entry) for entry in doc["trials"][:top]]
+
+
+def from_checkpoint(path: str | Path, tokenizer: str | Path | None = None) -> ExportSource:
+    """One ``model.keras`` (or a checkpoint folder holding one). Inside a sweep's run
+    directory the tokenizer and data are found; elsewhere ``tokenizer`` is required."""
+    path = Path(path)
+    model = path / "model.keras" if path.is_dir() else path
+    if not model.is_file():
+        raise SourceError(f"{path}: no model.keras here")
+    if tokenizer is not None:
+        return ExportSource(model, _read_tokenizer(Path(tokenizer)))
+    for run_dir in model.resolve().parents:
+        board = run_dir / "leaderboard.json"
+        if board.is_file():
+            doc = json.loads(board.read_text(encoding="utf-8"))
+            for entry in doc["trials"]:
+                if (run_dir / entry["checkpoint"]).resolve() == model.parent.resolve():
+                    return _from_entry(run_dir, doc, entry)
+    raise SourceError(
+        f"{model}: not a checkpoint listed in a sweep's leaderboard.json; "
+        "give its tokenizer with --tokenizer FILE"
+    )
+
+
+def _from_entry(run_dir: Path, doc: dict[str, Any], entry: dict[str, Any]) -> ExportSource:
+    data = run_dir / entry["data"]
+    checkpoint = run_dir / entry["checkpoint"] / "model.keras"
+    if not checkpoint.is_file():
+        raise SourceError(f"{checkpoint}: missing (was the run directory pruned?)")
+    return ExportSource(
+        checkpoint=checkpoint,
+        tokenizer_json=_read_tokenizer(data / "tokenizer.json"),
+        labels=tuple(doc.get("labels", DEFAULT_LABELS)),
+        data=data,
+        trial={
+            "run": doc.get("name", run_dir.name),
+            **{k: v for k, v in entry.items() if k not in ("checkpoint", "data")},
+        },
+        dataset=doc.get("dataset", {}),
+    )
+
+
+def _read_tokenizer(path: Path) -> str:
+    if not path.is_file():
+        raise SourceError(f"{path}: tokenizer JSON not found")
+    text = path.read_text(encoding="utf-8")
+    from critic.kernels import ImdbIndex, Tokenizer
+
+    try:
+        payload = json.loads(text)
+        is_index = isinstance(payload, dict) and payload.get("class_name") == "ImdbIndex"
+        (ImdbIndex if is_index else Tokenizer).from_json(text)
+    except (ValueError, TypeError, KeyError) as e:
+        raise SourceError(
+            f"{path}: not a Keras/critic Tokenizer JSON or critic ImdbIndex JSON ({e})"
+        ) from e
+    return text

@@ -1,0 +1,102 @@
+"""Prove an ONNX model answers like its Keras original, and measure it with onnxruntime."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from critic.bundle.inference import Window, predict_ids
+
+from .convert import INPUT
+
+TOLERANCE = 1e-5
+BATCH = 256
+
+
+class ParityError(RuntimeError):
+    """The ONNX model does not reproduce the Keras model within tolerance."""
+
+
+@dataclass
+class Parity:
+    rows: int
+    source: str
+    max_abs_diff: float
+    mean_abs_diff: float
+    label_flips: int
+    tolerance: float
+    threshold: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.tolerance and self.label_flips == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def session(model_bytes: bytes):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_predict(sess, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    return predict_ids(sess, x, batch, input_name=INPUT)
+
+
+def keras_predict(model, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    return model.predict(np.asarray(x, dtype=np.int32), batch_size=batch, verbose=0)[:, 0]
+
+
+def check_parity(
+    p_keras: np.ndarray,
+    p_onnx: np.ndarray,
+    source: str,
+    threshold: float = 0.5,
+    tolerance: float = TOLERANCE,
+    what: str = "ONNX",
+) -> Parity:
+    """Compare Keras' and onnxruntime's probabilities on the same sequences; raises
+    ParityError with the numbers when they differ by more than ``tolerance`` or flip a label."""
+    diff = np.abs(p_keras.astype(np.float64) - p_onnx)
+    parity = Parity(
+        rows=len(p_keras),
+        source=source,
+        max_abs_diff=float(diff.max(initial=0.0)),
+        mean_abs_diff=float(diff.mean()) if len(diff) else 0.0,
+        label_flips=int(((p_keras >= threshold) != (p_onnx >= threshold)).sum()),
+        tolerance=tolerance,
+        threshold=threshold,
+    )
+    if not parity.ok:
+        raise ParityError(
+            f"{what} differs from Keras on {parity.rows} {source} sequences: max |diff| "
+            f"{parity.max_abs_diff:.3g} (allowed {tolerance:g}), {parity.label_flips} label "
+            f"flips at threshold {threshold} (allowed 0)"
+        )
+    return parity
+
+
+def accuracy(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> float:
+    return float(((p >= threshold) == (np.asarray(y) >= 0.5)).mean())
+
+
+def sequences_per_second(
+    sess, x: np.ndarray, repeats: int = 5, window: Window | None = None
+) -> float:
+    """onnxruntime throughput on ``x`` (median of ``repeats`` passes after a warm-up), of
+    ``sess`` or, given one, of the window model's padding-skipping inference."""
+    predict_ids(sess, x[:BATCH], BATCH, window, INPUT)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict_ids(sess, x, BATCH, window, INPUT)
+        times.append(time.perf_counter() - start)
+    return len(x) / statistics.median(times)

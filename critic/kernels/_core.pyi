@@ -1,0 +1,71 @@
+"""Type stubs for the private extension module critic.kernels._core."""
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+__version__: str
+
+class TextInput:
+    @staticmethod
+    def from_sequence(texts: Iterable[str | bytes], errors: str = "strict") -> TextInput: ...
+    @staticmethod
+    def from_numpy(texts: np.ndarray, errors: str = "strict") -> TextInput: ...
+    @staticmethod
+    def from_arrow(
+        chunks: Iterable[tuple[Any, Any | None, Any | None, int, int, bool]],
+        errors: str = "strict",
+    ) -> TextInput: ...
+    def __len__(self) -> int: ...
+
+class WordSplitter:
+    def __init__(
+        self,
+        lower: bool,
+        char_level: bool,
+        filters: str,
+        split: str,
+        mode: str = "keras_tokenizer",
+    ) -> None: ...
+    def split(self, texts: TextInput) -> list[list[str]]: ...
+
+class Vocabulary:
+    def __init__(
+        self,
+        word_index: dict[str, int],
+        num_words: int | None,
+        oov_token: str | None,
+        start: int | None = None,
+    ) -> None: ...
+    def __len__(self) -> int: ...
+
+def fit(
+    splitter: WordSplitter, texts: TextInput, threads: int | None = None
+) -> tuple[list[str], list[int], list[int], int]: ...
+def sequences(
+    splitter: WordSplitter, vocab: Vocabulary, texts: TextInput, threads: int | None = None
+) -> list[list[int]]: ...
+def encode(
+    splitter: WordSplitter,
+    vocab: Vocabulary,
+    texts: TextInput,
+    maxlen: int | None,
+    padding: str,
+    truncating: str,
+    value: int,
+    dtype: str,
+    threads: int | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray: ...
+def pad(
+    sequences: Any,
+    maxlen: int | None,
+    padding: str,
+    truncating: str,
+    value: int,
+    dtype: str,
+    threads: int | None = None,
+) -> np.ndarray | None: ...
+def unicode_version() -> str: ...
+def default_threads() -> int: ...

@@ -1,0 +1,59 @@
+"""A finished sweep's figures: learning curves of the top trials, and every trial's curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_curves(run_dir: Path, rows: list[dict]) -> None:
+    """Learning curves (train vs validation accuracy and loss per epoch) of the top trials."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    for i, row in enumerate(rows):
+        df = row["result"].metrics_dataframe
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        ax1.plot(df["epoch"], df["accuracy"], "o-", label="train")
+        ax1.plot(df["epoch"], df["val_accuracy"], "o-", label="validation")
+        ax1.set(title="accuracy", xlabel="epoch")
+        ax2.plot(df["epoch"], df["loss"], "o-", label="train")
+        ax2.plot(df["epoch"], df["val_loss"], "o-", label="validation")
+        ax2.set(title="loss", xlabel="epoch")
+        for ax in (ax1, ax2):
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax1.legend()
+        fig.suptitle(f"#{i + 1} {row['params'].get('family', '')} ({row['trial']})")
+        fig.tight_layout()
+        fig.savefig(run_dir / f"curves_{i + 1}.png", dpi=80)
+        plt.close(fig)
+
+
+def plot_overview(run_dir: Path, rows: list[dict]) -> None:
+    """Every trial's validation-accuracy curve, coloured by model family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    families = sorted({str(r["params"].get("family", "?")) for r in rows})
+    colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        df = row["result"].metrics_dataframe
+        family = str(row["params"].get("family", "?"))
+        ax.plot(df["epoch"], df["val_accuracy"], "o-", color=colours[family], alpha=0.7)
+    for family in families:
+        ax.plot([], [], "o-", color=colours[family], label=family)
+    ax.set(
+        title=f"sweep: validation accuracy of {len(rows)} trials",
+        xlabel="epoch",
+        ylabel="validation accuracy",
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "overview.png", dpi=80)
+    plt.close(fig)

@@ -1,0 +1,95 @@
+"""Load the sweep's data once, split it, and tokenize it once per tokenizer setting.
+
+Arrays land in ``RUN_DIR/data/<setting>/`` as .npy files (plus the fitted tokenizer JSON);
+trials memory-map them and never tokenize. The tokenizer is fitted on the training split only.
+Keras' ``imdb.npz`` (kind ``imdb_npz``) arrives already as word ranks: its ids are mapped as
+``keras.datasets.imdb.load_data`` maps them, and the tokenizer saved for the bundle is the
+``ImdbIndex`` that maps raw text the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from critic.data.datasets import stratified_split
+from critic.data.imdb_npz import RankSequences
+from critic.data.kinds import Split, dataset_kind
+from critic.kernels import ImdbIndex, Tokenizer, pad_sequences
+
+from .config import SweepConfig, setting_values
+
+
+def load_splits(cfg: SweepConfig) -> dict[str, Split]:
+    """train / val / test splits; the test split is only read here and at the very end."""
+    ds = cfg.dataset
+    train, test = dataset_kind(ds).load(ds, cfg.path)
+    seed = int(ds.get("seed", 13))
+    if ds.get("limit"):
+        train = _stratified_head(train, int(ds["limit"]), seed)
+        test = _stratified_head(test, int(ds["limit"]), seed + 1)
+    tr, va = stratified_split(train.labels, float(ds.get("validation_fraction", 0.2)), seed)
+    return {"train": train.subset(tr), "val": train.subset(va), "test": test}
+
+
+def _stratified_head(data: Split, n: int, seed: int) -> Split:
+    if n >= len(data):
+        return data
+    _, keep = stratified_split(data.labels, n / len(data), seed)
+    return data.subset(keep)
+
+
+def tokenizer_settings(cfg: SweepConfig) -> list[dict]:
+    """Every distinct tokenizer setting the sweep can ask for (choice/grid values; the
+    config's validation refuses other spaces here)."""
+    settings = cfg.tokenizer_space
+    options = [setting_values(value) for value in settings.values()]
+    return [dict(zip(settings, combo, strict=True)) for combo in itertools.product(*options)]
+
+
+def setting_key(setting: dict) -> str:
+    blob = json.dumps(setting, sort_keys=True).encode()
+    return f"nw{setting['num_words']}-len{setting['maxlen']}-" + hashlib.sha1(blob).hexdigest()[:8]
+
+
+def _padded_ids(tok, data: Split, setting: dict) -> np.ndarray:
+    """int32 [n, maxlen] ids of one split: word ranks mapped by an ImdbIndex, or texts
+    tokenized by the fitted Tokenizer."""
+    options = {"maxlen": setting["maxlen"], "padding": setting["padding"]}
+    if isinstance(data, RankSequences):
+        ids = pad_sequences([tok.remap(r) for r in data.sequences], **options)
+    else:
+        ids = tok.encode(data.texts, **options)
+    return ids.astype(np.int32, copy=False)
+
+
+def prepare_arrays(cfg: SweepConfig, splits: dict[str, Split], data_dir: Path) -> dict:
+    """Tokenize every split once per setting; returns {setting_key: folder}."""
+    folders = {}
+    kind = dataset_kind(cfg.dataset)
+    word_index = kind.word_index(cfg.dataset, cfg.path) if kind.word_index else None
+    for setting in tokenizer_settings(cfg):
+        key = setting_key(setting)
+        folder = data_dir / key
+        folders[key] = str(folder)
+        if (folder / "done").is_file():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        if word_index is not None:
+            tok = ImdbIndex(word_index, num_words=setting["num_words"])
+        else:
+            tok = Tokenizer(num_words=setting["num_words"], oov_token=setting["oov_token"] or None)
+            tok.fit_on_texts(splits["train"].texts)
+        for name, data in splits.items():
+            np.save(folder / f"x_{name}.npy", _padded_ids(tok, data, setting))
+            np.save(folder / f"y_{name}.npy", data.labels.astype(np.float32))
+        doc = json.loads(tok.to_json())
+        doc["encode"] = {"padding": setting["padding"], "truncating": "pre"}  # for export
+        (folder / "tokenizer.json").write_text(json.dumps(doc), encoding="utf-8")
+        (folder / "setting.json").write_text(json.dumps(setting), encoding="utf-8")
+        (folder / "done").write_text("")
+    return folders

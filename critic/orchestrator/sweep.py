@@ -1,0 +1,244 @@
+"""Run a sweep on Ray Tune: a trainable, a param space, a Tuner; then the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from critic.cluster import connect_ray
+
+from .config import ConfigError, SweepConfig, to_tune_space
+from .leaderboard import METRIC, write_leaderboard, write_leaderboard_json
+from .plots import plot_curves, plot_overview
+from .prepare import load_splits, prepare_arrays, setting_key
+from .trainable import train_trial
+
+Trainable = Callable[[dict], None]
+
+MODE = "max"
+
+
+def _resources(cfg: SweepConfig) -> dict[str, float]:
+    import ray
+
+    cpu = float(cfg.resources.get("cpu", 1))
+    gpu = float(cfg.resources.get("gpu", 0))
+    if gpu > 0 and ray.cluster_resources().get("GPU", 0) == 0:
+        print("critic tune: no GPU in this Ray cluster; trials run on CPU")
+        gpu = 0.0
+    return {"cpu": cpu, "gpu": gpu}
+
+
+def _scheduler(cfg: SweepConfig):
+    from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
+
+    name = cfg.search.get("scheduler", "asha")
+    if name == "asha":
+        return ASHAScheduler(
+            max_t=cfg.epochs, grace_period=int(cfg.search.get("grace_period", 1)), time_attr="epoch"
+        )
+    if name == "pbt":
+        # Only the learning rate: a model restored from a checkpoint keeps its architecture.
+        return PopulationBasedTraining(
+            time_attr="epoch",
+            perturbation_interval=1,
+            hyperparam_mutations={
+                "model": {"learning_rate": to_tune_space(cfg.model["learning_rate"])}
+            },
+        )
+    return None
+
+
+def _search_alg(cfg: SweepConfig):
+    if cfg.search.get("search_alg", "random") != "optuna":
+        return None
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError as e:
+        raise ConfigError("search_alg 'optuna' needs optuna: pip install optuna") from e
+    return OptunaSearch()
+
+
+def param_space(cfg: SweepConfig, folders: dict) -> dict:
+    return {
+        "model": {k: to_tune_space(v) for k, v in cfg.model.items()},
+        "tokenizer": {k: to_tune_space(v) for k, v in cfg.tokenizer_space.items()},
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "_data": folders,
+    }
+
+
+def run_sweep(
+    cfg: SweepConfig, *, num_cpus: int | None = None, trainable: Trainable = train_trial
+) -> Path:
+    """Prepare data, run the Tuner, write the leaderboard; returns the run directory.
+    ``trainable`` is :func:`~.trainable.train_trial` or a function that wraps it."""
+    from ray import tune
+
+    run_dir = _new_run_dir(cfg.path(cfg.storage_path).resolve(), cfg.name)
+    (run_dir / "sweep.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    start = time.perf_counter()
+    splits = load_splits(cfg)
+    folders = prepare_arrays(cfg, splits, run_dir / "data")
+    print(
+        f"critic tune: data ready in {time.perf_counter() - start:.1f}s "
+        f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])})"
+    )
+    connect_ray(num_cpus)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, _resources(cfg)),
+        param_space=param_space(cfg, folders),
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=MODE,
+            num_samples=cfg.num_samples,
+            scheduler=_scheduler(cfg),
+            search_alg=_search_alg(cfg),
+            max_concurrent_trials=int(cfg.search.get("max_concurrent_trials", 2)),
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=str(run_dir),
+            failure_config=tune.FailureConfig(max_failures=int(cfg.search.get("max_failures", 2))),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=_checkpoints_to_keep(cfg),
+                checkpoint_score_attribute=METRIC,
+                checkpoint_score_order=MODE,
+            ),
+            verbose=1,
+        ),
+    )
+    results = tuner.fit()
+    _require_complete(cfg, run_dir)
+    write_results(cfg, run_dir, results)
+    return run_dir
+
+
+def _checkpoints_to_keep(cfg: SweepConfig) -> int | None:
+    """Best N checkpoints per trial (2 by default). PBT keeps them all: a trial may continue
+    from another's checkpoint of any earlier epoch, which must still exist."""
+    if "checkpoints_to_keep" in cfg.search:
+        return int(cfg.search["checkpoints_to_keep"])
+    return None if cfg.search.get("scheduler") == "pbt" else 2
+
+
+def _new_run_dir(storage: Path, name: str) -> Path:
+    """storage/name, or name-2, name-3, ... when an earlier run already used it (an earlier
+    run is continued with --resume, never overwritten or mixed into)."""
+    run_dir, n = storage / name, 1
+    while (run_dir / "tune").exists():
+        n += 1
+        run_dir = storage / f"{name}-{n}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+class SweepInterrupted(RuntimeError):
+    """The sweep stopped before every trial ended (Ctrl-C, a stopped job)."""
+
+
+def _require_complete(cfg: SweepConfig, run_dir: Path) -> None:
+    """Raise SweepInterrupted unless every trial of the sweep has ended. Read from the
+    experiment state Tune saved (the in-memory results mark interrupted trials as ended)."""
+    from ray.tune import ExperimentAnalysis
+
+    trials = ExperimentAnalysis(str(run_dir / "tune")).trials
+    unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
+    expected = cfg.num_samples * math.prod(
+        len(next(iter(v.values())))
+        for section in (cfg.model, cfg.tokenizer)
+        for v in section.values()
+        if isinstance(v, dict) and next(iter(v), None) == "grid"
+    )
+    if unfinished or len(trials) < expected:
+        left = max(len(unfinished), expected - len(trials) + len(unfinished))
+        raise SweepInterrupted(
+            f"sweep interrupted with {left} of {max(expected, len(trials))} trials unfinished;"
+            f" continue it with: critic tune --resume {run_dir}"
+        )
+
+
+def resume_sweep(
+    run_dir: Path, num_cpus: int | None = None, trainable: Trainable = train_trial
+) -> Path:
+    """Continue an interrupted sweep without re-running finished trials."""
+    from ray import tune
+
+    run_dir = Path(run_dir).resolve()
+    raw = json.loads((run_dir / "sweep.json").read_text())
+    cfg = SweepConfig.from_dict(
+        {k: v for k, v in raw.items() if k != "base_dir"}, base_dir=Path(raw["base_dir"])
+    )
+    connect_ray(num_cpus)
+    tuner = tune.Tuner.restore(
+        str(run_dir / "tune"),
+        trainable=tune.with_resources(trainable, _resources(cfg)),
+        resume_errored=True,
+    )
+    results = tuner.fit()
+    _require_complete(cfg, run_dir)
+    write_results(cfg, run_dir, results)
+    return run_dir
+
+
+def write_results(cfg: SweepConfig, run_dir: Path, results) -> None:
+    """The leaderboard (CSV, Markdown, JSON) with the top-k scored once on the test split, and
+    the plots."""
+    rows, failed = rank_trials(results)
+    for f in failed:  # left out of the ranking, never silently
+        print(f"critic tune: trial {f['trial']} failed after its retries: {f['error']}")
+    if not rows:
+        raise RuntimeError(f"no trial finished; see {run_dir / 'tune'}")
+    for row in rows:
+        row["data"] = run_dir / "data" / setting_key(row["result"].config["tokenizer"])
+        row["checkpoint"] = Path(row["result"].get_best_checkpoint(METRIC, MODE).path)
+    score_on_test(rows[: cfg.top_k])
+    write_leaderboard(run_dir, rows)
+    write_leaderboard_json(cfg, run_dir, rows, failed)
+    plot_curves(run_dir, rows[: cfg.top_k])
+    plot_overview(run_dir, rows)
+
+
+def rank_trials(results) -> tuple[list[dict], list[dict]]:
+    """Finished trials best first (by their best validation accuracy), and the failed ones."""
+    rows, failed = [], []
+    for result in results:
+        if result.error is not None or result.metrics is None or METRIC not in result.metrics:
+            reason = str(result.error or "reported no metrics").strip().splitlines()[-1]
+            failed.append({"trial": result.path.rsplit("/", 1)[-1], "error": reason[:500]})
+            continue
+        # The history and the last result: a PBT trial that continued from another trial's
+        # checkpoint can have a history without its last epochs.
+        history = result.metrics_dataframe
+        seen = {k: [result.metrics.get(k, 0)] for k in (METRIC, "epoch")}
+        for k, values in seen.items():
+            if history is not None and k in history:
+                values.extend(history[k].dropna())
+        rows.append(
+            {
+                "trial": result.path.rsplit("/", 1)[-1],
+                "val_accuracy": float(max(seen[METRIC])),
+                "epochs": int(max(seen["epoch"])),
+                "result": result,
+                "params": {**result.config["model"], **result.config["tokenizer"]},
+            }
+        )
+    rows.sort(key=lambda r: r["val_accuracy"], reverse=True)
+    return rows, failed
+
+
+def score_on_test(rows: list[dict]) -> None:
+    """Each row's best checkpoint scored once, with Keras, on its test arrays."""
+    import keras
+
+    for row in rows:
+        x_test, y_test = np.load(row["data"] / "x_test.npy"), np.load(row["data"] / "y_test.npy")
+        model = keras.models.load_model(row["checkpoint"] / "model.keras", safe_mode=True)
+        p = model.predict(x_test, batch_size=256, verbose=0)[:, 0]
+        row["test_accuracy"] = float(((p >= 0.5) == (y_test >= 0.5)).mean())

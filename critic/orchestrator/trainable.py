@@ -1,0 +1,97 @@
+"""The Ray Tune trainable: one Keras model, trained epoch by epoch, reported to Tune."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .prepare import setting_key
+
+
+def _configure_tensorflow() -> None:
+    """Memory growth on every GPU, so fractional-GPU trials can share a device."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+
+
+def train_trial(config: dict) -> None:
+    """Train ``config["model"]`` on the arrays prepared for ``config["tokenizer"]``."""
+    _configure_tensorflow()
+    from .zoo import ModelSpec
+
+    setting = config["tokenizer"]
+    folder = Path(config["_data"][setting_key(setting)])
+    x, y = _arrays(folder)
+    spec = ModelSpec.from_dict(
+        {**config["model"], "num_words": setting["num_words"], "maxlen": setting["maxlen"]}
+    )
+    model, start_epoch = _initial_model(spec, folder)
+    model.fit(
+        x["train"],
+        y["train"],
+        validation_data=(x["val"], y["val"]),
+        epochs=int(config["epochs"]),
+        initial_epoch=start_epoch,
+        batch_size=int(config["batch_size"]),
+        callbacks=[_report_to_tune()],
+        verbose=0,
+    )
+
+
+def _arrays(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The train and validation ids (memory-mapped) and labels of one tokenizer setting."""
+    x = {s: np.load(folder / f"x_{s}.npy", mmap_mode="r") for s in ("train", "val")}
+    y = {s: np.load(folder / f"y_{s}.npy") for s in ("train", "val")}
+    return x, y
+
+
+def _initial_model(spec, folder: Path):
+    """(model, first epoch): a retried or resumed trial continues from its checkpoint, a new
+    one starts from scratch (with GloVe vectors when the spec names them)."""
+    import keras
+    from ray import tune
+
+    from .zoo import build_model, load_glove
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as ckpt:
+            model = keras.models.load_model(Path(ckpt) / "model.keras", safe_mode=True)
+            start_epoch = int((Path(ckpt) / "epoch").read_text())
+        # PBT continues a better trial's checkpoint with a mutated config: the learning rate
+        # is the one mutation a trained model can take on.
+        model.optimizer.learning_rate.assign(spec.learning_rate)
+        return model, start_epoch
+    matrix = None
+    if spec.glove_path:
+        from critic.kernels import Tokenizer
+
+        tok = Tokenizer.from_json((folder / "tokenizer.json").read_text(encoding="utf-8"))
+        matrix, _ = load_glove(spec.glove_path, tok.word_index, spec.num_words, spec.embedding_dim)
+    return build_model(spec, matrix), 0
+
+
+def _report_to_tune():
+    """A Keras callback reporting each epoch's metrics and a model.keras checkpoint to Tune."""
+    import keras
+    from ray import tune
+
+    class ReportToTune(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            with tempfile.TemporaryDirectory() as tmp:
+                self.model.save(Path(tmp) / "model.keras")
+                (Path(tmp) / "epoch").write_text(str(epoch + 1))
+                metrics = {"epoch": epoch + 1}
+                for name in ("accuracy", "loss", "val_accuracy", "val_loss"):
+                    metrics[name] = float(logs.get(name, np.nan))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    return ReportToTune()

@@ -1,0 +1,73 @@
+"""The main job (``critic run``), end to end. A sweep -> export of the best trial -> scoring
+of the test split with the exported bundle -> the leaderboard, the test accuracy the bundle
+reaches on raw text, and the scoring speed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from critic.data.kinds import dataset_kind
+from critic.orchestrator.config import ConfigError, SweepConfig
+from critic.orchestrator.sweep import run_sweep
+
+
+def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str | None = None):
+    """Run the whole chain; returns (run_dir, report dict)."""
+    from critic.export.runs import export_run
+    from critic.serve import Runtime
+    from critic.serve.score import ScoreOptions, score_corpus
+
+    kind = dataset_kind(cfg.dataset)
+    if kind.test_reviews is None:
+        raise ConfigError(
+            "critic run scores raw test reviews, and an imdb.npz holds only word ranks: use "
+            "critic tune --export-top 1 for it, or give the raw reviews (--imdb ARCHIVE)"
+        )
+    run_dir = run_sweep(cfg, num_cpus=num_cpus)
+    bundles = run_dir / "bundles"
+    if not export_run(run_dir, 1, bundles, quantize):
+        raise RuntimeError("the best trial failed verification; see the export message above")
+    bundle = bundles / "rank1"
+    test_input, id_column, truth = kind.test_reviews(cfg.dataset, cfg.path)
+    runtime = Runtime.load(bundle)
+    options = ScoreOptions(id_column=id_column)
+    summary = score_corpus(runtime, [test_input], run_dir / "scored", options)
+    accuracy, errors = _accuracy(run_dir / "scored", truth, runtime)
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    report = {
+        "run_dir": str(run_dir),
+        "bundle": str(bundle),
+        "best_trial": board["trials"][0]["trial"],
+        "val_accuracy": board["trials"][0]["val_accuracy"],
+        "keras_test_accuracy": board["trials"][0]["test_accuracy"],
+        "bundle_test_accuracy": accuracy,
+        "scored_rows": summary.rows,
+        "row_errors": errors,
+        "rows_per_second": summary.rows_per_second,
+    }
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
+    return run_dir, report
+
+
+def _accuracy(scored: Path, truth, runtime) -> tuple[float, int]:
+    import pyarrow.dataset as pads
+
+    table = pads.dataset(sorted(str(p) for p in scored.glob("part-*"))).to_table()
+    ok = table.column("error").is_null().to_numpy(zero_copy_only=False)
+    ids = table.column("id").to_pylist()
+    predicted = np.asarray(table.column("label").to_pylist(), dtype=object) == runtime.labels[1]
+    correct = (predicted == truth(ids)) & ok
+    return float(correct.sum() / len(ids)), int((~ok).sum())
+
+
+def print_report(report: dict) -> None:
+    print(
+        f"critic run: best trial {report['best_trial']}: validation "
+        f"{100 * report['val_accuracy']:.2f} %, test {100 * report['keras_test_accuracy']:.2f} % "
+        f"(Keras), {100 * report['bundle_test_accuracy']:.2f} % (exported bundle on raw text, "
+        f"{report['scored_rows']} reviews, {report['row_errors']} row errors) scored at "
+        f"{report['rows_per_second']:.0f} reviews/s; bundle {report['bundle']}"
+    )

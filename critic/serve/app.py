@@ -1,0 +1,141 @@
+"""``critic serve``: a bundle behind HTTP on Ray Serve, with dynamic batching.
+
+POST /predict {"texts": [...]} -> {"probabilities": [...], "labels": [...]}
+GET  /healthz                  -> {"status": "ok"}
+GET  /model                    -> the bundle's metadata
+
+Requests are validated (a non-empty list of strings, at most ``max_texts`` texts of at most
+``max_chars`` characters; else 4xx with the reason). Each replica queues at most
+``max_ongoing_requests``; beyond ``max_queued_requests`` waiting in the proxy, requests get a
+503 instead of growing memory.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the endpoint annotations
+# (`request: Request`, imported inside build_app) as real objects.
+import asyncio
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class ServeOptions:
+    replicas: int = 1
+    max_batch_size: int = 32  # requests merged into one inference call
+    batch_wait_ms: float = 5.0
+    max_texts: int = 256  # per request
+    max_chars: int = 100_000  # per text
+    max_ongoing_requests: int = 64  # per replica
+    max_queued_requests: int = 256  # waiting for a replica, per deployment handle
+    threads: int | None = None  # onnxruntime threads per replica (default: cores / replicas)
+    variant: str = "fp32"
+    device: str = "auto"
+
+    def validate(self) -> None:
+        for name in ("replicas", "max_batch_size", "max_texts", "max_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.max_ongoing_requests < 1 or self.max_queued_requests < 0:
+            raise ValueError("--max-ongoing must be >= 1 and --max-queued >= 0")
+        if self.batch_wait_ms < 0:
+            raise ValueError("--batch-wait-ms must be >= 0")
+
+
+class RequestError(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_texts(body: Any, max_texts: int, max_chars: int) -> list[str]:
+    """The request's texts, or RequestError(4xx) saying what is wrong."""
+    if not isinstance(body, dict) or "texts" not in body:
+        raise RequestError(400, 'expected a JSON object {"texts": ["...", ...]}')
+    texts = body["texts"]
+    if not isinstance(texts, list) or not texts:
+        raise RequestError(400, "texts must be a non-empty list of strings")
+    if len(texts) > max_texts:
+        raise RequestError(413, f"{len(texts)} texts in one request; the limit is {max_texts}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise RequestError(400, f"texts[{i}] is {type(text).__name__}, not a string")
+        if len(text) > max_chars:
+            raise RequestError(
+                413, f"texts[{i}] has {len(text)} characters; the limit is {max_chars}"
+            )
+    return texts
+
+
+def model_summary(bundle) -> dict[str, Any]:
+    """What GET /model shows: the bundle's metadata without the file table."""
+    meta = {k: v for k, v in bundle.meta.items() if k not in ("files", "manifest_sha256")}
+    return {"path": str(bundle.path), "manifest_sha256": bundle.meta["manifest_sha256"], **meta}
+
+
+def build_app(model: str, options: ServeOptions):
+    """The Ray Serve application for the bundle at ``model``."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from ray import serve
+
+    options.validate()
+    api = FastAPI(title="critic", description="Review sentiment from a critic bundle.")
+
+    @serve.deployment(
+        num_replicas=options.replicas,
+        max_ongoing_requests=options.max_ongoing_requests,
+        max_queued_requests=options.max_queued_requests,
+        ray_actor_options={"num_cpus": 0.5},
+        health_check_period_s=5,
+    )
+    @serve.ingress(api)
+    class Critic:
+        def __init__(self, model: str, options: dict[str, Any]) -> None:
+            import os
+
+            from critic.serve import Runtime
+
+            self.options = ServeOptions(**options)
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+            threads = self.options.threads or max(1, cores // self.options.replicas)
+            self.runtime = Runtime.load(
+                model, variant=self.options.variant, device=self.options.device, threads=threads
+            )
+            self.card = model_summary(self.runtime.bundle)
+            self.predict_batch.set_max_batch_size(self.options.max_batch_size)
+            self.predict_batch.set_batch_wait_timeout_s(self.options.batch_wait_ms / 1000)
+
+        @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+        async def predict_batch(self, requests: list[list[str]]) -> list[np.ndarray]:
+            """Many requests, one inference call (off the event loop: it releases the GIL)."""
+            texts = [t for texts in requests for t in texts]
+            p = await asyncio.to_thread(self.runtime.predict, texts)
+            bounds = np.cumsum([len(texts) for texts in requests])[:-1]
+            return np.split(p, bounds)
+
+        @api.post("/predict")
+        async def predict(self, request: Request):
+            try:
+                body = await request.json()
+            except ValueError:
+                return JSONResponse({"error": "the body is not valid JSON"}, status_code=400)
+            try:
+                texts = check_texts(body, self.options.max_texts, self.options.max_chars)
+            except RequestError as e:
+                return JSONResponse({"error": str(e)}, status_code=e.status)
+            p = await self.predict_batch(texts)
+            return {
+                "probabilities": [float(v) for v in p],
+                "labels": self.runtime.to_labels(p).tolist(),
+            }
+
+        @api.get("/healthz")
+        async def healthz(self):
+            return {"status": "ok"}
+
+        @api.get("/model")
+        async def model_info(self):
+            return self.card
+
+    return Critic.bind(model, asdict(options))

@@ -1,0 +1,186 @@
+"""The inference runtime: a checked bundle, critic's C++ tokenizer and onnxruntime.
+
+Imports neither TensorFlow nor Ray. Work is pipelined in chunks of rows: while onnxruntime
+scores chunk i, a worker thread tokenizes chunk i+1 (both release the GIL). A bundle with a
+window model (single-LSTM families) skips the padding steps: each chunk is sorted by review
+length and each batch reads only its reviews' tokens (see ``critic.bundle.inference``). One Runtime
+may be shared by many threads.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from critic.bundle import Bundle, load_bundle
+from critic.bundle.inference import Window, predict_ids
+
+from .providers import session_for
+
+# Rows per onnxruntime call. Small batches of length-sorted rows cost no speed here (an LSTM
+# runs its steps one after another anyway) and keep memory low: onnxruntime's arena grows
+# with batch x steps (about 450 MB at 256 rows of 500 steps for the seed LSTM, 460 MB total
+# process at 64; see BENCHMARKS.md).
+BATCH_SIZE = 64
+CHUNK_BATCHES = 16  # rows tokenized ahead and sorted by length together: 16 batches
+
+
+class Runtime:
+    """Raw review text in, probabilities of the positive label out."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        variant: str = "fp32",
+        device: str = "auto",
+        batch_size: int = BATCH_SIZE,
+        threads: int | None = None,
+        window: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.bundle = bundle
+        self.batch_size = int(batch_size)
+        self.threads = threads or _cores()
+        self.tokenizer = bundle.tokenizer()
+        self._encode_options = {k: bundle.encode[k] for k in ("maxlen", "padding", "truncating")}
+        self.session, self.device = session_for(bundle.model_file(variant), device, self.threads)
+        self.window = None
+        if window and variant == "fp32" and "window" in bundle.meta:
+            session, _ = session_for(
+                bundle.path / bundle.meta["window"]["file"], device, self.threads
+            )
+            self.window = Window(session)
+        self._input = bundle.meta["model"]["input"]
+        self.variant = variant
+        self._labels = np.asarray(bundle.labels)
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="critic-tokenize")
+
+    @classmethod
+    def load(cls, path: str | Path, **options: Any) -> Runtime:
+        """Load and check a bundle (see ``critic.bundle.load_bundle``)."""
+        return cls(load_bundle(path), **options)
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return self.bundle.labels
+
+    @property
+    def threshold(self) -> float:
+        return self.bundle.threshold
+
+    def encode(self, texts: Any, threads: int | None = 1) -> np.ndarray:
+        """Token ids ``int32 [n, maxlen]`` exactly as the model was trained on them."""
+        return self.tokenizer.encode(texts, threads=threads, **self._encode_options)
+
+    def predict(self, texts: Any, batch_size: int | None = None) -> np.ndarray:
+        """``float32 [n]`` probabilities of ``labels[1]``. ``texts``: list of str, numpy
+        string/object array or pyarrow string array. A bad row (None, non-text, invalid
+        UTF-8) raises TypeError/ValueError naming its row; see ``score`` to keep going."""
+        probabilities, _ = self._predict(texts, batch_size, strict=True)
+        return probabilities
+
+    def predict_labels(self, texts: Any, batch_size: int | None = None) -> np.ndarray:
+        """Label names (``labels[1]`` where probability >= threshold)."""
+        return self.to_labels(self.predict(texts, batch_size))
+
+    def to_labels(self, probabilities: np.ndarray) -> np.ndarray:
+        return self._labels[(np.asarray(probabilities) >= self.threshold).astype(np.int8)]
+
+    def score(self, texts: Any, batch_size: int | None = None) -> tuple[np.ndarray, list]:
+        """Like ``predict`` but never raises for a bad row: its probability is NaN and its
+        entry in the returned error list says why (``None`` for good rows)."""
+        return self._predict(texts, batch_size, strict=False)
+
+    def _predict(self, texts: Any, batch_size: int | None, strict: bool):
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("expected a sequence of texts, got a single text; wrap it in a list")
+        n = len(texts)
+        size = int(batch_size or self.batch_size)
+        if size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {size}")
+        chunk = size * CHUNK_BATCHES
+        out = np.empty(n, dtype=np.float32)
+        errors: list = [None] * n
+        starts = list(range(0, n, chunk))
+        pending: Future | None = None
+        for k, start in enumerate(starts):
+            if pending is None:
+                pending = self._submit(texts, start, chunk, strict)
+            ids, bad = pending.result()
+            if k + 1 < len(starts):
+                pending = self._submit(texts, starts[k + 1], chunk, strict)
+            out[start : start + len(ids)] = predict_ids(
+                self.session, ids, size, self.window, self._input
+            )
+            for row, message in bad.items():
+                out[start + row] = np.nan
+                errors[start + row] = message
+        return out, errors
+
+    def _submit(self, texts: Any, start: int, size: int, strict: bool) -> Future:
+        return self._pool.submit(self._encode_batch, texts[start : start + size], start, strict)
+
+    def _encode_batch(self, batch: Any, start: int, strict: bool) -> tuple[np.ndarray, dict]:
+        try:
+            return self.encode(batch), {}
+        except (TypeError, ValueError):
+            bad = self._row_errors(batch)
+            if not bad:
+                raise
+        if strict:
+            row, error = next(iter(bad.items()))
+            raise type(error)(f"row {start + row}{_reason(error)}") from None
+        good = [i for i in range(len(batch)) if i not in bad]
+        ids = np.zeros((len(batch), self._encode_options["maxlen"]), dtype=np.int32)
+        if good:
+            ids[good] = self.encode(_take(batch, good))
+        return ids, {row: f"text{_reason(error)}" for row, error in bad.items()}
+
+    def _row_errors(self, batch: Any) -> dict[int, Exception]:
+        """Which rows of a batch the tokenizer refuses, and why (the slow path, row by row)."""
+        bad = {}
+        for i in range(len(batch)):
+            try:
+                self.encode(batch[i : i + 1])
+            except (TypeError, ValueError) as e:
+                bad[i] = e
+        return bad
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+    def __repr__(self) -> str:
+        m = self.bundle.meta["model"]
+        return (
+            f"Runtime({self.bundle.path}, {m.get('family')}, maxlen={self.bundle.maxlen}, "
+            f"variant={self.variant}, device={self.device}, batch_size={self.batch_size}, "
+            f"window={self.window is not None})"
+        )
+
+
+def _reason(error: Exception) -> str:
+    """The kernel's message for a one-row batch without its "row 0" ("row 0 is null; ..." ->
+    " is null; ...")."""
+    return str(error).removeprefix("row 0")
+
+
+def _take(batch: Any, rows: list[int]) -> Any:
+    """Rows of a list, numpy array or pyarrow array."""
+    if isinstance(batch, np.ndarray):
+        return batch[rows]
+    if hasattr(batch, "take"):  # pyarrow Array / ChunkedArray
+        return batch.take(rows)
+    return [batch[i] for i in rows]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

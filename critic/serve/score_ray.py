@@ -1,0 +1,292 @@
+"""``critic score --engine ray``: the same job on Ray Data.
+
+read (one task per shard not yet committed, seeking straight to the shard's first row)
+-> ``map_batches`` with a callable class holding one Runtime per actor (an actor pool)
+-> a datasink that commits each shard with the local engine's atomic write.
+
+A block is always exactly one shard: each read task yields one, and blocks are never cut
+(Ray Data would cut one bigger than its target block size, and merge the small ones). The
+object store holds a few shards per actor, not a growing share of the corpus.
+
+Shards, file names, manifest and output schema are the local engine's, so the guarantee is
+the same: a re-run skips committed shards and ends with exactly the rows of one clean run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from critic.bundle import Bundle
+from critic.data.readers import (
+    Start,
+    acl_imdb_files,
+    batch_starts,
+    input_format,
+    iter_batches,
+    parquet_file,
+)
+
+from .score import (
+    ScoreOptions,
+    Summary,
+    close_output,
+    prepare_output,
+    score_shard,
+    shard_input,
+    shard_name,
+    write_shard,
+)
+
+ROUTE = ("_input", "_shard", "_rows")  # where a block's rows belong; dropped before writing
+NEVER_CUT = 1 << 50  # a target block size no shard reaches
+SHARDS_PER_ACTOR = 3  # read ahead: the one being scored, one queued, one being read
+IO_TASK_PER_ACTORS = 4  # a shard reads or writes in a fraction of the time it takes to score
+
+
+class Pending(NamedTuple):
+    """A shard still to score: which input, its number there, where it starts, its size."""
+
+    input: int
+    shard: int
+    start: Start
+    rows: int
+    bytes: int
+
+
+def bytes_per_row(path: Path, rows: int) -> float:
+    """About what a row of ``path`` takes in memory, text and the columns added to it."""
+    if not rows:
+        return 0.0
+    fmt = input_format(path)
+    if fmt == "acl_imdb":
+        size = sum(p.stat().st_size for p in acl_imdb_files(path))
+    elif fmt == "parquet":
+        meta = parquet_file(path).metadata
+        size = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    else:
+        size = path.stat().st_size
+    return size / rows + 64  # + Arrow offsets, the id, error and routing columns
+
+
+def _shard_source(
+    inputs: list[Path], offsets: list[int], options: ScoreOptions, pending: list[Pending]
+):
+    """A datasource with one read task per pending shard."""
+    import pyarrow as pa
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    def read_shard(index: int, shard: int, start: Start):
+        batch = next(
+            iter_batches(
+                inputs[index],
+                options.shard_rows,
+                options.text_column,
+                options.id_column,
+                options.keep_columns,
+                start=start,
+            )
+        )
+        table = shard_input(batch, offsets[index] + batch.start)
+        n = table.num_rows
+        for name, value in zip(ROUTE, (index, shard, n), strict=True):
+            table = table.append_column(name, pa.array([value] * n, type=pa.int64()))
+        pa.default_memory_pool().release_unused()  # the reader's buffers, ~6x the shard
+        return [table]
+
+    class ShardSource(Datasource):
+        def estimate_inmemory_data_size(self) -> int | None:
+            return sum(p.bytes for p in pending) or None
+
+        def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+            return [
+                ReadTask(
+                    lambda p=p: read_shard(p.input, p.shard, p.start),
+                    BlockMetadata(num_rows=p.rows, size_bytes=p.bytes, exec_stats=None),
+                )
+                for p in pending
+            ]
+
+    return ShardSource()
+
+
+class ScoreActor:
+    """One Runtime per actor; scores whole shards (one block each)."""
+
+    def __init__(self, model: str, options: dict[str, Any]) -> None:
+        from critic.serve import Runtime
+
+        self.runtime = Runtime.load(model, **options)
+
+    def __call__(self, block):
+        import pyarrow as pa
+
+        route = {name: block.column(name) for name in ROUTE}
+        out = score_shard(self.runtime, block.drop_columns(list(ROUTE)))
+        for name, column in route.items():
+            out = out.append_column(name, column)
+        pa.default_memory_pool().release_unused()
+        return out
+
+
+def _shard_sink(output: Path, fmt: str):
+    from ray.data.datasource import Datasink
+
+    class ShardSink(Datasink):
+        def write(self, blocks, ctx) -> int:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            written = 0
+            for block in blocks:
+                keys = block.select(["_input", "_shard"]).to_pylist()
+                for key in sorted({(k["_input"], k["_shard"]) for k in keys}):
+                    mask = pc.and_(
+                        pc.equal(block.column("_input"), key[0]),
+                        pc.equal(block.column("_shard"), key[1]),
+                    )
+                    part = block.filter(mask)
+                    expected = part.column("_rows")[0].as_py()
+                    if part.num_rows != expected:  # never commit part of a shard
+                        raise RuntimeError(
+                            f"shard {key} arrived split ({part.num_rows} of {expected} rows)"
+                        )
+                    path = output / shard_name(key[0], key[1], fmt)
+                    write_shard(part.drop_columns(list(ROUTE)), path, fmt)
+                    written += part.num_rows
+            pa.default_memory_pool().release_unused()
+            return written
+
+    return ShardSink()
+
+
+@contextlib.contextmanager
+def _data_context(object_store_bytes: int):
+    """Ray Data settings for this job only: whole-shard blocks, a bounded read-ahead."""
+    from ray.data import DataContext, ExecutionResources
+
+    ctx = DataContext.get_current()
+    saved = ctx.target_max_block_size, ctx.execution_options.resource_limits
+    ctx.target_max_block_size = NEVER_CUT
+    ctx.execution_options.resource_limits = ExecutionResources.for_limits(
+        object_store_memory=object_store_bytes
+    )
+    try:
+        yield
+    finally:
+        ctx.target_max_block_size, ctx.execution_options.resource_limits = saved
+
+
+def score_corpus_ray(
+    bundle: Bundle,
+    inputs: list[Path],
+    output: Path,
+    options: ScoreOptions,
+    *,
+    actors: int | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+) -> Summary:
+    """Score ``inputs`` on the connected Ray cluster (see the module docstring)."""
+    import logging
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # our summary says what matters
+
+    output = Path(output)
+    prepare_output(bundle, inputs, output, options)
+    offsets, pending, summary = plan_shards(inputs, output, options)
+    start_time = time.perf_counter()
+    if pending:
+        pool = actor_pool(actors, options, batch_size, device)
+        _run(bundle, inputs, offsets, pending, output, options, pool)
+    summary.seconds = time.perf_counter() - start_time
+    return close_output(summary, output, options.format)
+
+
+def plan_shards(
+    inputs: list[Path], output: Path, options: ScoreOptions
+) -> tuple[list[int], list[Pending], Summary]:
+    """Each input's first row number across all inputs, the shards not yet committed, and
+    the summary counting every shard."""
+    offsets, pending, summary = [], [], Summary(output=str(output))
+    position = 0
+    for index, path in enumerate(inputs):
+        starts, total = batch_starts(path, options.shard_rows)
+        row_bytes = bytes_per_row(path, total)
+        offsets.append(position)
+        position += total
+        for shard, start in enumerate(starts):
+            rows = min(options.shard_rows, total - start.row)
+            summary.shards += 1
+            if (output / shard_name(index, shard, options.format)).is_file():
+                summary.skipped_shards += 1
+            else:
+                pending.append(Pending(index, shard, start, rows, int(rows * row_bytes)))
+                summary.scored_rows += rows
+    return offsets, pending, summary
+
+
+class ActorPool(NamedTuple):
+    """How many scoring actors, what each reserves, and the Runtime options they load with."""
+
+    size: int
+    resources: dict[str, float]
+    runtime_options: dict[str, Any]
+
+
+def actor_pool(
+    actors: int | None, options: ScoreOptions, batch_size: int, device: str
+) -> ActorPool:
+    """One actor per GPU, else per CPU of the cluster (or ``actors``)."""
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    cpus = max(1, int(resources.get("CPU", 1)))
+    size = actors or (gpus if gpus else max(1, cpus))
+    # Fractional CPUs: 1-CPU actors on a small cluster leave no CPU for the read tasks
+    # and the pipeline stalls ("backpressured: ResourceBudget").
+    actor_resources: dict[str, float] = {"num_cpus": min(1.0, 0.5 * cpus / size)}
+    runtime_options = {
+        "variant": options.variant,
+        "batch_size": batch_size,
+        "threads": max(1, cpus // size),
+        "device": device,
+    }
+    if gpus:
+        actor_resources["num_gpus"] = 1
+        runtime_options["device"] = "cuda"
+    return ActorPool(size, actor_resources, runtime_options)
+
+
+def _run(bundle, inputs, offsets, pending, output, options, pool: ActorPool) -> None:
+    """read -> score on the actor pool -> commit, for the pending shards."""
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    largest = max(p.bytes for p in pending)
+    io_tasks = max(1, pool.size // IO_TASK_PER_ACTORS)
+    with _data_context(max(64 << 20, SHARDS_PER_ACTOR * (pool.size + 1) * largest)):
+        ds = ray.data.read_datasource(
+            _shard_source(inputs, offsets, options, pending),
+            override_num_blocks=len(pending),
+            num_cpus=0.25,
+            concurrency=io_tasks,
+        )
+        scored = ds.map_batches(
+            ScoreActor,
+            fn_constructor_args=(str(Path(bundle.path).resolve()), pool.runtime_options),
+            batch_size=None,
+            batch_format="pyarrow",
+            zero_copy_batch=True,
+            compute=ActorPoolStrategy(size=pool.size),
+            **pool.resources,
+        )
+        scored.write_datasink(
+            _shard_sink(output, options.format),
+            ray_remote_args={"num_cpus": 0.25},
+            concurrency=io_tasks,
+        )

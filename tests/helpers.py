@@ -1,0 +1,75 @@
+"""Helpers shared by the tests (not tests themselves): processes started in their own group,
+a tiny sweep config on the shipped sample, and an import blocker for TF/Ray-free checks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from critic.data.sample import sample_path
+
+# A meta-path hook that makes heavy frameworks unimportable, as on a serving box.
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'tensorflow', 'keras', 'ray', 'tf2onnx', 'torch'}:
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen, *, whole_group: bool, timeout: float) -> None:
+    """SIGTERM (to its whole process group, or to the process alone so it can shut its
+    children down itself), wait ``timeout`` s, then SIGKILL the group. Only this process
+    group is touched, never other Ray processes on the machine."""
+    with contextlib.suppress(ProcessLookupError):
+        if whole_group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def tiny_sweep_config(tmp_path: Path, **overrides) -> dict:
+    """Sections given as overrides replace the defaults whole."""
+    cfg = {
+        "name": "tiny",
+        "dataset": {
+            "kind": "files",
+            "train": str(sample_path("train")),
+            "test": str(sample_path("test")),
+            "limit": 400,
+            "seed": 5,
+        },
+        "tokenizer": {"num_words": 1000, "maxlen": 48},
+        "model": {
+            "family": {"choice": ["lstm", "conv1d"]},
+            "embedding_dim": 8,
+            "units": {"randint": [4, 9]},
+            "filters": 8,
+        },
+        "search": {"num_samples": 4, "scheduler": "asha", "max_concurrent_trials": 2},
+        "training": {"epochs": 2, "batch_size": 64},
+        "resources": {"cpu": 1},
+        "storage_path": str(tmp_path / "runs"),
+        "top_k": 2,
+    }
+    cfg.update(overrides)
+    return cfg
