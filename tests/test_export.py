@@ -13,6 +13,7 @@ import pytest
 from critic.bundle import BundleError, load_bundle, seal_manifest
 from critic.data.datasets import read_labeled
 from critic.data.sample import sample_path
+from critic.serve.runtime import bundle_tokenizer
 
 pytestmark = pytest.mark.tf
 
@@ -57,7 +58,7 @@ def test_bundle_round_trip_equals_keras(keras_bundle, keras_pad, imdb_test):
     bundle = load_bundle(report.path)
     texts = imdb_test[:300]
     # The Keras-fitted tokenizer, carried through the bundle, gives Keras' ids exactly.
-    ids = bundle.tokenizer().encode(texts, maxlen=bundle.maxlen)
+    ids = bundle_tokenizer(bundle).encode(texts, maxlen=bundle.maxlen)
     expected_ids = keras_pad(keras_tok.texts_to_sequences(texts), maxlen=64)
     np.testing.assert_array_equal(ids, expected_ids)
     # And the ONNX model gives Keras' probabilities on them.
@@ -283,8 +284,9 @@ def test_load_bundle_needs_no_tensorflow(keras_bundle, imdb_test):
     code = BLOCKER + (
         "import sys, json, numpy as np, onnxruntime as ort\n"
         "from critic.bundle import load_bundle\n"
+        "from critic.serve.runtime import bundle_tokenizer\n"
         "b = load_bundle(sys.argv[1])\n"
-        "x = b.tokenizer().encode(json.loads(sys.argv[2]), maxlen=b.maxlen)\n"
+        "x = bundle_tokenizer(b).encode(json.loads(sys.argv[2]), maxlen=b.maxlen)\n"
         "s = ort.InferenceSession(str(b.model_file()), providers=['CPUExecutionProvider'])\n"
         "print(json.dumps(s.run(None, {'tokens': x})[0][:, 0].tolist()))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "

@@ -90,12 +90,9 @@ class Bundle:
             )
         return self.path / models[variant]["file"]
 
-    def tokenizer(self):
-        """critic's (Keras-exact) Tokenizer for this bundle, or its ImdbIndex."""
-        from critic.kernels import ImdbIndex, Tokenizer
-
-        cls = ImdbIndex if self.encode["mode"] == "keras_imdb_index" else Tokenizer
-        return cls.from_json((self.path / "tokenizer.json").read_text(encoding="utf-8"))
+    def tokenizer_json(self) -> str:
+        """The bundle's tokenizer.json (its ``encode`` section says which kernel reads it)."""
+        return (self.path / "tokenizer.json").read_text(encoding="utf-8")
 
 
 def load_bundle(path: str | Path) -> Bundle:

@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+COLUMNS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss")
+
+
+def history(row: dict):
+    """A trial's per-epoch metrics, or its last result alone when Tune kept no history (a
+    PBT trial that continued from another trial's checkpoint can have none)."""
+    import pandas as pd
+
+    df = row["result"].metrics_dataframe
+    if df is not None and all(c in df for c in COLUMNS):
+        df = df.dropna(subset=["epoch"])
+        if len(df):
+            return df
+    metrics = row["result"].metrics or {}
+    return pd.DataFrame([{c: metrics.get(c, float("nan")) for c in COLUMNS}])
+
 
 def plot_curves(run_dir: Path, rows: list[dict]) -> None:
     """Learning curves (train vs validation accuracy and loss per epoch) of the top trials."""
@@ -14,7 +30,7 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
     import matplotlib.ticker
 
     for i, row in enumerate(rows):
-        df = row["result"].metrics_dataframe
+        df = history(row)
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
         ax1.plot(df["epoch"], df["accuracy"], "o-", label="train")
         ax1.plot(df["epoch"], df["val_accuracy"], "o-", label="validation")
@@ -43,7 +59,7 @@ def plot_overview(run_dir: Path, rows: list[dict]) -> None:
     colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
     fig, ax = plt.subplots(figsize=(8, 5))
     for row in rows:
-        df = row["result"].metrics_dataframe
+        df = history(row)
         family = str(row["params"].get("family", "?"))
         ax.plot(df["epoch"], df["val_accuracy"], "o-", color=colours[family], alpha=0.7)
     for family in families:

@@ -201,8 +201,11 @@ def write_results(cfg: SweepConfig, run_dir: Path, results) -> None:
     score_on_test(rows[: cfg.top_k])
     write_leaderboard(run_dir, rows)
     write_leaderboard_json(cfg, run_dir, rows, failed)
-    plot_curves(run_dir, rows[: cfg.top_k])
-    plot_overview(run_dir, rows)
+    try:  # figures are a convenience: the leaderboard, export and scoring go on without them
+        plot_curves(run_dir, rows[: cfg.top_k])
+        plot_overview(run_dir, rows)
+    except Exception as e:
+        print(f"critic tune: warning: the plots were not written ({type(e).__name__}: {e})")
 
 
 def rank_trials(results) -> tuple[list[dict], list[dict]]:

@@ -29,6 +29,14 @@ BATCH_SIZE = 64
 CHUNK_BATCHES = 16  # rows tokenized ahead and sorted by length together: 16 batches
 
 
+def bundle_tokenizer(bundle: Bundle):
+    """critic's (Keras-exact) Tokenizer for ``bundle``, or its ImdbIndex."""
+    from critic.kernels import ImdbIndex, Tokenizer
+
+    cls = ImdbIndex if bundle.encode["mode"] == "keras_imdb_index" else Tokenizer
+    return cls.from_json(bundle.tokenizer_json())
+
+
 class Runtime:
     """Raw review text in, probabilities of the positive label out."""
 
@@ -47,7 +55,7 @@ class Runtime:
         self.bundle = bundle
         self.batch_size = int(batch_size)
         self.threads = threads or _cores()
-        self.tokenizer = bundle.tokenizer()
+        self.tokenizer = bundle_tokenizer(bundle)
         self._encode_options = {k: bundle.encode[k] for k in ("maxlen", "padding", "truncating")}
         self.session, self.device = session_for(bundle.model_file(variant), device, self.threads)
         self.window = None
