@@ -94,3 +94,57 @@ def sample_bundle(tmp_path_factory):
     source = ExportSource(tmp / "model.keras", tok.to_json(), labels=("negative", "positive"))
     export_bundle(source, tmp / "bundle", quantize="int8", log=lambda _: None)
     return tmp / "bundle", model, tok
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto's standalone server) over HTTP on 127.0.0.1, for the
+    whole session: its endpoint URL. Stopped by its process group."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from helpers import free_port, stop
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                stop(proc, whole_group=True, timeout=5)
+                raise RuntimeError("the S3 server (moto) did not start") from None
+            time.sleep(0.2)
+    yield endpoint
+    stop(proc, whole_group=True, timeout=10)
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "critic", "AWS_SECRET_ACCESS_KEY": "critic-secret"}
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch, request):
+    """A fresh bucket on the test S3 server, with the standard AWS variables pointing at it
+    (set for this process and inherited by subprocesses): its ``s3://`` URI."""
+    import re
+
+    import pyarrow.fs as pafs
+
+    env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_server, "AWS_DEFAULT_REGION": "us-east-1"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    bucket = f"{name}-{abs(hash(request.node.nodeid)) % 10**8}"
+    fs, _ = pafs.FileSystem.from_uri(f"s3://{bucket}?allow_bucket_creation=true")
+    fs.create_dir(bucket)
+    return f"s3://{bucket}"

@@ -152,6 +152,7 @@ FULL_INSTALL = (
     "optuna",
     "tokenizers",
     "hypothesis",
+    "moto.server",
 )
 
 

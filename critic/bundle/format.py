@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from critic.storage import is_uri, location
 
 FORMAT = "critic-bundle"
 FORMAT_VERSION = 1
@@ -65,6 +70,7 @@ class Bundle:
     path: Path
     meta: dict[str, Any]
     encode: dict[str, Any]
+    source: str = ""  # where it was loaded from (a storage URI, or the local folder)
 
     @property
     def labels(self) -> tuple[str, str]:
@@ -95,13 +101,15 @@ class Bundle:
         return (self.path / "tokenizer.json").read_text(encoding="utf-8")
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Open a bundle after checking its format version and the size and sha256 of every file.
+def load_bundle(path: str | Path, cache: Path | None = None) -> Bundle:
+    """Open a bundle (a folder, or a storage URI fetched into ``cache``) after checking its
+    format version and the size and sha256 of every file.
 
     Raises BundleError naming the file and what was expected for a missing, truncated,
     altered or unknown-version bundle.
     """
-    folder = Path(path)
+    source = str(path)
+    folder = fetch_bundle(path, cache) if is_uri(path) else Path(path)
     if not folder.is_dir():
         raise BundleError(f"{folder}: not a bundle directory")
     manifest = folder / BUNDLE_FILE
@@ -134,7 +142,46 @@ def load_bundle(path: str | Path) -> Bundle:
             raise BundleError(f"{manifest}: lists no checksum for required file {name}")
     for name, entry in sorted(files.items()):
         _check_file(folder, name, entry)
-    return Bundle(folder, doc, _read_encode(folder / "tokenizer.json", doc))
+    return Bundle(folder, doc, _read_encode(folder / "tokenizer.json", doc), source)
+
+
+def fetch_bundle(uri: str | Path, cache: Path | None = None) -> Path:
+    """A local copy of the bundle at a storage URI, in critic's cache under its seal (fetched
+    once per bundle version; :func:`load_bundle` then checks every file as for any bundle)."""
+    remote = location(uri)
+    manifest = remote / BUNDLE_FILE
+    try:
+        raw = manifest.read_bytes()
+        doc = json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{manifest}: cannot read the bundle's {BUNDLE_FILE} ({e})") from e
+    files = doc.get("files") if isinstance(doc, dict) else None
+    seal = doc.get(_SEAL) if isinstance(doc, dict) else None
+    if not isinstance(files, dict) or not isinstance(seal, str) or not seal.isalnum():
+        raise BundleError(f"{manifest}: not a sealed critic bundle")
+    root = Path(cache or os.environ.get("CRITIC_CACHE", Path.home() / ".cache" / "critic"))
+    dest = root / "bundles" / seal[:32]
+    if (dest / BUNDLE_FILE).is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".fetching-", dir=dest.parent))
+    try:
+        for name in files:
+            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+                raise BundleError(f"{manifest}: invalid file name {name!r} in 'files'")
+            try:
+                (tmp / name).write_bytes((remote / name).read_bytes())
+            except OSError as e:
+                raise BundleError(f"{remote / name}: cannot fetch ({e})") from e
+        (tmp / BUNDLE_FILE).write_bytes(raw)
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # another process fetched it first
+            if not (dest / BUNDLE_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
 
 
 def _newer(version: Any) -> bool:

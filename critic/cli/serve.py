@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from critic.storage import location
 
 EXIT_ROW_ERRORS = 3
 
@@ -29,7 +30,9 @@ def _register_serve(commands: argparse._SubParsersAction) -> None:
         "requests get 503 instead of piling up. Starts an embedded Ray unless run inside a Ray "
         "job (or with RAY_ADDRESS). Ctrl-C stops it.",
     )
-    parser.add_argument("--model", type=Path, required=True, help="bundle folder")
+    parser.add_argument(
+        "--model", required=True, metavar="BUNDLE", help="bundle folder (path or storage URI)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (8000)")
     parser.add_argument("--replicas", type=int, default=d.replicas, help="model replicas (1)")
@@ -79,7 +82,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     serve.start(http_options={"host": args.host, "port": args.port})
     try:
-        serve.run(build_app(str(args.model.resolve()), options), name="critic", route_prefix="/")
+        serve.run(build_app(bundle_source(args.model), options), name="critic", route_prefix="/")
         print(
             f"critic serve: {bundle.meta['model'].get('family')} model at "
             f"http://{args.host}:{args.port} (POST /predict, GET /healthz, GET /model); "
@@ -95,6 +98,11 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def bundle_source(model: str) -> str:
+    """What a replica or actor on any node loads: the URI as given, or the absolute path."""
+    return location(model).uri
+
+
 def _register_score(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "score",
@@ -107,11 +115,19 @@ def _register_score(commands: argparse._SubParsersAction) -> None:
         "broken JSON lines) are written with their error, never dropped. Exit code 0: all "
         f"rows scored; {EXIT_ROW_ERRORS}: some rows have errors; 2: the job could not run.",
     )
-    parser.add_argument("--model", type=Path, required=True, help="bundle folder")
     parser.add_argument(
-        "--input", nargs="+", required=True, metavar="PATH_OR_GLOB", help="files, globs, folders"
+        "--model", required=True, metavar="BUNDLE", help="bundle folder (path or storage URI)"
     )
-    parser.add_argument("--output", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--input",
+        nargs="+",
+        required=True,
+        metavar="PATH_OR_URI",
+        help="files, folders or globs: local paths or storage URIs (s3://bucket/reviews/*.parquet)",
+    )
+    parser.add_argument(
+        "--output", required=True, metavar="PATH_OR_URI", help="output folder (path or URI)"
+    )
     parser.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
     parser.add_argument("--text-column", default="text", help="column with the review (text)")
     parser.add_argument(

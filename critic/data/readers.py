@@ -7,8 +7,8 @@ raises (training: :func:`read_columns`) or is kept as data (scoring: :func:`iter
 Formats (:data:`INPUT_FORMATS`, one detector :func:`input_format`): Parquet (pyarrow, texts
 stay Arrow arrays), CSV/TSV, JSON Lines, plain text (one review per line) and aclImdb folders
 (one review per file). Blank lines are not rows in CSV/TSV and JSON Lines; in plain text every
-line is a row. Every file is opened by :func:`open_binary` or :func:`parquet_file`, the one
-place that knows where bytes come from. TF-free and Ray-free.
+line is a row. Inputs are local paths or storage URIs (:mod:`critic.storage`); every file
+is opened by :func:`open_binary` or :func:`parquet_file`. TF-free and Ray-free.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from critic.storage import Location, location
+
+Source = str | Path | Location  # a local path or a storage URI (see critic.storage)
 
 INPUT_FORMATS = ("jsonl", "csv", "tsv", "parquet", "txt", "acl_imdb")
 COLUMN_FORMATS = ("jsonl", "csv", "tsv", "parquet")  # formats with named columns
@@ -40,17 +44,19 @@ class CorpusError(ValueError):
     """A corpus that cannot be read as asked (names the file and the row)."""
 
 
-def input_format(path: Path, fmt: str | None = None) -> str:
+def input_format(path: Source, fmt: str | None = None) -> str:
     """``fmt`` when given, else the format of ``path``: a folder is aclImdb; a file's suffix."""
     if fmt is not None:
         if fmt not in INPUT_FORMATS:
             raise CorpusError(f"unknown format {fmt!r}; expected one of {INPUT_FORMATS}")
         return fmt
+    path = location(path)
     if path.is_dir():
         return "acl_imdb"
     if not path.exists():
         raise CorpusError(f"{path}: no such file or folder")
-    for suffix in reversed([s.lower() for s in path.suffixes]):
+    suffixes = ["." + s for s in path.name.lower().split(".")[1:]]
+    for suffix in reversed(suffixes):
         if suffix in _SUFFIXES:
             return _SUFFIXES[suffix]
     raise CorpusError(
@@ -58,14 +64,15 @@ def input_format(path: Path, fmt: str | None = None) -> str:
     )
 
 
-def open_binary(path: Path) -> BinaryIO:
+def open_binary(path: Source) -> BinaryIO:
     """Open an input file for reading bytes (the one place a corpus file is opened)."""
+    path = location(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
-    return open(path, "rb")
+    return path.open_input()
 
 
-def parquet_file(path: Path):
+def parquet_file(path: Source):
     """A ``pyarrow.parquet.ParquetFile`` that reads without pre-buffering: with pyarrow's
     default the reader keeps what it has read and memory grows with the file (~0.8 GB extra at
     1M reviews); without it memory stays at about one row group."""
@@ -73,9 +80,12 @@ def parquet_file(path: Path):
         import pyarrow.parquet as pq
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise CorpusError("reading Parquet needs pyarrow: pip install 'critic[arrow]'") from e
+    path = location(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
-    return pq.ParquetFile(path, pre_buffer=False)
+    if path.is_local:
+        return pq.ParquetFile(path.path, pre_buffer=False)
+    return pq.ParquetFile(path.path, filesystem=path.fs, pre_buffer=False)
 
 
 @dataclass
@@ -93,21 +103,23 @@ class Batch:
         return len(self.texts)
 
 
-def acl_imdb_files(folder: Path, classes: tuple[str, ...] = ACL_IMDB_CLASSES) -> list[Path]:
+def acl_imdb_files(folder: Source, classes: tuple[str, ...] = ACL_IMDB_CLASSES) -> list[Location]:
     """Review files of an aclImdb folder (or one of its splits): per split folder, the classes
     in ``classes`` order, each by numeric review id (the order training reads them in)."""
-    files = [p for p in folder.rglob("*.txt") if p.parent.name in classes]
+    folder = location(folder)
+    files = [f for f in folder.files() if f.name.endswith(".txt") and f.parent.name in classes]
     if not files:
         raise CorpusError(f"{folder}: no aclImdb reviews ({{train,test}}/{{pos,neg}}/*.txt)")
     return sorted(
         files,
-        key=lambda p: (p.parent.parent.as_posix(), classes.index(p.parent.name), _review_id(p)),
+        key=lambda f: (f.parent.parent.path, classes.index(f.parent.name), _review_id(f.name)),
     )
 
 
-def _review_id(path: Path) -> tuple[int, str]:
-    head = path.stem.split("_", 1)[0]
-    return (int(head), path.stem) if head.isdigit() else (-1, path.stem)
+def _review_id(name: str) -> tuple[int, str]:
+    stem = name.rsplit(".", 1)[0]
+    head = stem.split("_", 1)[0]
+    return (int(head), stem) if head.isdigit() else (-1, stem)
 
 
 @dataclass(frozen=True)
@@ -121,11 +133,12 @@ class Start:
     line: int = 1
 
 
-def batch_starts(path: Path, batch_rows: int, fmt: str | None = None) -> tuple[list[Start], int]:
+def batch_starts(path: Source, batch_rows: int, fmt: str | None = None) -> tuple[list[Start], int]:
     """Where each batch of ``iter_batches(path, batch_rows)`` begins, and the rows in all
     (cheap: metadata, or one scan of the bytes)."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    path = location(path)
     fmt = input_format(path, fmt)
     if fmt in ("parquet", "acl_imdb"):
         if fmt == "parquet":
@@ -155,13 +168,13 @@ def batch_starts(path: Path, batch_rows: int, fmt: str | None = None) -> tuple[l
     return starts, rows
 
 
-def count_rows(path: Path, fmt: str | None = None) -> int:
+def count_rows(path: Source, fmt: str | None = None) -> int:
     """Rows :func:`iter_batches` will yield (cheap: metadata or one scan of the bytes)."""
     return batch_starts(path, sys.maxsize, fmt)[1]
 
 
 def iter_batches(
-    path: Path,
+    path: Source,
     batch_rows: int,
     text_column: str = "text",
     id_column: str | None = None,
@@ -174,6 +187,7 @@ def iter_batches(
     A missing column is a CorpusError before the first batch."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    path = location(path)
     fmt = input_format(path, fmt)
     if fmt == "parquet":
         yield from _parquet(path, batch_rows, text_column, id_column, keep, start.row)
@@ -197,7 +211,7 @@ def iter_batches(
 
 
 def read_columns(
-    path: Path,
+    path: Source,
     text_column: str = "text",
     columns: tuple[str, ...] = (),
     id_column: str | None = None,
@@ -223,7 +237,7 @@ def read_columns(
     return out
 
 
-def read_texts(path: Path, text_column: str = "text", fmt: str | None = None) -> list[str]:
+def read_texts(path: Source, text_column: str = "text", fmt: str | None = None) -> list[str]:
     """All texts of one file (or aclImdb folder), in file order; see :func:`read_columns`."""
     return read_columns(path, text_column, fmt=fmt)[text_column]
 
@@ -251,7 +265,7 @@ def _batched(rows, batch_rows, id_column, keep, start: int) -> Iterator[Batch]:
         yield batch
 
 
-def _txt(path: Path, start: Start):
+def _txt(path: Location, start: Start):
     with open_binary(path) as fh:
         fh.seek(start.offset)
         for n, raw in enumerate(fh, start.line):
@@ -262,10 +276,10 @@ def _txt(path: Path, start: Start):
                 yield None, {}, f"line {n} is not valid UTF-8 (byte {e.start})"
 
 
-def _acl_imdb(folder: Path, files: list[Path], id_column: str | None):
+def _acl_imdb(folder: Location, files: list[Location], id_column: str | None):
     """One review per file; with an id column asked for, the id is the file's path."""
     for p in files:
-        rel = p.relative_to(folder).as_posix()
+        rel = p.relative_to(folder)
         cells = {id_column: rel} if id_column else {}
         with open_binary(p) as fh:
             data = fh.read()
@@ -275,7 +289,7 @@ def _acl_imdb(folder: Path, files: list[Path], id_column: str | None):
             yield None, cells, f"{rel} is not valid UTF-8 (byte {e.start})"
 
 
-def _jsonl(path: Path, wanted: list[str], start: Start):
+def _jsonl(path: Location, wanted: list[str], start: Start):
     text_column = wanted[0]
     with open_binary(path) as fh:
         fh.seek(start.offset)
@@ -300,7 +314,7 @@ def _jsonl(path: Path, wanted: list[str], start: Start):
                 yield text, cells, None
 
 
-def _csv_records(path: Path, fmt: str, offset: int = 0):
+def _csv_records(path: Location, fmt: str, offset: int = 0):
     """(record, byte offset just past it) from ``offset`` on. Lines end at LF, CR or CRLF
     as with ``open(newline="")``; invalid UTF-8 survives as surrogates (reported per row)."""
     csv.field_size_limit(sys.maxsize)
@@ -321,7 +335,7 @@ def _csv_records(path: Path, fmt: str, offset: int = 0):
         yield record, end
 
 
-def _csv(path: Path, fmt: str, wanted: list[str], start: Start):
+def _csv(path: Location, fmt: str, wanted: list[str], start: Start):
     header = next(_csv_records(path, fmt), ([], 0))[0]
     missing = [c for c in wanted if c not in header]
     if missing:

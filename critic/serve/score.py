@@ -1,19 +1,21 @@
-"""``critic score``: score a corpus on disk, exactly once, in bounded memory.
+"""``critic score``: score a corpus, exactly once, in bounded memory.
 
-Every input file is cut into shards of ``shard_rows`` rows (shard k = rows k*S .. (k+1)*S-1
-of that file). A shard's output is written to a temporary name, fsynced and renamed: the
-rename is the commit. A manifest written before the first shard pins the model, the inputs
-(sha256) and the options; re-running the same command skips committed shards, so after a
-crash (even ``kill -9``) the output holds exactly the rows of an uninterrupted run. A changed
-model, input or option is refused rather than mixed into old output.
+Inputs and the output folder are local paths or storage URIs (``s3://...``; see
+:mod:`critic.storage`). Every input is cut into shards of ``shard_rows`` rows (shard k =
+rows k*S .. (k+1)*S-1 of that input). A shard's output becomes visible only complete, under
+its final name: on a local disk it is written to a temporary name, fsynced and renamed; on an
+object store it is uploaded in one piece, and the store publishes it when the upload
+completes. A manifest written before the first shard pins the model, the inputs (sha256) and
+the options; re-running the same command skips the shards that exist, so after a crash (even
+``kill -9``) the output holds exactly the rows of an uninterrupted run. A changed model,
+input or option is refused rather than mixed into old output. At the end the rows committed
+are counted and compared with the rows the inputs hold: any difference is an error.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from critic.bundle import Bundle, sha256_file
+from critic.bundle import Bundle
 from critic.data.readers import (
     Batch,
     CorpusError,
@@ -31,6 +33,7 @@ from critic.data.readers import (
     is_utf8,
     iter_batches,
 )
+from critic.storage import Location, StorageError, expand, location
 
 JOB_MANIFEST = "_manifest.json"
 SUMMARY = "_summary.json"
@@ -85,18 +88,20 @@ class Summary:
         return text
 
 
-def expand_inputs(patterns: list[str]) -> list[Path]:
-    """Files and folders named by paths or globs, in a stable order, each once."""
-    found: list[Path] = []
+def expand_inputs(patterns: list[str]) -> list[Location]:
+    """Files and folders named by paths, URIs or globs, in a stable order, each once."""
+    found: list[Location] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else []
-        if glob.has_magic(pattern) and not matches:
+        try:
+            matches = expand(pattern)
+        except StorageError as e:
+            raise ScoreError(str(e)) from e
+        if not matches:
             raise ScoreError(f"{pattern}: matches no file")
-        for m in matches or [pattern]:
-            path = Path(m)
+        for path in matches:
             if not path.exists():
                 raise ScoreError(f"{path}: no such file or folder")
-            if path.resolve() not in {p.resolve() for p in found}:
+            if path.uri not in {p.uri for p in found}:
                 found.append(path)
     if not found:
         raise ScoreError("no input given")
@@ -108,19 +113,19 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
     return found
 
 
-def fingerprint(path: Path) -> dict[str, Any]:
+def fingerprint(path: Location) -> dict[str, Any]:
     """Identity of an input: size and sha256 (of every review file, for an aclImdb folder)."""
     if path.is_dir():
         digest, size = hashlib.sha256(), 0
         for p in acl_imdb_files(path):
-            digest.update(p.relative_to(path).as_posix().encode() + b"\0")
-            digest.update(sha256_file(p).encode())
-            size += p.stat().st_size
-        return {"path": str(path.resolve()), "bytes": size, "sha256": digest.hexdigest()}
-    return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            digest.update(p.relative_to(path).encode() + b"\0")
+            digest.update(p.sha256().encode())
+            size += p.size()
+        return {"path": path.uri, "bytes": size, "sha256": digest.hexdigest()}
+    return {"path": path.uri, "bytes": path.size(), "sha256": path.sha256()}
 
 
-def job_manifest(bundle: Bundle, inputs: list[Path], options: ScoreOptions) -> dict[str, Any]:
+def job_manifest(bundle: Bundle, inputs: list[Location], options: ScoreOptions) -> dict[str, Any]:
     return {
         "critic_score": 1,
         "model": {
@@ -133,12 +138,12 @@ def job_manifest(bundle: Bundle, inputs: list[Path], options: ScoreOptions) -> d
     }
 
 
-def open_output(output: Path, manifest: dict[str, Any]) -> None:
+def open_output(output: Location, manifest: dict[str, Any]) -> None:
     """Create the output folder with its manifest, or check an existing one matches."""
-    output.mkdir(parents=True, exist_ok=True)
+    output.make_dirs()
     path = output / JOB_MANIFEST
     if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = json.loads(path.read_text())
         changes = _differences(old, manifest)
         if changes:
             raise ScoreError(
@@ -146,9 +151,14 @@ def open_output(output: Path, manifest: dict[str, Any]) -> None:
                 "refusing to mix them: use a new --output (or delete the old one)"
             )
         return
-    if any(p.name.startswith("part-") for p in output.iterdir()):
+    if committed_shards(output):
         raise ScoreError(f"{output} has shard files but no {JOB_MANIFEST}; use an empty folder")
-    _atomic_write(path, json.dumps(manifest, indent=2).encode())
+    path.write_atomic(json.dumps(manifest, indent=2).encode())
+
+
+def committed_shards(output: Location) -> set[str]:
+    """The names of the shards the output folder holds (each one complete)."""
+    return {f.name for f in output.files(recursive=False) if f.name.startswith("part-")}
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -178,16 +188,19 @@ def shard_name(input_index: int, shard: int, fmt: str) -> str:
 
 def score_corpus(
     runtime,
-    inputs: list[Path],
-    output: Path,
+    inputs: list[Location],
+    output: str | Path | Location,
     options: ScoreOptions,
     progress: bool | None = None,
 ) -> Summary:
     """Score every row of ``inputs`` into ``output`` (see the module docstring)."""
-    output = Path(output)
+    inputs = [location(p) for p in inputs]
+    output = location(output)
     prepare_output(runtime.bundle, inputs, output, options)
-    bar = _progress_bar(sum(count_rows(p) for p in inputs), progress)
+    expected = sum(count_rows(p) for p in inputs)
+    bar = _progress_bar(expected, progress)
     summary = Summary(output=str(output))
+    done = committed_shards(output)
     start_time = time.perf_counter()
     position = 0  # row number across all inputs (the id when no id column is given)
     try:
@@ -202,7 +215,7 @@ def score_corpus(
             for shard, batch in enumerate(batches):
                 name = shard_name(index, shard, options.format)
                 summary.shards += 1
-                if (output / name).is_file():
+                if name in done:
                     summary.skipped_shards += 1
                 else:
                     table = score_shard(runtime, shard_input(batch, position))
@@ -213,10 +226,12 @@ def score_corpus(
     finally:
         bar.close()
     summary.seconds = time.perf_counter() - start_time
-    return close_output(summary, output, options.format)
+    return close_output(summary, output, options.format, expected)
 
 
-def prepare_output(bundle: Bundle, inputs: list[Path], output: Path, options: ScoreOptions) -> None:
+def prepare_output(
+    bundle: Bundle, inputs: list[Location], output: Location, options: ScoreOptions
+) -> None:
     """Check the options and the variant, open (or re-open) the output folder."""
     options.validate()
     bundle.model_file(options.variant)  # a BundleError when the bundle lacks the variant
@@ -224,12 +239,23 @@ def prepare_output(bundle: Bundle, inputs: list[Path], output: Path, options: Sc
     _remove_leftovers(output)
 
 
-def close_output(summary: Summary, output: Path, fmt: str) -> Summary:
-    """Count what the output holds and write ``_summary.json``."""
+class MissingRows(ScoreError):
+    """The output holds other than the rows the inputs hold (a shard lost or an input
+    changed during the run): the job did not succeed."""
+
+
+def close_output(summary: Summary, output: Location, fmt: str, expected: int) -> Summary:
+    """Count what the output holds, check it is every row of the inputs, and write
+    ``_summary.json`` (only then: a job without one did not finish)."""
     summary.rows_per_second = summary.scored_rows / summary.seconds if summary.seconds else 0.0
-    summary.files = sorted(p.name for p in output.glob("part-*"))
+    summary.files = sorted(committed_shards(output))
     summary.rows, summary.errors = count_output(output, fmt)
-    _atomic_write(output / SUMMARY, json.dumps(asdict(summary), indent=2).encode())
+    if summary.rows != expected:
+        raise MissingRows(
+            f"{output} holds {summary.rows} rows but the inputs hold {expected}: the output "
+            "is incomplete; run the same command again to finish it"
+        )
+    (output / SUMMARY).write_atomic(json.dumps(asdict(summary), indent=2).encode())
     return summary
 
 
@@ -319,69 +345,56 @@ def score_shard(runtime, shard):
     return pa.table(columns)
 
 
-def write_shard(table, path: Path, fmt: str) -> None:
-    """Write to a temporary name, fsync, rename (the commit), fsync the folder."""
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+def shard_bytes(table, fmt: str) -> bytes:
+    """One output shard, serialized in memory (so it is committed in one piece)."""
+    import pyarrow as pa
+
+    if fmt == "jsonl":
+        lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in table.to_pylist())
+        return "".join(lines).encode("utf-8")
+    sink = pa.BufferOutputStream()
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pq.write_table(table, tmp)
-    elif fmt == "csv":
+        pq.write_table(table, sink)
+    else:
         import pyarrow.csv as pacsv
 
-        pacsv.write_csv(table, tmp)
-    else:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for record in table.to_pylist():
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+        pacsv.write_csv(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
-def count_output(output: Path, fmt: str) -> tuple[int, int]:
+def write_shard(table, path: Location, fmt: str) -> None:
+    """Commit one shard: visible complete under its final name, or not at all."""
+    path.write_atomic(shard_bytes(table, fmt))
+
+
+def count_output(output: Location, fmt: str) -> tuple[int, int]:
     """Rows and rows with an error across the committed shards."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    files = sorted(str(p) for p in output.glob("part-*"))
+    files = [output / name for name in sorted(committed_shards(output))]
     if not files:
         return 0, 0
     if fmt == "jsonl":
         rows = errors = 0
         for f in files:
-            with open(f, encoding="utf-8") as fh:
-                for line in fh:
-                    rows += 1
-                    errors += json.loads(line)["error"] is not None
+            for line in f.read_text().splitlines():
+                rows += 1
+                errors += json.loads(line)["error"] is not None
         return rows, errors
-    table = ds.dataset(files, format=fmt).to_table(columns=["error"])
+    paths = [f.path for f in files]
+    table = ds.dataset(paths, format=fmt, filesystem=output.fs).to_table(columns=["error"])
     return table.num_rows, int(pc.sum(pc.is_valid(table.column("error"))).as_py() or 0)
 
 
-def _remove_leftovers(output: Path) -> None:
-    """Temporary files of an interrupted run (never committed, so never counted)."""
-    for p in output.glob(".tmp-part-*"):
-        p.unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _remove_leftovers(output: Location) -> None:
+    """Temporary files of an interrupted run on a local disk (never committed, so never
+    counted; an object store keeps no partial object)."""
+    if output.is_local:
+        for p in output.local_path.glob(".tmp-*"):
+            p.unlink(missing_ok=True)
 
 
 def _progress_bar(total: int, progress: bool | None):

@@ -28,11 +28,13 @@ from critic.data.readers import (
     iter_batches,
     parquet_file,
 )
+from critic.storage import Location, location
 
 from .score import (
     ScoreOptions,
     Summary,
     close_output,
+    committed_shards,
     prepare_output,
     score_shard,
     shard_input,
@@ -56,25 +58,26 @@ class Pending(NamedTuple):
     bytes: int
 
 
-def bytes_per_row(path: Path, rows: int) -> float:
+def bytes_per_row(path: Location, rows: int) -> float:
     """About what a row of ``path`` takes in memory, text and the columns added to it."""
     if not rows:
         return 0.0
     fmt = input_format(path)
     if fmt == "acl_imdb":
-        size = sum(p.stat().st_size for p in acl_imdb_files(path))
+        size = sum(p.size() for p in acl_imdb_files(path))
     elif fmt == "parquet":
         meta = parquet_file(path).metadata
         size = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
     else:
-        size = path.stat().st_size
+        size = path.size()
     return size / rows + 64  # + Arrow offsets, the id, error and routing columns
 
 
 def _shard_source(
-    inputs: list[Path], offsets: list[int], options: ScoreOptions, pending: list[Pending]
+    inputs: list[str], offsets: list[int], options: ScoreOptions, pending: list[Pending]
 ):
-    """A datasource with one read task per pending shard."""
+    """A datasource with one read task per pending shard (inputs as URIs or absolute paths,
+    which mean the same on every node)."""
     import pyarrow as pa
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
@@ -132,7 +135,7 @@ class ScoreActor:
         return out
 
 
-def _shard_sink(output: Path, fmt: str):
+def _shard_sink(output: str, fmt: str):
     from ray.data.datasource import Datasink
 
     class ShardSink(Datasink):
@@ -154,7 +157,7 @@ def _shard_sink(output: Path, fmt: str):
                         raise RuntimeError(
                             f"shard {key} arrived split ({part.num_rows} of {expected} rows)"
                         )
-                    path = output / shard_name(key[0], key[1], fmt)
+                    path = location(output) / shard_name(key[0], key[1], fmt)
                     write_shard(part.drop_columns(list(ROUTE)), path, fmt)
                     written += part.num_rows
             pa.default_memory_pool().release_unused()
@@ -182,8 +185,8 @@ def _data_context(object_store_bytes: int):
 
 def score_corpus_ray(
     bundle: Bundle,
-    inputs: list[Path],
-    output: Path,
+    inputs: list[Location],
+    output: str | Path | Location,
     options: ScoreOptions,
     *,
     actors: int | None = None,
@@ -195,23 +198,25 @@ def score_corpus_ray(
 
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # our summary says what matters
 
-    output = Path(output)
+    inputs = [location(p) for p in inputs]
+    output = location(output)
     prepare_output(bundle, inputs, output, options)
-    offsets, pending, summary = plan_shards(inputs, output, options)
+    offsets, pending, summary, expected = plan_shards(inputs, output, options)
     start_time = time.perf_counter()
     if pending:
         pool = actor_pool(actors, options, batch_size, device)
         _run(bundle, inputs, offsets, pending, output, options, pool)
     summary.seconds = time.perf_counter() - start_time
-    return close_output(summary, output, options.format)
+    return close_output(summary, output, options.format, expected)
 
 
 def plan_shards(
-    inputs: list[Path], output: Path, options: ScoreOptions
-) -> tuple[list[int], list[Pending], Summary]:
-    """Each input's first row number across all inputs, the shards not yet committed, and
-    the summary counting every shard."""
+    inputs: list[Location], output: Location, options: ScoreOptions
+) -> tuple[list[int], list[Pending], Summary, int]:
+    """Each input's first row number across all inputs, the shards not yet committed, the
+    summary counting every shard, and the rows of all inputs."""
     offsets, pending, summary = [], [], Summary(output=str(output))
+    done = committed_shards(output)
     position = 0
     for index, path in enumerate(inputs):
         starts, total = batch_starts(path, options.shard_rows)
@@ -221,12 +226,12 @@ def plan_shards(
         for shard, start in enumerate(starts):
             rows = min(options.shard_rows, total - start.row)
             summary.shards += 1
-            if (output / shard_name(index, shard, options.format)).is_file():
+            if shard_name(index, shard, options.format) in done:
                 summary.skipped_shards += 1
             else:
                 pending.append(Pending(index, shard, start, rows, int(rows * row_bytes)))
                 summary.scored_rows += rows
-    return offsets, pending, summary
+    return offsets, pending, summary, position
 
 
 class ActorPool(NamedTuple):
@@ -271,14 +276,14 @@ def _run(bundle, inputs, offsets, pending, output, options, pool: ActorPool) -> 
     io_tasks = max(1, pool.size // IO_TASK_PER_ACTORS)
     with _data_context(max(64 << 20, SHARDS_PER_ACTOR * (pool.size + 1) * largest)):
         ds = ray.data.read_datasource(
-            _shard_source(inputs, offsets, options, pending),
+            _shard_source([p.uri for p in inputs], offsets, options, pending),
             override_num_blocks=len(pending),
             num_cpus=0.25,
             concurrency=io_tasks,
         )
         scored = ds.map_batches(
             ScoreActor,
-            fn_constructor_args=(str(Path(bundle.path).resolve()), pool.runtime_options),
+            fn_constructor_args=(location(bundle.source).uri, pool.runtime_options),
             batch_size=None,
             batch_format="pyarrow",
             zero_copy_batch=True,
@@ -286,7 +291,7 @@ def _run(bundle, inputs, offsets, pending, output, options, pool: ActorPool) -> 
             **pool.resources,
         )
         scored.write_datasink(
-            _shard_sink(output, options.format),
+            _shard_sink(output.uri, options.format),
             ray_remote_args={"num_cpus": 0.25},
             concurrency=io_tasks,
         )

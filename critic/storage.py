@@ -1,0 +1,226 @@
+"""Where critic reads and writes: a local path or a URI, resolved in this one module.
+
+A :class:`Location` is a pyarrow filesystem plus a path on it. Local paths are made absolute
+here, on the driver, so a location shipped to a Ray worker means the same file; URIs
+(``s3://``, ``gs://``, ``hdfs://``, ``file://``) go to pyarrow's filesystem layer, which
+reads the standard settings of each store (for S3: ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``/``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL``
+for S3-compatible stores), so critic has no storage settings of its own.
+
+Object stores have no rename: :meth:`Location.write_atomic` writes a finished object in one
+piece (it becomes visible complete or not at all); on local disks it writes a temporary
+file, fsyncs and renames it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob as _glob
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+_MAGIC = ("*", "?", "[")
+
+
+class StorageError(ValueError):
+    """A location that cannot be resolved or used as asked."""
+
+
+def _pyarrow_fs():
+    try:
+        import pyarrow.fs as pafs
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise StorageError("storage URIs need pyarrow: pip install 'critic[arrow]'") from e
+    return pafs
+
+
+def is_uri(value: str | os.PathLike) -> bool:
+    return "://" in str(value)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A file or folder: ``uri`` (what users see and workers receive) on ``fs`` at ``path``."""
+
+    uri: str
+    fs: Any  # pyarrow.fs.FileSystem
+    path: str
+
+    # -- naming ------------------------------------------------------------------------
+    def __str__(self) -> str:
+        return self.uri
+
+    def __truediv__(self, name: str) -> Location:
+        return Location(
+            f"{self.uri.rstrip('/')}/{name}", self.fs, f"{self.path.rstrip('/')}/{name}"
+        )
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> Location:
+        return Location(self.uri.rstrip("/").rsplit("/", 1)[0], self.fs, _parent(self.path))
+
+    @property
+    def is_local(self) -> bool:
+        return type(self.fs).__name__ == "LocalFileSystem"
+
+    @property
+    def local_path(self) -> Path:
+        """The local file system path (only for local locations)."""
+        if not self.is_local:
+            raise StorageError(f"{self.uri} is not on the local file system")
+        return Path(self.path)
+
+    def relative_to(self, base: Location) -> str:
+        return self.path[len(base.path.rstrip("/")) + 1 :]
+
+    # -- what is there -----------------------------------------------------------------
+    def _info(self):
+        return self.fs.get_file_info(self.path)
+
+    def exists(self) -> bool:
+        return self._info().type != _pyarrow_fs().FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self._info().type == _pyarrow_fs().FileType.File
+
+    def is_dir(self) -> bool:
+        return self._info().type == _pyarrow_fs().FileType.Directory
+
+    def size(self) -> int:
+        return int(self._info().size)
+
+    def files(self, recursive: bool = True) -> list[Location]:
+        """The files below this folder, sorted by path."""
+        pafs = _pyarrow_fs()
+        selector = pafs.FileSelector(self.path, recursive=recursive, allow_not_found=True)
+        infos = self.fs.get_file_info(selector)
+        base = self.path.rstrip("/")
+        return [
+            self / info.path[len(base) + 1 :]
+            for info in sorted(infos, key=lambda i: i.path)
+            if info.type == pafs.FileType.File
+        ]
+
+    # -- reading -----------------------------------------------------------------------
+    def open_input(self) -> BinaryIO:
+        """A seekable, buffered binary file with lines (local files are opened directly)."""
+        if self.is_local:
+            return open(self.path, "rb")
+        return io.BufferedReader(_Raw(self.fs.open_input_file(self.path)), 1 << 20)
+
+    def read_bytes(self) -> bytes:
+        with self.open_input() as fh:
+            return fh.read()
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with self.open_input() as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    # -- writing -----------------------------------------------------------------------
+    def make_dirs(self) -> None:
+        self.fs.create_dir(self.path, recursive=True)
+
+    def write_atomic(self, data: bytes) -> None:
+        """Make this file hold ``data``, visible complete or not at all (see the module
+        docstring). A writer killed half-way leaves no file under this name."""
+        if self.is_local:
+            path = Path(self.path)
+            tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+            return
+        # One upload of the finished bytes: the store publishes the object when the upload
+        # completes (a single PUT, or the completion of a multipart upload).
+        with self.fs.open_output_stream(self.path) as out:
+            out.write(data)
+
+    def delete(self) -> None:
+        self.fs.delete_file(self.path)
+
+
+class _Raw(io.RawIOBase):
+    """A pyarrow input file as a raw Python stream (so io.BufferedReader adds lines)."""
+
+    def __init__(self, native) -> None:
+        self._native = native
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._native.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._native.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._native.tell()
+
+    def close(self) -> None:
+        self._native.close()
+        super().close()
+
+
+def _parent(path: str) -> str:
+    stripped = path.rstrip("/")
+    return stripped.rsplit("/", 1)[0] if "/" in stripped else stripped
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def location(value: str | os.PathLike | Location) -> Location:
+    """A local path (made absolute here) or a URI, as a :class:`Location`."""
+    if isinstance(value, Location):
+        return value
+    text = os.fspath(value)
+    pafs = _pyarrow_fs()
+    if is_uri(text):
+        try:
+            fs, path = pafs.FileSystem.from_uri(text)
+        except (ValueError, OSError) as e:
+            raise StorageError(f"{text}: not a storage URI pyarrow can open ({e})") from e
+        return Location(text.rstrip("/") if path else text, fs, path.rstrip("/") or path)
+    path = os.path.abspath(os.path.expanduser(text))
+    return Location(path, pafs.LocalFileSystem(), path)
+
+
+def expand(pattern: str | os.PathLike) -> list[Location]:
+    """The files and folders a path, URI or glob names, sorted (a glob that matches nothing
+    is an empty list; a plain name is returned as it is, existing or not)."""
+    text = os.fspath(pattern)
+    if not any(m in text for m in _MAGIC):
+        return [location(text)]
+    if not is_uri(text):
+        return [location(p) for p in sorted(_glob.glob(os.path.expanduser(text), recursive=True))]
+    scheme, rest = text.split("://", 1)
+    fixed = rest[: min(rest.index(m) for m in _MAGIC if m in rest)].rsplit("/", 1)[0]
+    base = location(f"{scheme}://{fixed}")
+    matches = [f for f in base.files() if fnmatch.fnmatchcase(f"{scheme}://{f.path}", text)]
+    return sorted(matches, key=lambda f: f.path)
