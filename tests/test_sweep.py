@@ -24,11 +24,11 @@ def fails_once(marker: Path):
     critic's does. Defined in a function, so Ray ships it to the workers by value."""
     from critic.orchestrator.trainable import train_trial
 
-    def flaky_trial(config: dict) -> None:
+    def flaky_trial(config: dict, arrays: dict) -> None:
         if not marker.exists():
             marker.write_text("failed once")
             raise RuntimeError("injected failure")
-        train_trial(config)
+        train_trial(config, arrays)
 
     return flaky_trial
 
@@ -56,8 +56,11 @@ def test_sweep_runs_retries_and_resumes(tmp_path, ray_local):
     assert (run_dir / "curves_1.png").stat().st_size > 1000
     assert (run_dir / "overview.png").stat().st_size > 1000
     assert list((run_dir / "tune").rglob("model.keras"))
-    # Tokenized once for the single tokenizer setting, shared by every trial.
+    # Tokenized once for the single tokenizer setting, shared by every trial; the trials got
+    # the arrays through Ray's object store: no driver path is in any trial's config.
     assert len(list((run_dir / "data").iterdir())) == 1
+    for params in (run_dir / "tune").rglob("params.json"):
+        assert str(tmp_path) not in params.read_text()
 
     # Running the same config again starts a new run directory beside the first.
     assert sweep_dir_names(tmp_path) == ["tiny"]

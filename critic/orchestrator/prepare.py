@@ -1,7 +1,9 @@
 """Load the sweep's data once, split it, and tokenize it once per tokenizer setting.
 
-Arrays land in ``RUN_DIR/data/<setting>/`` as .npy files (plus the fitted tokenizer JSON);
-trials memory-map them and never tokenize. The tokenizer is fitted on the training split only.
+Arrays land in ``RUN_DIR/data/<setting>/`` as .npy files (plus the fitted tokenizer JSON) for
+the leaderboard and export; trials get them through Ray's object store (:func:`trial_arrays`,
+put once per sweep), so no trial reads a file of the driver and none tokenizes. The tokenizer
+is fitted on the training split only.
 Keras' ``imdb.npz`` (kind ``imdb_npz``) arrives already as word ranks: its ids are mapped as
 ``keras.datasets.imdb.load_data`` maps them, and the tokenizer saved for the bundle is the
 ``ImdbIndex`` that maps raw text the same way.
@@ -93,3 +95,18 @@ def prepare_arrays(cfg: SweepConfig, splits: dict[str, Split], data_dir: Path) -
         (folder / "setting.json").write_text(json.dumps(setting), encoding="utf-8")
         (folder / "done").write_text("")
     return folders
+
+
+TRIAL_SPLITS = ("train", "val")
+
+
+def trial_arrays(folders: dict[str, str]) -> dict[str, dict]:
+    """What every trial needs, per tokenizer setting: the train and validation ids and labels,
+    and the tokenizer JSON (for GloVe). Handed to Tune once (``tune.with_parameters``)."""
+    arrays = {}
+    for key, folder in folders.items():
+        folder = Path(folder)
+        data = {f"{a}_{s}": np.load(folder / f"{a}_{s}.npy") for a in "xy" for s in TRIAL_SPLITS}
+        data["tokenizer"] = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        arrays[key] = data
+    return arrays

@@ -15,10 +15,10 @@ from critic.cluster import connect_ray
 from .config import ConfigError, SweepConfig, to_tune_space
 from .leaderboard import METRIC, write_leaderboard, write_leaderboard_json
 from .plots import plot_curves, plot_overview
-from .prepare import load_splits, prepare_arrays, setting_key
+from .prepare import load_splits, prepare_arrays, setting_key, tokenizer_settings, trial_arrays
 from .trainable import train_trial
 
-Trainable = Callable[[dict], None]
+Trainable = Callable[..., None]  # (config, arrays=...) like train_trial
 
 MODE = "max"
 
@@ -64,14 +64,22 @@ def _search_alg(cfg: SweepConfig):
     return OptunaSearch()
 
 
-def param_space(cfg: SweepConfig, folders: dict) -> dict:
+def param_space(cfg: SweepConfig) -> dict:
     return {
         "model": {k: to_tune_space(v) for k, v in cfg.model.items()},
         "tokenizer": {k: to_tune_space(v) for k, v in cfg.tokenizer_space.items()},
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
-        "_data": folders,
     }
+
+
+def _trainable(cfg: SweepConfig, trainable: Trainable, folders: dict[str, str]):
+    """The trainable with its arrays in Ray's object store (put once, read on any node) and
+    its resources."""
+    from ray import tune
+
+    with_data = tune.with_parameters(trainable, arrays=trial_arrays(folders))
+    return tune.with_resources(with_data, _resources(cfg))
 
 
 def run_sweep(
@@ -92,8 +100,8 @@ def run_sweep(
     )
     connect_ray(num_cpus)
     tuner = tune.Tuner(
-        tune.with_resources(trainable, _resources(cfg)),
-        param_space=param_space(cfg, folders),
+        _trainable(cfg, trainable, folders),
+        param_space=param_space(cfg),
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
@@ -176,9 +184,12 @@ def resume_sweep(
         {k: v for k, v in raw.items() if k != "base_dir"}, base_dir=Path(raw["base_dir"])
     )
     connect_ray(num_cpus)
+    folders = {
+        key: str(run_dir / "data" / key) for key in map(setting_key, tokenizer_settings(cfg))
+    }
     tuner = tune.Tuner.restore(
         str(run_dir / "tune"),
-        trainable=tune.with_resources(trainable, _resources(cfg)),
+        trainable=_trainable(cfg, trainable, folders),
         resume_errored=True,
     )
     results = tuner.fit()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -21,22 +20,22 @@ def _configure_tensorflow() -> None:
         tf.config.experimental.set_memory_growth(gpu, True)
 
 
-def train_trial(config: dict) -> None:
-    """Train ``config["model"]`` on the arrays prepared for ``config["tokenizer"]``."""
+def train_trial(config: dict, arrays: dict[str, dict]) -> None:
+    """Train ``config["model"]`` on the arrays prepared for ``config["tokenizer"]``
+    (``arrays``: :func:`~.prepare.trial_arrays`, from Ray's object store on any node)."""
     _configure_tensorflow()
     from .zoo import ModelSpec
 
     setting = config["tokenizer"]
-    folder = Path(config["_data"][setting_key(setting)])
-    x, y = _arrays(folder)
+    data = arrays[setting_key(setting)]
     spec = ModelSpec.from_dict(
         {**config["model"], "num_words": setting["num_words"], "maxlen": setting["maxlen"]}
     )
-    model, start_epoch = _initial_model(spec, folder)
+    model, start_epoch = _initial_model(spec, data["tokenizer"])
     model.fit(
-        x["train"],
-        y["train"],
-        validation_data=(x["val"], y["val"]),
+        data["x_train"],
+        data["y_train"],
+        validation_data=(data["x_val"], data["y_val"]),
         epochs=int(config["epochs"]),
         initial_epoch=start_epoch,
         batch_size=int(config["batch_size"]),
@@ -45,14 +44,7 @@ def train_trial(config: dict) -> None:
     )
 
 
-def _arrays(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The train and validation ids (memory-mapped) and labels of one tokenizer setting."""
-    x = {s: np.load(folder / f"x_{s}.npy", mmap_mode="r") for s in ("train", "val")}
-    y = {s: np.load(folder / f"y_{s}.npy") for s in ("train", "val")}
-    return x, y
-
-
-def _initial_model(spec, folder: Path):
+def _initial_model(spec, tokenizer_json: str):
     """(model, first epoch): a retried or resumed trial continues from its checkpoint, a new
     one starts from scratch (with GloVe vectors when the spec names them)."""
     import keras
@@ -73,7 +65,7 @@ def _initial_model(spec, folder: Path):
     if spec.glove_path:
         from critic.kernels import Tokenizer
 
-        tok = Tokenizer.from_json((folder / "tokenizer.json").read_text(encoding="utf-8"))
+        tok = Tokenizer.from_json(tokenizer_json)
         matrix, _ = load_glove(spec.glove_path, tok.word_index, spec.num_words, spec.embedding_dim)
     return build_model(spec, matrix), 0
 
