@@ -210,3 +210,15 @@ def test_read_columns_raises_on_the_first_bad_row_that_scoring_keeps(tmp_path):
     assert batch.errors == {2: "line 3 is not valid JSON (Expecting value)"}
     with pytest.raises(CorpusError, match=r"a.jsonl: line 3 is not valid JSON"):
         read_texts(path)
+
+
+def test_a_utf8_byte_order_mark_is_not_text(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM: the header is still `text`, and in a text or
+    JSON Lines file the first review does not start with U+FEFF."""
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "a.csv").write_bytes(bom + b"text,id\ngreat film,1\nbad,2\n")
+    (tmp_path / "a.txt").write_bytes(bom + b"great film\nbad\n")
+    (tmp_path / "a.jsonl").write_bytes(bom + b'{"text": "great film"}\n{"text": "bad"}\n')
+    for name in ("a.csv", "a.txt", "a.jsonl"):
+        assert read_texts(tmp_path / name) == ["great film", "bad"], name
+        _check_every_start(tmp_path / name, 1)

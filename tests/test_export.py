@@ -94,6 +94,8 @@ def test_bundle_metadata(keras_bundle):
     assert 0 < int8["max_abs_diff_vs_fp32"] < 0.1
     card = (keras_bundle[0].path / "README.md").read_text()
     assert "# critic sentiment model: lstm" in card and "Intended use" in card
+    # Keras truncates 'pre': a long review's last 64 tokens are read, not its first.
+    assert "Only the last 64 tokens of a longer review are read (truncating 'pre')" in card
 
 
 def _copy(report, tmp_path: Path) -> Path:

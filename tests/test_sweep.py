@@ -72,6 +72,17 @@ def test_sweep_runs_retries_and_resumes(tmp_path, ray_local):
     assert {p: p.read_text() for p in results} == before
 
 
+def test_a_relative_storage_path_is_refused_inside_a_ray_job(tmp_path, monkeypatch):
+    from critic.orchestrator.sweep import run_sweep
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAY_JOB_ID", "02000000")
+    cfg = SweepConfig.from_dict(tiny_sweep_config(tmp_path, storage_path="runs"))
+    with pytest.raises(ConfigError, match="storage_path 'runs' is relative: inside a Ray job"):
+        run_sweep(cfg)
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+
 def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local):
     from critic.orchestrator.sweep import run_sweep
 

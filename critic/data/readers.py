@@ -6,9 +6,10 @@ raises (training: :func:`read_columns`) or is kept as data (scoring: :func:`iter
 
 Formats (:data:`INPUT_FORMATS`, one detector :func:`input_format`): Parquet (pyarrow, texts
 stay Arrow arrays), CSV/TSV, JSON Lines, plain text (one review per line) and aclImdb folders
-(one review per file). Blank lines are not rows in CSV/TSV and JSON Lines; in plain text every
-line is a row. Inputs are local paths or storage URIs (:mod:`critic.storage`); every file
-is opened by :func:`open_binary` or :func:`parquet_file`. TF-free and Ray-free.
+(one review per file). A UTF-8 byte-order mark is dropped. Blank lines are not rows in CSV/TSV
+and JSON Lines; in plain text every line is a row. Inputs are local paths or storage URIs
+(:mod:`critic.storage`); every file is opened by :func:`open_binary` or :func:`parquet_file`.
+TF-free and Ray-free.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _SUFFIXES = {
     ".txt": "txt",
 }
 ACL_IMDB_CLASSES = ("neg", "pos", "unsup")
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark (Excel's "CSV UTF-8"): not part of the text
 
 
 class CorpusError(ValueError):
@@ -270,6 +272,8 @@ def _txt(path: Location, start: Start):
         fh.seek(start.offset)
         for n, raw in enumerate(fh, start.line):
             line = raw.rstrip(b"\r\n")
+            if n == 1:
+                line = line.removeprefix(BOM)
             try:
                 yield line.decode("utf-8"), {}, None
             except UnicodeDecodeError as e:
@@ -294,6 +298,8 @@ def _jsonl(path: Location, wanted: list[str], start: Start):
     with open_binary(path) as fh:
         fh.seek(start.offset)
         for n, raw in enumerate(fh, start.line):
+            if n == 1:
+                raw = raw.removeprefix(BOM)
             if not raw.strip():
                 continue
             try:  # surrogateescape: invalid UTF-8 in one field must not cost the row its id
@@ -327,6 +333,8 @@ def _csv_records(path: Location, fmt: str, offset: int = 0):
             for raw in fh:
                 for line in raw.splitlines(keepends=True):
                     end += len(line)
+                    if end == len(line):  # the file's first line: no byte-order mark
+                        line = line.removeprefix(BOM)
                     yield line.decode("utf-8", "surrogateescape")
 
     # csv.reader takes a line only when the record it is reading needs it, so ``end`` is

@@ -203,6 +203,7 @@ def _write_files(
             "output": OUTPUT,
             "maxlen": c.maxlen,
             "ids": c.tokenizer_doc["encode"]["mode"],
+            "truncating": c.tokenizer_doc["encode"]["truncating"],
             "family": source.trial.get("model", {}).get("family") or c.model.name,
             **c.graph,
         },

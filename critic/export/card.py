@@ -98,8 +98,8 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         "- Intended for English review-style text (movie or product reviews) resembling the "
         "training data; scores are not calibrated probabilities outside that domain.",
-        f"- Only the first {model['maxlen']} tokens kept by the tokenizer's truncation setting "
-        "are read; words outside the tokenizer's vocabulary are ignored or mapped to its OOV id.",
+        f"- {_truncation(model)}; words outside the tokenizer's vocabulary are ignored or "
+        "mapped to its OOV id.",
         "- Sarcasm, mixed or neutral opinions, other languages and very short texts are known "
         "weak spots of bag-of-words-plus-RNN classifiers; check accuracy on your own data.",
         "- Do not use it for decisions about people without human review.",
@@ -109,3 +109,14 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _truncation(model: dict[str, Any]) -> str:
+    """Which tokens of a long review the model reads (Keras truncates 'pre' by default: the
+    first tokens are dropped and the last ``maxlen`` kept)."""
+    truncating = model.get("truncating", "pre")
+    kept = "last" if truncating == "pre" else "first"
+    maxlen = model["maxlen"]
+    return (
+        f"Only the {kept} {maxlen} tokens of a longer review are read (truncating '{truncating}')"
+    )

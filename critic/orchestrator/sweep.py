@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from critic.cluster import connect_ray
+from critic.storage import is_uri
 
 from .config import ConfigError, SweepConfig, to_tune_space
 from .leaderboard import METRIC, write_leaderboard, write_leaderboard_json
@@ -89,6 +91,7 @@ def run_sweep(
     ``trainable`` is :func:`~.trainable.train_trial` or a function that wraps it."""
     from ray import tune
 
+    _check_storage_path(cfg)
     run_dir = _new_run_dir(cfg.path(cfg.storage_path).resolve(), cfg.name)
     (run_dir / "sweep.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     start = time.perf_counter()
@@ -126,6 +129,24 @@ def run_sweep(
     _require_complete(cfg, run_dir)
     write_results(cfg, run_dir, results)
     return run_dir
+
+
+def _check_storage_path(cfg: SweepConfig) -> None:
+    """Inside ``ray job submit`` the config's folder is Ray's copy of the job's working
+    directory (a package cache on the head node): a relative storage_path would put the run
+    there, where nobody looks, and lose it with the cache. Refuse it."""
+    path = str(cfg.storage_path)
+    if (
+        os.environ.get("RAY_JOB_ID")
+        and not is_uri(path)
+        and not Path(path).expanduser().is_absolute()
+    ):
+        raise ConfigError(
+            f"storage_path {path!r} is relative: inside a Ray job it would resolve into Ray's "
+            "package cache for the job's working directory on the head node, not where you "
+            "look for it; give an absolute path on storage every node shares, or a storage "
+            "URI such as s3://bucket/runs"
+        )
 
 
 def _checkpoints_to_keep(cfg: SweepConfig) -> int | None:
