@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from critic.storage import Location, location
+
 from .archives import resolve_imdb
 from .readers import CorpusError, input_format, read_columns
 
@@ -64,7 +66,7 @@ def parse_label(value: object, names: Sequence[str], where: str) -> int:
 
 
 def read_labeled(
-    path: str | Path,
+    path: str | Path | Location,
     text_column: str = "text",
     label_column: str = "label",
     label_names: Sequence[str] = DEFAULT_LABELS,
@@ -73,8 +75,8 @@ def read_labeled(
 ) -> LabeledTexts:
     """A labeled corpus from JSON Lines, CSV/TSV or Parquet; the first unreadable row is a
     CorpusError naming the file and row (training never drops a row)."""
-    path = Path(path)
-    if str(path).endswith((".tar.gz", ".tgz")) or input_format(path, fmt) == "acl_imdb":
+    path = location(path)
+    if path.name.endswith((".tar.gz", ".tgz")) or input_format(path, fmt) == "acl_imdb":
         raise CorpusError(f"{path}: use read_acl_imdb(path, split) for the aclImdb layout")
     data = read_columns(path, text_column, (label_column,), id_column, fmt)
     labels = [

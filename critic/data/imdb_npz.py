@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from critic.storage import Location, location
+
 from .readers import CorpusError
 
 SPLITS = ("train", "test")
@@ -77,26 +79,27 @@ def _read_npy(data: bytes, where: str) -> np.ndarray:
     return np.lib.format.read_array(fh, allow_pickle=False)
 
 
-def read_imdb_npz(path: str | Path) -> dict[str, RankSequences]:
+def read_imdb_npz(path: str | Path | Location) -> dict[str, RankSequences]:
     """``{"train": ..., "test": ...}`` from a Keras ``imdb.npz``; every review checked to be
     a list of positive integers and every label 0 or 1 (else CorpusError naming the row)."""
-    path = Path(path)
+    path = location(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as e:
-        raise CorpusError(f"{path}: not an .npz file ({e})") from e
-    out = {}
-    with archive:
-        names = set(archive.namelist())
-        for split in SPLITS:
-            arrays = []
-            for key in (f"x_{split}", f"y_{split}"):
-                if f"{key}.npy" not in names:
-                    raise CorpusError(f"{path}: has no array {key!r} (has {sorted(names)})")
-                arrays.append(_read_npy(archive.read(f"{key}.npy"), f"{path}:{key}"))
-            out[split] = _rank_sequences(*arrays, f"{path}:{split}")
+    with path.open_input() as fh:
+        try:
+            archive = zipfile.ZipFile(fh)
+        except zipfile.BadZipFile as e:
+            raise CorpusError(f"{path}: not an .npz file ({e})") from e
+        out = {}
+        with archive:
+            names = set(archive.namelist())
+            for split in SPLITS:
+                arrays = []
+                for key in (f"x_{split}", f"y_{split}"):
+                    if f"{key}.npy" not in names:
+                        raise CorpusError(f"{path}: has no array {key!r} (has {sorted(names)})")
+                    arrays.append(_read_npy(archive.read(f"{key}.npy"), f"{path}:{key}"))
+                out[split] = _rank_sequences(*arrays, f"{path}:{split}")
     return out
 
 
@@ -118,9 +121,9 @@ def _rank_sequences(x: np.ndarray, y: np.ndarray, where: str) -> RankSequences:
     return RankSequences(sequences, labels.astype(np.int8))
 
 
-def read_word_index(path: str | Path) -> dict[str, int]:
+def read_word_index(path: str | Path | Location) -> dict[str, int]:
     """``imdb_word_index.json``: word -> frequency rank (1-based)."""
-    path = Path(path)
+    path = location(path)
     try:
         index = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

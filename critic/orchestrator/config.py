@@ -26,6 +26,7 @@ from typing import Any
 
 from critic.data.archives import IMDB_ENV
 from critic.data.kinds import dataset_kind
+from critic.storage import Location, is_uri, location
 
 from .zoo import ModelSpec
 
@@ -107,7 +108,11 @@ class SweepConfig:
     def num_samples(self) -> int:
         return int(self.search.get("num_samples", 1))
 
-    def path(self, value: str | Path) -> Path:
+    def path(self, value: str | Path) -> Path | Location:
+        """A config value naming data: a storage URI as a Location, a path relative to the
+        config file's folder (resolved here, on the driver)."""
+        if is_uri(value):
+            return location(value)
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
