@@ -192,3 +192,34 @@ def test_skips_fail_in_ci(tmp_path):
         result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
         assert result.returncode == code, result.stdout
         assert summary in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("blocked", "args", "extra"),
+    [
+        ("onnxruntime", ["score", "--model", "B", "--input", "x.jsonl", "--output", "o"], "cpu"),
+        ("yaml", ["tune", "--config", "sweep.yaml"], "train"),
+        ("ray", ["serve", "--model", "B"], "serve"),
+    ],
+)
+def test_a_missing_extra_names_the_extra_to_install(tmp_path, sample_bundle, blocked, args, extra):
+    """An extra that is not installed is a one-line message naming it, exit 2, no traceback."""
+    args = [str(sample_bundle[0]) if a == "B" else a for a in args]
+    (tmp_path / "sweep.yaml").write_text("name: x\n")
+    (tmp_path / "x.jsonl").write_text('{"text": "fine"}\n')
+    block = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] == {blocked!r}:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from critic.cli.main import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", block, *args], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"pip install 'critic[{extra}]'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,6 +9,23 @@ from critic import __version__
 
 from . import export, run, serve, tokenizer, tune
 
+# The extra that brings each optional dependency (pyproject.toml).
+EXTRAS = {
+    "onnxruntime": "cpu",
+    "pyarrow": "arrow",
+    "tqdm": "cpu",
+    "ray": "serve",
+    "fastapi": "serve",
+    "tensorflow": "train",
+    "keras": "train",
+    "tf2onnx": "train",
+    "onnx": "train",
+    "yaml": "train",
+    "matplotlib": "train",
+    "pandas": "train",
+    "optuna": "optuna",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -30,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:
+        extra = EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"critic {args.command}: error: this needs {e.name}, which is not installed: "
+            f"pip install 'critic[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
     except (ValueError, TypeError, OSError) as e:
         print(f"critic {args.command}: error: {e}", file=sys.stderr)
         return 2
