@@ -5,13 +5,13 @@ reaches on raw text, and the scoring speed."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
 from critic.data.kinds import dataset_kind
 from critic.orchestrator.config import ConfigError, SweepConfig
 from critic.orchestrator.sweep import run_sweep
+from critic.storage import Location, location, working_copy
 
 
 def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str | None = None):
@@ -27,19 +27,19 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
             "critic tune --export-top 1 for it, or give the raw reviews (--imdb ARCHIVE)"
         )
     run_dir = run_sweep(cfg, num_cpus=num_cpus)
-    bundles = run_dir / "bundles"
-    if not export_run(run_dir, 1, bundles, quantize):
+    run = location(run_dir)
+    local = working_copy(run)
+    if not export_run(run, 1, quantize=quantize):
         raise RuntimeError("the best trial failed verification; see the export message above")
-    bundle = bundles / "rank1"
     test_input, id_column, truth = kind.test_reviews(cfg.dataset, cfg.path)
-    runtime = Runtime.load(bundle)
+    runtime = Runtime.load(local / "bundles" / "rank1")
     options = ScoreOptions(id_column=id_column)
-    summary = score_corpus(runtime, [test_input], run_dir / "scored", options)
-    accuracy, errors = _accuracy(run_dir / "scored", truth, runtime)
-    board = json.loads((run_dir / "leaderboard.json").read_text())
+    summary = score_corpus(runtime, [test_input], run / "scored", options)
+    accuracy, errors = _accuracy(run / "scored", truth, runtime)
+    board = json.loads((run / "leaderboard.json").read_text())
     report = {
-        "run_dir": str(run_dir),
-        "bundle": str(bundle),
+        "run_dir": run.uri,
+        "bundle": (run / "bundles" / "rank1").uri,
         "best_trial": board["trials"][0]["trial"],
         "val_accuracy": board["trials"][0]["val_accuracy"],
         "keras_test_accuracy": board["trials"][0]["test_accuracy"],
@@ -48,14 +48,15 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
         "row_errors": errors,
         "rows_per_second": summary.rows_per_second,
     }
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
+    (run / "report.json").write_atomic(json.dumps(report, indent=2).encode())
     return run_dir, report
 
 
-def _accuracy(scored: Path, truth, runtime) -> tuple[float, int]:
+def _accuracy(scored: Location, truth, runtime) -> tuple[float, int]:
     import pyarrow.dataset as pads
 
-    table = pads.dataset(sorted(str(p) for p in scored.glob("part-*"))).to_table()
+    shards = sorted(f.path for f in scored.files(recursive=False) if f.name.startswith("part-"))
+    table = pads.dataset(shards, filesystem=scored.fs).to_table()
     ok = table.column("error").is_null().to_numpy(zero_copy_only=False)
     ids = table.column("id").to_pylist()
     predicted = np.asarray(table.column("label").to_pylist(), dtype=object) == runtime.labels[1]

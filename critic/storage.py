@@ -224,3 +224,43 @@ def expand(pattern: str | os.PathLike) -> list[Location]:
     base = location(f"{scheme}://{fixed}")
     matches = [f for f in base.files() if fnmatch.fnmatchcase(f"{scheme}://{f.path}", text)]
     return sorted(matches, key=lambda f: f.path)
+
+
+def working_copy(folder: Location) -> Path:
+    """The local folder critic works in for ``folder``: the folder itself when it is local,
+    else a mirror in critic's cache; :func:`push` and :func:`pull` move files between the two."""
+    if folder.is_local:
+        return folder.local_path
+    root = Path(os.environ.get("CRITIC_CACHE", Path.home() / ".cache" / "critic"))
+    return root / "mirrors" / hashlib.sha256(folder.uri.encode()).hexdigest()[:16]
+
+
+def push(local: Path, folder: Location, rel: str) -> None:
+    """Upload ``local/rel`` (a file, or every file below a folder) to ``folder/rel``; nothing
+    to do when ``folder`` is local (``local`` is then the folder itself)."""
+    if folder.is_local:
+        return
+    source = local / rel
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    for path in files:
+        (folder / path.relative_to(local).as_posix()).write_atomic(path.read_bytes())
+
+
+def pull(folder: Location, rel: str, local: Path) -> Path:
+    """Download ``folder/rel`` (a file, or every file below a prefix) into ``local/rel``,
+    skipping files already there; returns ``local/rel``. Nothing to do for a local folder."""
+    target = local / rel
+    if folder.is_local:
+        return target
+    remote = folder / rel
+    files = [remote] if remote.is_file() else remote.files()
+    if not files:
+        raise StorageError(f"{remote}: no such file or folder")
+    for f in files:
+        dest = local / f.relative_to(folder)
+        if not dest.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".tmp-{dest.name}-{os.getpid()}")
+            tmp.write_bytes(f.read_bytes())
+            os.replace(tmp, dest)
+    return target

@@ -18,7 +18,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--top K trials to OUT/rank1, OUT/rank2, ...) or a checkpoint folder / model.keras "
         "(exports to OUT).",
     )
-    parser.add_argument("source", type=Path, metavar="SOURCE", help="run directory or checkpoint")
+    parser.add_argument(
+        "source", metavar="SOURCE", help="run directory (a folder or storage URI) or checkpoint"
+    )
     parser.add_argument("--out", type=Path, required=True, help="bundle folder (or parent)")
     parser.add_argument("--top", type=int, default=1, help="trials to export from a run (1)")
     parser.add_argument(
@@ -42,8 +44,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from critic.export.runs import export_all
     from critic.export.sources import from_checkpoint, from_run
+    from critic.storage import location
 
-    if (args.source / "leaderboard.json").is_file():
+    if (location(args.source) / "leaderboard.json").is_file():
         sources = from_run(args.source, args.top)
         targets = [(s, args.out / f"rank{i + 1}") for i, s in enumerate(sources)]
     else:

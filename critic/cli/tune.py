@@ -24,7 +24,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     group.add_argument(
         "--config", type=Path, help="sweep YAML (sections: see the README's Sweeps section)"
     )
-    group.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run")
+    group.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue this run (a folder or a storage URI)"
+    )
     parser.add_argument("--imdb", type=Path, metavar="ACLIMDB", help=IMDB_HELP)
     parser.add_argument(
         "--num-cpus", type=int, default=None, help="CPUs for an embedded local Ray (default: all)"
@@ -61,6 +63,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.export_top > 0:
         from critic.export.runs import export_run
 
-        if not export_run(run_dir, args.export_top, run_dir / "bundles", args.quantize):
+        if not export_run(run_dir, args.export_top, quantize=args.quantize):
             return 1
     return 0

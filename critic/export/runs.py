@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from critic.storage import Location, location, push, working_copy
+
 from .bundler import export_bundle
 from .sources import from_run
 from .verify import ParityError
 
 
-def export_run(run_dir: Path, top: int, out: Path, quantize: str | None = None) -> bool:
-    """The K best trials of a finished run, to OUT/rank1 .. OUT/rankK (replacing them)."""
-    targets = [(s, out / f"rank{i + 1}") for i, s in enumerate(from_run(run_dir, top))]
-    return export_all(targets, quantize=quantize, overwrite=True)
+def export_run(
+    run_dir: str | Path | Location, top: int, out: Path | None = None, quantize: str | None = None
+) -> bool:
+    """The K best trials of a finished run, to OUT/rank1 .. OUT/rankK (replacing them). OUT
+    defaults to the run's bundles/ folder (for a run in object storage: written in its local
+    working copy and uploaded)."""
+    run = location(run_dir)
+    local = working_copy(run)
+    folder = out if out is not None else local / "bundles"
+    targets = [(s, folder / f"rank{i + 1}") for i, s in enumerate(from_run(run, top))]
+    ok = export_all(targets, quantize=quantize, overwrite=True)
+    if ok and out is None:
+        push(local, run, "bundles")
+    return ok
 
 
 def export_all(targets: list, **options) -> bool:

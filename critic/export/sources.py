@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from critic.data.datasets import DEFAULT_LABELS
+from critic.storage import Location, StorageError, location, pull, working_copy
 
 
 class SourceError(ValueError):
@@ -30,18 +31,19 @@ class ExportSource:
     dataset: dict[str, Any] = field(default_factory=dict)
 
 
-def from_run(run_dir: str | Path, top: int = 1) -> list[ExportSource]:
-    """The ``top`` best trials of a finished sweep, best first."""
-    run_dir = Path(run_dir)
-    board = run_dir / "leaderboard.json"
+def from_run(run_dir: str | Path | Location, top: int = 1) -> list[ExportSource]:
+    """The ``top`` best trials of a finished sweep (a local folder or a storage URI), best
+    first. A remote run's files are fetched into its local working copy first."""
+    run = location(run_dir)
+    board = run / "leaderboard.json"
     if not board.is_file():
         raise SourceError(
-            f"{run_dir}: no leaderboard.json; is this a finished `critic tune` run directory?"
+            f"{run}: no leaderboard.json; is this a finished `critic tune` run directory?"
         )
     if top < 1:
         raise SourceError(f"--top must be >= 1, got {top}")
-    doc = json.loads(board.read_text(encoding="utf-8"))
-    return [_from_entry(run_dir, doc, entry) for entry in doc["trials"][:top]]
+    doc = json.loads(board.read_text())
+    return [_from_entry(run, doc, entry) for entry in doc["trials"][:top]]
 
 
 def from_checkpoint(path: str | Path, tokenizer: str | Path | None = None) -> ExportSource:
@@ -59,16 +61,20 @@ def from_checkpoint(path: str | Path, tokenizer: str | Path | None = None) -> Ex
             doc = json.loads(board.read_text(encoding="utf-8"))
             for entry in doc["trials"]:
                 if (run_dir / entry["checkpoint"]).resolve() == model.parent.resolve():
-                    return _from_entry(run_dir, doc, entry)
+                    return _from_entry(location(run_dir), doc, entry)
     raise SourceError(
         f"{model}: not a checkpoint listed in a sweep's leaderboard.json; "
         "give its tokenizer with --tokenizer FILE"
     )
 
 
-def _from_entry(run_dir: Path, doc: dict[str, Any], entry: dict[str, Any]) -> ExportSource:
-    data = run_dir / entry["data"]
-    checkpoint = run_dir / entry["checkpoint"] / "model.keras"
+def _from_entry(run: Location, doc: dict[str, Any], entry: dict[str, Any]) -> ExportSource:
+    local = working_copy(run)
+    try:
+        data = pull(run, entry["data"], local)
+        checkpoint = pull(run, f"{entry['checkpoint']}/model.keras", local)
+    except StorageError as e:
+        raise SourceError(f"{e} (was the run directory pruned?)") from e
     if not checkpoint.is_file():
         raise SourceError(f"{checkpoint}: missing (was the run directory pruned?)")
     return ExportSource(
@@ -77,7 +83,7 @@ def _from_entry(run_dir: Path, doc: dict[str, Any], entry: dict[str, Any]) -> Ex
         labels=tuple(doc.get("labels", DEFAULT_LABELS)),
         data=data,
         trial={
-            "run": doc.get("name", run_dir.name),
+            "run": doc.get("name", run.name),
             **{k: v for k, v in entry.items() if k not in ("checkpoint", "data")},
         },
         dataset=doc.get("dataset", {}),

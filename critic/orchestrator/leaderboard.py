@@ -52,8 +52,8 @@ def write_leaderboard_json(
             "epochs": r["epochs"],
             "model": r["result"].config["model"],
             "tokenizer": r["result"].config["tokenizer"],
-            "checkpoint": r["checkpoint"].relative_to(run_dir).as_posix(),
-            "data": r["data"].relative_to(run_dir).as_posix(),
+            "checkpoint": r["checkpoint_dir"],
+            "data": r["data"],
         }
         for i, r in enumerate(rows)
     ]

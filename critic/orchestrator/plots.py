@@ -21,8 +21,9 @@ def history(row: dict):
     return pd.DataFrame([{c: metrics.get(c, float("nan")) for c in COLUMNS}])
 
 
-def plot_curves(run_dir: Path, rows: list[dict]) -> None:
-    """Learning curves (train vs validation accuracy and loss per epoch) of the top trials."""
+def plot_curves(run_dir: Path, rows: list[dict]) -> list[str]:
+    """Learning curves (train vs validation accuracy and loss per epoch) of the top trials;
+    returns the file names written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,10 +46,12 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
         fig.tight_layout()
         fig.savefig(run_dir / f"curves_{i + 1}.png", dpi=80)
         plt.close(fig)
+    return [f"curves_{i + 1}.png" for i in range(len(rows))]
 
 
-def plot_overview(run_dir: Path, rows: list[dict]) -> None:
-    """Every trial's validation-accuracy curve, coloured by model family."""
+def plot_overview(run_dir: Path, rows: list[dict]) -> list[str]:
+    """Every trial's validation-accuracy curve, coloured by model family; returns the file
+    name written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,3 +76,4 @@ def plot_overview(run_dir: Path, rows: list[dict]) -> None:
     fig.tight_layout()
     fig.savefig(run_dir / "overview.png", dpi=80)
     plt.close(fig)
+    return ["overview.png"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from critic.cluster import connect_ray
-from critic.storage import is_uri
+from critic.storage import Location, is_uri, location, pull, push, working_copy
 
 from .config import ConfigError, SweepConfig, to_tune_space
 from .leaderboard import METRIC, write_leaderboard, write_leaderboard_json
@@ -20,6 +20,7 @@ from .plots import plot_curves, plot_overview
 from .prepare import load_splits, prepare_arrays, setting_key, tokenizer_settings, trial_arrays
 from .trainable import train_trial
 
+RunDir = Path | Location  # a run directory: a Path when local
 Trainable = Callable[..., None]  # (config, arrays=...) like train_trial
 
 MODE = "max"
@@ -86,17 +87,26 @@ def _trainable(cfg: SweepConfig, trainable: Trainable, folders: dict[str, str]):
 
 def run_sweep(
     cfg: SweepConfig, *, num_cpus: int | None = None, trainable: Trainable = train_trial
-) -> Path:
-    """Prepare data, run the Tuner, write the leaderboard; returns the run directory.
-    ``trainable`` is :func:`~.trainable.train_trial` or a function that wraps it."""
+) -> RunDir:
+    """Prepare data, run the Tuner, write the leaderboard; returns the run directory (a Path
+    for local storage, else its Location). ``trainable`` is :func:`~.trainable.train_trial` or
+    a function that wraps it.
+
+    ``storage_path`` may be a storage URI: Tune keeps its state and checkpoints there, and
+    critic's own files (sweep.json, data/, the leaderboard, plots) are written in a local
+    working copy and uploaded beside them."""
     from ray import tune
 
     _check_storage_path(cfg)
-    run_dir = _new_run_dir(cfg.path(cfg.storage_path).resolve(), cfg.name)
-    (run_dir / "sweep.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    run = _new_run_dir(location(cfg.path(cfg.storage_path)), cfg.name)
+    local = working_copy(run)
+    local.mkdir(parents=True, exist_ok=True)
+    (local / "sweep.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    push(local, run, "sweep.json")
     start = time.perf_counter()
     splits = load_splits(cfg)
-    folders = prepare_arrays(cfg, splits, run_dir / "data")
+    folders = prepare_arrays(cfg, splits, local / "data")
+    push(local, run, "data")
     print(
         f"critic tune: data ready in {time.perf_counter() - start:.1f}s "
         f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])})"
@@ -115,7 +125,7 @@ def run_sweep(
         ),
         run_config=tune.RunConfig(
             name="tune",
-            storage_path=str(run_dir),
+            storage_path=run.uri,
             failure_config=tune.FailureConfig(max_failures=int(cfg.search.get("max_failures", 2))),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=_checkpoints_to_keep(cfg),
@@ -126,9 +136,9 @@ def run_sweep(
         ),
     )
     results = tuner.fit()
-    _require_complete(cfg, run_dir)
-    write_results(cfg, run_dir, results)
-    return run_dir
+    _require_complete(cfg, run)
+    write_results(cfg, run, results)
+    return run.local_path if run.is_local else run
 
 
 def _check_storage_path(cfg: SweepConfig) -> None:
@@ -157,27 +167,27 @@ def _checkpoints_to_keep(cfg: SweepConfig) -> int | None:
     return None if cfg.search.get("scheduler") == "pbt" else 2
 
 
-def _new_run_dir(storage: Path, name: str) -> Path:
+def _new_run_dir(storage: Location, name: str) -> Location:
     """storage/name, or name-2, name-3, ... when an earlier run already used it (an earlier
     run is continued with --resume, never overwritten or mixed into)."""
-    run_dir, n = storage / name, 1
-    while (run_dir / "tune").exists():
+    run, n = storage / name, 1
+    while (run / "tune").exists() or (run / "sweep.json").exists():
         n += 1
-        run_dir = storage / f"{name}-{n}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+        run = storage / f"{name}-{n}"
+    run.make_dirs()
+    return run
 
 
 class SweepInterrupted(RuntimeError):
     """The sweep stopped before every trial ended (Ctrl-C, a stopped job)."""
 
 
-def _require_complete(cfg: SweepConfig, run_dir: Path) -> None:
+def _require_complete(cfg: SweepConfig, run: Location) -> None:
     """Raise SweepInterrupted unless every trial of the sweep has ended. Read from the
     experiment state Tune saved (the in-memory results mark interrupted trials as ended)."""
     from ray.tune import ExperimentAnalysis
 
-    trials = ExperimentAnalysis(str(run_dir / "tune")).trials
+    trials = ExperimentAnalysis((run / "tune").uri).trials
     unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
     expected = cfg.num_samples * math.prod(
         len(next(iter(v.values())))
@@ -189,55 +199,64 @@ def _require_complete(cfg: SweepConfig, run_dir: Path) -> None:
         left = max(len(unfinished), expected - len(trials) + len(unfinished))
         raise SweepInterrupted(
             f"sweep interrupted with {left} of {max(expected, len(trials))} trials unfinished;"
-            f" continue it with: critic tune --resume {run_dir}"
+            f" continue it with: critic tune --resume {run}"
         )
 
 
 def resume_sweep(
-    run_dir: Path, num_cpus: int | None = None, trainable: Trainable = train_trial
-) -> Path:
-    """Continue an interrupted sweep without re-running finished trials."""
+    run_dir: str | Path | Location, num_cpus: int | None = None, trainable: Trainable = train_trial
+) -> RunDir:
+    """Continue an interrupted sweep (a local folder or a storage URI) without re-running
+    finished trials."""
     from ray import tune
 
-    run_dir = Path(run_dir).resolve()
-    raw = json.loads((run_dir / "sweep.json").read_text())
+    run = location(run_dir)
+    local = working_copy(run)
+    if not (run / "sweep.json").is_file():
+        raise ConfigError(f"{run}: no sweep.json; is this a `critic tune` run directory?")
+    raw = json.loads((run / "sweep.json").read_text())
     cfg = SweepConfig.from_dict(
         {k: v for k, v in raw.items() if k != "base_dir"}, base_dir=Path(raw["base_dir"])
     )
+    keys = [setting_key(setting) for setting in tokenizer_settings(cfg)]
+    folders = {key: str(pull(run, f"data/{key}", local)) for key in keys}
     connect_ray(num_cpus)
-    folders = {
-        key: str(run_dir / "data" / key) for key in map(setting_key, tokenizer_settings(cfg))
-    }
     tuner = tune.Tuner.restore(
-        str(run_dir / "tune"),
+        (run / "tune").uri,
         trainable=_trainable(cfg, trainable, folders),
         resume_errored=True,
     )
     results = tuner.fit()
-    _require_complete(cfg, run_dir)
-    write_results(cfg, run_dir, results)
-    return run_dir
+    _require_complete(cfg, run)
+    write_results(cfg, run, results)
+    return run.local_path if run.is_local else run
 
 
-def write_results(cfg: SweepConfig, run_dir: Path, results) -> None:
+def write_results(cfg: SweepConfig, run: Location, results) -> None:
     """The leaderboard (CSV, Markdown, JSON) with the top-k scored once on the test split, and
-    the plots."""
+    the plots; written in the run's working copy and uploaded to the run."""
+    local = working_copy(run)
     rows, failed = rank_trials(results)
     for f in failed:  # left out of the ranking, never silently
         print(f"critic tune: trial {f['trial']} failed after its retries: {f['error']}")
     if not rows:
-        raise RuntimeError(f"no trial finished; see {run_dir / 'tune'}")
+        raise RuntimeError(f"no trial finished; see {run / 'tune'}")
     for row in rows:
-        row["data"] = run_dir / "data" / setting_key(row["result"].config["tokenizer"])
-        row["checkpoint"] = Path(row["result"].get_best_checkpoint(METRIC, MODE).path)
-    score_on_test(rows[: cfg.top_k])
-    write_leaderboard(run_dir, rows)
-    write_leaderboard_json(cfg, run_dir, rows, failed)
+        row["data"] = f"data/{setting_key(row['result'].config['tokenizer'])}"
+        checkpoint = row["result"].get_best_checkpoint(METRIC, MODE)
+        row["checkpoint"] = checkpoint
+        row["checkpoint_dir"] = checkpoint.path[len(run.path.rstrip("/")) + 1 :]
+    score_on_test(local, rows[: cfg.top_k])
+    write_leaderboard(local, rows)
+    write_leaderboard_json(cfg, local, rows, failed)
+    written = ["leaderboard.csv", "leaderboard.md", "leaderboard.json"]
     try:  # figures are a convenience: the leaderboard, export and scoring go on without them
-        plot_curves(run_dir, rows[: cfg.top_k])
-        plot_overview(run_dir, rows)
+        written += plot_curves(local, rows[: cfg.top_k])
+        written += plot_overview(local, rows)
     except Exception as e:
         print(f"critic tune: warning: the plots were not written ({type(e).__name__}: {e})")
+    for name in written:
+        push(local, run, name)
 
 
 def rank_trials(results) -> tuple[list[dict], list[dict]]:
@@ -268,12 +287,15 @@ def rank_trials(results) -> tuple[list[dict], list[dict]]:
     return rows, failed
 
 
-def score_on_test(rows: list[dict]) -> None:
-    """Each row's best checkpoint scored once, with Keras, on its test arrays."""
+def score_on_test(local: Path, rows: list[dict]) -> None:
+    """Each row's best checkpoint (read through Tune's Checkpoint API, from wherever the run
+    is stored) scored once, with Keras, on its test arrays."""
     import keras
 
     for row in rows:
-        x_test, y_test = np.load(row["data"] / "x_test.npy"), np.load(row["data"] / "y_test.npy")
-        model = keras.models.load_model(row["checkpoint"] / "model.keras", safe_mode=True)
+        data = local / row["data"]
+        x_test, y_test = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
+        with row["checkpoint"].as_directory() as folder:
+            model = keras.models.load_model(Path(folder) / "model.keras", safe_mode=True)
         p = model.predict(x_test, batch_size=256, verbose=0)[:, 0]
         row["test_accuracy"] = float(((p >= 0.5) == (y_test >= 0.5)).mean())
