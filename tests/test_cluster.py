@@ -1,0 +1,293 @@
+"""critic on a real multi-node Ray cluster whose nodes share no working area, with its data on
+a real S3-compatible server over HTTP (moto's standalone server on 127.0.0.1).
+
+One machine plays a cluster: a head node with no CPUs (so every trial, read task and actor
+runs on a worker node) and two worker nodes, each started inside a private mount namespace
+with a tmpfs over pytest's temporary folder, where this driver keeps its data, runs and
+outputs: to a worker node that folder is empty, as on another machine. Every node has its own
+ports and temp dir, runs in its own process group, and only those groups are ended (never
+`ray stop`). Losing a node is ending its process group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from helpers import free_port, stop, tiny_sweep_config
+
+from critic.data.sample import sample_path
+
+pytestmark = [pytest.mark.tf, pytest.mark.ray]
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+class Cluster:
+    """A head node and worker nodes of our own; ``env`` reaches it (RAY_ADDRESS, token, S3)."""
+
+    def __init__(self, private: Path, env: dict[str, str]) -> None:
+        self.private = private  # the folder worker nodes see as an empty tmpfs
+        self.env = env
+        self.gcs_port = free_port()
+        self.temp_dirs: list[str] = []
+        self.head = self._start(
+            ["--head", f"--port={self.gcs_port}", "--num-cpus=0", "--include-dashboard=false"],
+            private_mount=False,
+        )
+        self.env["RAY_ADDRESS"] = f"127.0.0.1:{self.gcs_port}"
+        self.workers: list[subprocess.Popen] = []
+
+    def _start(self, args: list[str], private_mount: bool) -> subprocess.Popen:
+        # Ray's socket paths must stay under 108 bytes: a short temp dir outside `private`.
+        temp = tempfile.mkdtemp(prefix="critic-node-")
+        self.temp_dirs.append(temp)
+        command = [RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={temp}", *args]
+        if private_mount:
+            script = f"mount -t tmpfs tmpfs '{self.private}' && exec " + " ".join(command)
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+        with open(Path(temp) / "node.log", "w") as log:  # the node keeps its own handle
+            return subprocess.Popen(
+                command, env=self.env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def add_worker(self) -> subprocess.Popen:
+        worker = self._start(
+            [f"--address=127.0.0.1:{self.gcs_port}", "--num-cpus=1"], private_mount=True
+        )
+        self.workers.append(worker)
+        return worker
+
+    def cpus(self) -> float:
+        """The CPUs the cluster has now (`ray status`)."""
+        result = subprocess.run(
+            [RAY, "status", f"--address=127.0.0.1:{self.gcs_port}"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for line in result.stdout.splitlines():
+            if line.strip().endswith(" CPU") and "/" in line:
+                return float(line.split("/")[1].split()[0])
+        return 0.0
+
+    def wait_for_cpus(self, cpus: float, timeout: float = 180) -> None:
+        deadline = time.time() + timeout
+        while self.cpus() != cpus:
+            if time.time() > deadline:
+                logs = [Path(t, "node.log").read_text()[-2000:] for t in self.temp_dirs]
+                pytest.fail(f"the cluster did not reach {cpus} CPUs:\n" + "\n".join(logs))
+            time.sleep(2)
+
+    def lose(self, worker: subprocess.Popen) -> None:
+        """The node is gone: its whole process group, at once."""
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+        self.workers.remove(worker)
+
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            stop(worker, whole_group=True, timeout=30)
+        stop(self.head, whole_group=True, timeout=60)
+        for temp in self.temp_dirs:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, s3_server):
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a cluster of private mount namespaces needs root and unshare")
+    token = Path(tempfile.mkdtemp(prefix="critic-token-")) / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN_PATH=str(token),
+        AWS_ACCESS_KEY_ID="critic",
+        AWS_SECRET_ACCESS_KEY="critic-secret",
+        AWS_ENDPOINT_URL=s3_server,
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    cl = Cluster(tmp_path_factory.getbasetemp(), env)
+    try:
+        cl.add_worker()
+        cl.add_worker()
+        cl.wait_for_cpus(2)
+        yield cl
+    finally:
+        cl.shutdown()
+        shutil.rmtree(token.parent, ignore_errors=True)
+
+
+def critic(cluster: Cluster, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "critic", *args],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _s3_table(uri: str):
+    import pyarrow.dataset as ds
+
+    from critic.storage import location
+
+    out = location(uri)
+    shards = sorted(f.path for f in out.files(recursive=False) if f.name.startswith("part-"))
+    return ds.dataset(shards, format="parquet", filesystem=out.fs).to_table()
+
+
+def _corpus(path: Path, texts: list[str], n: int) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": f"r{i}", "text": texts[i % len(texts)]}) + "\n")
+    return path
+
+
+def test_worker_nodes_do_not_see_the_drivers_files(cluster, tmp_path):
+    """The premise: a file of the driver's working area does not exist on a worker node."""
+    (tmp_path / "here.txt").write_text("driver only")
+    code = (
+        "import os, ray\n"
+        "ray.init()\n"
+        "@ray.remote(num_cpus=1)\n"
+        f"def look(): return os.path.exists({str(tmp_path / 'here.txt')!r})\n"
+        "print(ray.get([look.remote() for _ in range(4)]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=cluster.env, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[False, False, False, False]"
+
+
+def test_sweep_export_and_score_with_everything_on_s3(cluster, tmp_path, s3_bucket, imdb_test):
+    """critic tune (storage on S3, data only on the driver) -> critic export from the S3 run
+    -> critic score --engine ray with bundle, input and output on S3, equal to the local
+    engine on local files; then a worker node is lost while scoring, and the re-run ends with
+    exactly the rows of a clean run."""
+    from critic.storage import location
+
+    for split in ("train", "test"):  # the data exists on the driver only
+        shutil.copy(sample_path(split), tmp_path / f"{split}.jsonl")
+    config = tiny_sweep_config(
+        tmp_path,
+        dataset={
+            "kind": "files",
+            "train": str(tmp_path / "train.jsonl"),
+            "test": str(tmp_path / "test.jsonl"),
+            "limit": 300,
+            "seed": 5,
+        },
+        model={"family": "conv1d", "embedding_dim": 8, "filters": {"grid": [4, 8]}},
+        search={"num_samples": 1, "scheduler": "fifo", "max_concurrent_trials": 2},
+        training={"epochs": 2, "batch_size": 64},
+        storage_path=f"{s3_bucket}/runs",
+        top_k=1,
+    )
+    (tmp_path / "sweep.yaml").write_text(json.dumps(config))
+    tuned = critic(cluster, "tune", "--config", str(tmp_path / "sweep.yaml"), "--export-top", "1")
+    assert tuned.returncode == 0, (tuned.stdout + tuned.stderr)[-4000:]
+    run = location(f"{s3_bucket}/runs/tiny")
+    board = json.loads((run / "leaderboard.json").read_text())
+    assert len(board["trials"]) == 2 and board["failed"] == []
+    bundle = f"{s3_bucket}/runs/tiny/bundles/rank1"
+    assert location(bundle).is_dir()
+
+    corpus = _corpus(tmp_path / "corpus.jsonl", imdb_test, 3_000)
+    location(f"{s3_bucket}/in/corpus.jsonl").write_atomic(corpus.read_bytes())
+    score = ["score", "--model", bundle, "--shard-rows", "200", "--id-column", "id"]
+    local = critic(
+        cluster, *score, "--input", str(corpus), "--output", str(tmp_path / "local")
+    )  # the local engine, in this process: the reference
+    assert local.returncode == 0, local.stderr[-3000:]
+    import pyarrow.dataset as ds
+
+    reference = ds.dataset(sorted(str(p) for p in (tmp_path / "local").glob("part-*"))).to_table()
+    on_s3 = [*score, "--input", f"{s3_bucket}/in/corpus.jsonl", "--engine", "ray"]
+    first = critic(cluster, *on_s3, "--output", f"{s3_bucket}/out")
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert _s3_table(f"{s3_bucket}/out").equals(reference)
+
+    # A worker node dies while a second job scores: the job fails or finishes; the same
+    # command, run again once a node is back, ends with exactly the rows of a clean run.
+    out = location(f"{s3_bucket}/out-lost")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "critic", *on_s3, "--output", out.uri],
+        env=cluster.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while len([f for f in out.files(recursive=False) if f.name.startswith("part-")]) < 2:
+        assert job.poll() is None, "the job ended before a node could be lost"
+        assert time.time() < deadline
+        time.sleep(0.2)
+    cluster.lose(cluster.workers[-1])
+    try:
+        job.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        stop(job, whole_group=True, timeout=30)  # stalled without the node: end it
+    cluster.add_worker()
+    cluster.wait_for_cpus(2)
+    again = critic(cluster, *on_s3, "--output", out.uri)
+    assert again.returncode == 0, again.stderr[-4000:]
+    got = _s3_table(out.uri)
+    ids = got.column("id").to_pylist()
+    assert len(ids) == 3_000 and len(set(ids)) == 3_000  # none lost, none doubled
+    assert got.equals(reference)
+
+
+def test_a_sweep_survives_losing_a_worker_node(cluster, tmp_path, s3_bucket):
+    """A worker node dies mid-sweep: its trials are retried on the other node from their
+    last checkpoint in S3, and the sweep finishes with every trial."""
+    from critic.storage import location
+
+    config = tiny_sweep_config(
+        tmp_path,
+        model={"family": "conv1d", "embedding_dim": 8, "filters": {"grid": [4, 8]}},
+        search={"num_samples": 1, "scheduler": "fifo", "max_concurrent_trials": 2},
+        training={"epochs": 6, "batch_size": 32},
+        storage_path=f"{s3_bucket}/runs",
+        top_k=1,
+    )
+    (tmp_path / "sweep.yaml").write_text(json.dumps(config))
+    tune = subprocess.Popen(
+        [sys.executable, "-m", "critic", "tune", "--config", str(tmp_path / "sweep.yaml")],
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    run = location(f"{s3_bucket}/runs/tiny")
+    deadline = time.time() + 300
+    while not [f for f in run.files() if "checkpoint_" in f.path]:
+        assert tune.poll() is None, tune.stdout.read()[-4000:]
+        assert time.time() < deadline
+        time.sleep(0.5)
+    cluster.lose(cluster.workers[-1])
+    cluster.add_worker()  # a replacement joins later, as an autoscaler would bring one
+    try:
+        output, _ = tune.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        stop(tune, whole_group=True, timeout=30)
+        raise
+    assert tune.returncode == 0, output[-4000:]
+    board = json.loads((run / "leaderboard.json").read_text())
+    assert board["failed"] == [] and len(board["trials"]) == 2
+    assert all(t["epochs"] == 6 for t in board["trials"])
+    cluster.wait_for_cpus(2)
