@@ -12,7 +12,7 @@ import critic.kernels._core as core
 
 STUB = Path(core.__file__).with_name("_core.pyi")
 if not STUB.is_file():  # an editable install runs the extension from its build folder
-    STUB = Path(__file__).resolve().parent.parent / "critic" / "kernels" / "_core.pyi"
+    STUB = Path(__file__).resolve().parent.parent / "src" / "critic" / "kernels" / "_core.pyi"
 Params = list[tuple[str, bool]]  # (name, has a default)
 
 
