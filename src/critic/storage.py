@@ -152,9 +152,6 @@ class Location:
         with self.fs.open_output_stream(self.path) as out:
             out.write(data)
 
-    def delete(self) -> None:
-        self.fs.delete_file(self.path)
-
 
 class _Raw(io.RawIOBase):
     """A pyarrow input file as a raw Python stream (so io.BufferedReader adds lines)."""
@@ -226,13 +223,17 @@ def expand(pattern: str | os.PathLike) -> list[Location]:
     return sorted(matches, key=lambda f: f.path)
 
 
+def cache_dir() -> Path:
+    """critic's cache: extracted archives, fetched bundles, working copies of remote runs."""
+    return Path(os.environ.get("CRITIC_CACHE", Path.home() / ".cache" / "critic"))
+
+
 def working_copy(folder: Location) -> Path:
     """The local folder critic works in for ``folder``: the folder itself when it is local,
     else a mirror in critic's cache; :func:`push` and :func:`pull` move files between the two."""
     if folder.is_local:
         return folder.local_path
-    root = Path(os.environ.get("CRITIC_CACHE", Path.home() / ".cache" / "critic"))
-    return root / "mirrors" / hashlib.sha256(folder.uri.encode()).hexdigest()[:16]
+    return cache_dir() / "mirrors" / hashlib.sha256(folder.uri.encode()).hexdigest()[:16]
 
 
 def push(local: Path, folder: Location, rel: str) -> None:
@@ -260,7 +261,5 @@ def pull(folder: Location, rel: str, local: Path) -> Path:
         dest = local / f.relative_to(folder)
         if not dest.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".tmp-{dest.name}-{os.getpid()}")
-            tmp.write_bytes(f.read_bytes())
-            os.replace(tmp, dest)
+            location(dest).write_atomic(f.read_bytes())
     return target

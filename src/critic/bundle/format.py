@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from critic.storage import is_uri, location
+from critic.storage import Location, cache_dir, is_uri, location
 
 FORMAT = "critic-bundle"
 FORMAT_VERSION = 1
@@ -42,11 +42,7 @@ class BundleError(ValueError):
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return location(path).sha256()
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:
@@ -108,7 +104,7 @@ def load_bundle(path: str | Path, cache: Path | None = None) -> Bundle:
     Raises BundleError naming the file and what was expected for a missing, truncated,
     altered or unknown-version bundle.
     """
-    source = str(path)
+    source = location(path).uri  # what a worker on any node loads
     folder = fetch_bundle(path, cache) if is_uri(path) else Path(path)
     if not folder.is_dir():
         raise BundleError(f"{folder}: not a bundle directory")
@@ -159,16 +155,14 @@ def fetch_bundle(uri: str | Path, cache: Path | None = None) -> Path:
     seal = doc.get(_SEAL) if isinstance(doc, dict) else None
     if not isinstance(files, dict) or not isinstance(seal, str) or not seal.isalnum():
         raise BundleError(f"{manifest}: not a sealed critic bundle")
-    root = Path(cache or os.environ.get("CRITIC_CACHE", Path.home() / ".cache" / "critic"))
-    dest = root / "bundles" / seal[:32]
+    dest = Path(cache or cache_dir()) / "bundles" / seal[:32]
     if (dest / BUNDLE_FILE).is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".fetching-", dir=dest.parent))
     try:
         for name in files:
-            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
-                raise BundleError(f"{manifest}: invalid file name {name!r} in 'files'")
+            _check_name(manifest, name)
             try:
                 (tmp / name).write_bytes((remote / name).read_bytes())
             except OSError as e:
@@ -188,9 +182,15 @@ def _newer(version: Any) -> bool:
     return isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION
 
 
+def _check_name(manifest: Path | Location, name: Any) -> None:
+    """A ``files`` entry must name a plain file of the bundle folder (not bundle.json)."""
+    plain = isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+    if not plain or name == BUNDLE_FILE:
+        raise BundleError(f"{manifest}: invalid file name {name!r} in 'files'")
+
+
 def _check_file(folder: Path, name: str, entry: Any) -> None:
-    if not name or Path(name).name != name or name in (".", "..", BUNDLE_FILE):
-        raise BundleError(f"{folder / BUNDLE_FILE}: invalid file name {name!r} in 'files'")
+    _check_name(folder / BUNDLE_FILE, name)
     target = folder / name
     if not target.is_file():
         raise BundleError(f"{folder}: incomplete bundle, {name} is missing")

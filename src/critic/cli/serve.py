@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from critic.storage import location
-
 EXIT_ROW_ERRORS = 3
 
 
@@ -82,7 +80,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     serve.start(http_options={"host": args.host, "port": args.port})
     try:
-        serve.run(build_app(bundle_source(args.model), options), name="critic", route_prefix="/")
+        serve.run(build_app(bundle.source, options), name="critic", route_prefix="/")
         print(
             f"critic serve: {bundle.meta['model'].get('family')} model at "
             f"http://{args.host}:{args.port} (POST /predict, GET /healthz, GET /model); "
@@ -96,11 +94,6 @@ def _run_serve(args: argparse.Namespace) -> int:
     finally:
         serve.shutdown()
     return 0
-
-
-def bundle_source(model: str) -> str:
-    """What a replica or actor on any node loads: the URI as given, or the absolute path."""
-    return location(model).uri
 
 
 def _register_score(commands: argparse._SubParsersAction) -> None:

@@ -4,12 +4,13 @@ canonical archive comes from."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+
+from critic.storage import cache_dir, location
 
 from .readers import CorpusError
 
@@ -19,10 +20,6 @@ IMDB_SHA1 = "01ada507287d82875905620988597833ad4e0903"
 IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 IMDB_ENV = "CRITIC_IMDB"  # where the aclImdb folder or archive is, when no path is given
 TMP_PREFIX = ".extracting-"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CRITIC_CACHE", Path.home() / ".cache" / "critic"))
 
 
 def imdb_location(path: str | Path | None) -> Path:
@@ -46,7 +43,7 @@ def resolve_imdb(source: str | Path, *, cache: Path | None = None) -> Path:
         return source
     if not source.is_file():
         raise CorpusError(f"{source}: no such file or folder")
-    return extract_archive(source, cache / "extracted" / _sha256(source)[:16])
+    return extract_archive(source, cache / "extracted" / location(source).sha256()[:16])
 
 
 def _no_links(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
@@ -82,11 +79,3 @@ def extract_archive(archive: Path, dest: Path) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

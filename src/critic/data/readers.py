@@ -27,7 +27,6 @@ from critic.storage import Location, location
 Source = str | Path | Location  # a local path or a storage URI (see critic.storage)
 
 INPUT_FORMATS = ("jsonl", "csv", "tsv", "parquet", "txt", "acl_imdb")
-COLUMN_FORMATS = ("jsonl", "csv", "tsv", "parquet")  # formats with named columns
 _SUFFIXES = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
@@ -85,8 +84,6 @@ def parquet_file(path: Source):
     path = location(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
-    if path.is_local:
-        return pq.ParquetFile(path.path, pre_buffer=False)
     return pq.ParquetFile(path.path, filesystem=path.fs, pre_buffer=False)
 
 

@@ -249,7 +249,7 @@ def close_output(summary: Summary, output: Location, fmt: str, expected: int) ->
     ``_summary.json`` (only then: a job without one did not finish)."""
     summary.rows_per_second = summary.scored_rows / summary.seconds if summary.seconds else 0.0
     summary.files = sorted(committed_shards(output))
-    summary.rows, summary.errors = count_output(output, fmt)
+    summary.rows, summary.errors = count_output(output, fmt, summary.files)
     if summary.rows != expected:
         raise MissingRows(
             f"{output} holds {summary.rows} rows but the inputs hold {expected}: the output "
@@ -369,12 +369,12 @@ def write_shard(table, path: Location, fmt: str) -> None:
     path.write_atomic(shard_bytes(table, fmt))
 
 
-def count_output(output: Location, fmt: str) -> tuple[int, int]:
-    """Rows and rows with an error across the committed shards."""
+def count_output(output: Location, fmt: str, shards: list[str]) -> tuple[int, int]:
+    """Rows and rows with an error across the committed ``shards`` (file names)."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    files = [output / name for name in sorted(committed_shards(output))]
+    files = [output / name for name in shards]
     if not files:
         return 0, 0
     if fmt == "jsonl":

@@ -283,7 +283,7 @@ def _run(bundle, inputs, offsets, pending, output, options, pool: ActorPool) -> 
         )
         scored = ds.map_batches(
             ScoreActor,
-            fn_constructor_args=(location(bundle.source).uri, pool.runtime_options),
+            fn_constructor_args=(bundle.source, pool.runtime_options),
             batch_size=None,
             batch_format="pyarrow",
             zero_copy_batch=True,
