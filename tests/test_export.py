@@ -306,3 +306,54 @@ def test_load_bundle_needs_no_tensorflow(keras_bundle, imdb_test):
     ids = Tokenizer.from_json(keras_tok.to_json()).encode(texts, maxlen=64)
     expected = model.predict(ids, verbose=0)[:, 0]
     np.testing.assert_allclose(json.loads(probabilities), expected, atol=1e-5)
+
+
+BAG_FEATURES = {
+    "fasttext": {"order": 2, "distinct": False},
+    "nbsvm": {"order": 3, "distinct": True},
+    "bow": {"order": 1, "distinct": True},
+}
+
+
+@pytest.mark.parametrize("family", sorted(BAG_FEATURES))
+@pytest.mark.parametrize("hashed", [False, True])
+def test_bag_families_train_export_and_score_raw_text_like_keras(tmp_path, sample, family, hashed):
+    """n-gram features from the kernel, a bag model trained on them, exported, and the
+    bundle's Runtime (C++ n-grams, onnxruntime) on raw text == Keras on the same text."""
+    from critic.export import ExportSource, export_bundle
+    from critic.kernels import Ngrams, Tokenizer
+    from critic.orchestrator.zoo import ModelSpec, build_model, nb_ratio
+    from critic.serve.runtime import Runtime
+
+    texts, labels = sample
+    f = BAG_FEATURES[family]
+    tok = Tokenizer(num_words=500, oov_token="<OOV>")
+    tok.fit_on_texts(texts[:300])
+    if hashed and f["order"] > 1:
+        tok.ngrams = Ngrams.hashed(tok, f["order"], 700, distinct=f["distinct"])
+    else:
+        tok.ngrams = Ngrams.fit(
+            tok, texts[:300], f["order"], max_ngrams=900, distinct=f["distinct"]
+        )
+    maxlen = 60 * f["order"]
+    x = tok.encode(texts, maxlen=maxlen)
+    assert x.max() >= 500 or f["order"] == 1  # n-gram ids reach the model
+    size = tok.ngrams.size
+    spec = ModelSpec.from_dict({**TINY, "family": family, "num_words": size, "maxlen": maxlen})
+    ratios = nb_ratio(x[:300], labels[:300], size) if family == "nbsvm" else None
+    model = build_model(spec, ratios=ratios)
+    model.fit(x[:300], labels[:300], epochs=2, batch_size=32, verbose=0)
+    model.save(tmp_path / "model.keras")
+    doc = json.loads(tok.to_json())
+    doc["encode"] = {"padding": "pre", "truncating": "pre"}
+    source = ExportSource(tmp_path / "model.keras", json.dumps(doc))
+    report = export_bundle(source, tmp_path / "b", log=lambda *_: None)
+    parity = load_bundle(report.path).meta["parity"]
+    assert parity["max_abs_diff"] <= 1e-5 and parity["label_flips"] == 0
+    runtime = Runtime.load(report.path)
+    got = runtime.predict([*texts[300:], "", "zzz unseen words only"])
+    want = model.predict(
+        tok.encode([*texts[300:], "", "zzz unseen words only"], maxlen=maxlen), verbose=0
+    )[:, 0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.isfinite(got).all()  # an empty review averages no ids: no division by zero

@@ -52,6 +52,8 @@ def _split_top_level(text: str) -> list[str]:
 
 
 def _runtime_params(obj: object, name: str) -> Params:
+    if isinstance(obj, property):  # a read-only attribute: no parameters but self
+        return []
     first = (obj.__doc__ or "").splitlines()[0]
     match = re.fullmatch(rf"{re.escape(name)}\((.*)\) -> .*", first)
     assert match, f"{name}: no pybind11 signature in its docstring: {first!r}"

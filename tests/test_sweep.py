@@ -7,6 +7,7 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import tiny_sweep_config
 
@@ -161,6 +162,54 @@ def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local
     assert report["rows_per_second"] > 0
 
 
+def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, ray_local, capsys):
+    """One sweep, three families: each trial reads the ids its family needs (word ids,
+    distinct uni+bi+trigram ids, unigram+bigram ids), prepared once per setting; the best
+    bundle carries its n-grams and scores raw text as Keras scored the prepared ids."""
+    from critic.cli.main import main
+    from critic.kernels import Tokenizer
+
+    cfg = tiny_sweep_config(
+        tmp_path,
+        dataset={
+            "kind": "files",
+            "train": str(sample_path("train")),
+            "test": str(sample_path("test")),
+        },
+        tokenizer={"num_words": 2000, "maxlen": 100},
+        model={
+            "family": {"grid": ["conv1d", "nbsvm", "fasttext"]},
+            "embedding_dim": 8,
+            "filters": 8,
+        },
+        search={"num_samples": 1, "scheduler": "fifo", "max_concurrent_trials": 2},
+        training={"epochs": 2, "batch_size": 32},
+        top_k=3,
+    )
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(cfg))
+    assert main(["run", "--config", str(path)]) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    folders = sorted((run_dir / "data").iterdir())
+    orders = {}
+    for folder in folders:
+        setting = json.loads((folder / "setting.json").read_text())
+        tok = Tokenizer.from_json((folder / "tokenizer.json").read_text())
+        x = np.load(folder / "x_train.npy")
+        orders[setting["ngrams"]] = (setting, tok, x)
+        assert int((folder / "vocab_size").read_text()) > x.max()
+    assert sorted(orders) == [1, 2, 3]
+    assert orders[1][1].ngrams is None and orders[1][2].shape[1] == 100
+    assert orders[3][1].ngrams.distinct and orders[3][2].shape[1] == 300
+    assert all(len(set(r[r > 0])) == (r > 0).sum() for r in orders[3][2])
+    assert not orders[2][1].ngrams.distinct and orders[2][2].max() >= 2000
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    assert sorted(t["model"]["family"] for t in board["trials"]) == ["conv1d", "fasttext", "nbsvm"]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["scored_rows"] == 1000 and report["row_errors"] == 0
+    assert report["bundle_test_accuracy"] == pytest.approx(report["keras_test_accuracy"], abs=0.002)
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [
@@ -179,6 +228,10 @@ def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local
         ({"model": {"family": "lstm", "reverse": True}}, "set tokenizer.padding: post"),
         ({"tokenizer": {"padding": "middle"}}, "padding must be 'pre' or 'post'"),
         ({"colour": "red"}, "unknown config section"),
+        ({"tokenizer": {"ngrams": 4}}, "ngrams must be 'auto', 1, 2 or 3"),
+        ({"tokenizer": {"distinct": "yes"}}, "distinct must be 'auto' or a boolean"),
+        ({"tokenizer": {"max_ngrams": 0}}, "max_ngrams must be an integer >= 1"),
+        ({"model": {"family": "nbsvm", "glove_path": "g.txt"}}, "glove_path is for sequence"),
     ],
 )
 def test_bad_configs_fail_before_any_trial(tmp_path, change, match):

@@ -128,6 +128,8 @@ def convert_and_verify(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
+    import critic.keras_layers  # noqa: F401  (registers the layers a checkpoint may hold)
+
     model = keras.models.load_model(source.checkpoint, safe_mode=True, compile=False)
     maxlen = model_maxlen(model)
     tokenizer_doc = _tokenizer_doc(source.tokenizer_json, maxlen)
@@ -257,6 +259,10 @@ def _random_rows(tokenizer_doc: dict, maxlen: int, rows: int) -> np.ndarray:
     config = tokenizer_doc["config"]
     vocab = len(json.loads(config.get("word_index") or "{}")) + 1
     high = min(int(config.get("num_words") or vocab), vocab)
+    if tokenizer_doc.get("ngrams"):  # word ids, then n-gram ids
+        from critic.kernels import Ngrams
+
+        high = Ngrams.from_dict(tokenizer_doc["ngrams"]).size
     rng = np.random.default_rng(0)
     x = rng.integers(1, max(high, 2), size=(rows, maxlen), dtype=np.int32)
     lengths = rng.integers(0, maxlen + 1, size=rows)

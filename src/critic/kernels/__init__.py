@@ -5,6 +5,7 @@ Imports only numpy and the compiled ``_core`` (no TensorFlow, no Ray).
 
 from ._core import default_threads, unicode_version
 from .imdb import ImdbIndex
+from .ngrams import Ngrams
 from .padding import pad_sequences
 from .text_input import as_text_input
 from .tokenizer import DEFAULT_FILTERS, Tokenizer, text_to_word_sequence, tokenizer_from_json
@@ -13,6 +14,7 @@ from .vectorization import TextVectorizer
 __all__ = [
     "DEFAULT_FILTERS",
     "ImdbIndex",
+    "Ngrams",
     "TextVectorizer",
     "Tokenizer",
     "as_text_input",

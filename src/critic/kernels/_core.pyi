@@ -40,11 +40,48 @@ class Vocabulary:
     ) -> None: ...
     def __len__(self) -> int: ...
 
+class NgramTable:
+    def __init__(
+        self, order: int, base: int, keys: np.ndarray, buckets: int = 0, distinct: bool = False
+    ) -> None: ...
+    @property
+    def order(self) -> int: ...
+    @property
+    def base(self) -> int: ...
+    @property
+    def distinct(self) -> bool: ...
+    @property
+    def hashed(self) -> bool: ...
+    def __len__(self) -> int: ...
+
+def fit_ngrams(
+    splitter: WordSplitter,
+    vocab: Vocabulary,
+    texts: TextInput,
+    order: int,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def bags(
+    splitter: WordSplitter,
+    vocab: Vocabulary,
+    texts: TextInput,
+    columns: int,
+    mode: str,
+    idf: np.ndarray | None,
+    dtype: str,
+    sparse: bool = False,
+    threads: int | None = None,
+    ngrams: NgramTable | None = None,
+) -> Any: ...
 def fit(
     splitter: WordSplitter, texts: TextInput, threads: int | None = None
 ) -> tuple[list[str], list[int], list[int], int]: ...
 def sequences(
-    splitter: WordSplitter, vocab: Vocabulary, texts: TextInput, threads: int | None = None
+    splitter: WordSplitter,
+    vocab: Vocabulary,
+    texts: TextInput,
+    threads: int | None = None,
+    ngrams: NgramTable | None = None,
 ) -> list[list[int]]: ...
 def encode(
     splitter: WordSplitter,
@@ -57,6 +94,7 @@ def encode(
     dtype: str,
     threads: int | None = None,
     out: np.ndarray | None = None,
+    ngrams: NgramTable | None = None,
 ) -> np.ndarray: ...
 def pad(
     sequences: Any,

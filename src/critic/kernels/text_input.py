@@ -63,6 +63,7 @@ def encode_texts(
     threads: int | None,
     errors: str,
     out: np.ndarray | None = None,
+    ngrams: Any = None,
 ) -> np.ndarray:
     """The fused C++ encode for any splitter/vocabulary pair (see Tokenizer.encode)."""
     from ._core import encode
@@ -78,4 +79,5 @@ def encode_texts(
         np.dtype(dtype).name,
         threads,
         out,
+        ngrams,
     )

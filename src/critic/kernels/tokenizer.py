@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from .ngrams import Ngrams, reference
 from .text_input import as_text_input, encode_texts
 
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
@@ -110,6 +111,8 @@ class Tokenizer:
         self.word_index: dict[str, int] = {}
         self.index_word: dict[int, str] = {}
         self.analyzer = analyzer
+        # n-gram ids appended after the word ids (critic's extension; see critic.kernels.ngrams)
+        self.ngrams: Ngrams | None = None
         self._splitter_cache: tuple[tuple, _core.WordSplitter] | None = None
         self._vocab_cache: tuple[tuple, _core.Vocabulary] | None = None
 
@@ -137,6 +140,15 @@ class Tokenizer:
 
     def _python_path(self) -> bool:
         return self.analyzer is not None and not self.char_level
+
+    def _table(self) -> _core.NgramTable | None:
+        return None if self.ngrams is None else self.ngrams.table()
+
+    def _with_ngrams(self, rows: list[list[int]]) -> list[list[int]]:
+        if self.ngrams is None:
+            return rows
+        add = reference(self.ngrams)
+        return [add(r) for r in rows]
 
     # -- fitting ---------------------------------------------------------------------------
     def fit_on_texts(
@@ -200,11 +212,12 @@ class Tokenizer:
     def texts_to_sequences(
         self, texts: Iterable[str] | Any, *, threads: int | None = None, errors: str = "strict"
     ) -> list[list[int]]:
-        """Word ids of each text (list of lists of int), exactly as Keras."""
+        """Word ids of each text (list of lists of int), exactly as Keras (with ``ngrams``
+        set, each row's n-gram ids follow its word ids)."""
         if self._python_path():
-            return [self._ids_python(self.analyzer(t)) for t in texts]
+            return self._with_ngrams([self._ids_python(self.analyzer(t)) for t in texts])
         texts = as_text_input(texts, errors)
-        return _core.sequences(self._splitter(), self._vocab(), texts, threads)
+        return _core.sequences(self._splitter(), self._vocab(), texts, threads, self._table())
 
     def texts_to_sequences_generator(
         self, texts: Iterable[str], *, batch_size: int = 4096
@@ -280,7 +293,91 @@ class Tokenizer:
             threads,
             errors,
             out,
+            self._table(),
         )
+
+    # -- bags of ids ------------------------------------------------------------------------
+    def _columns(self) -> int:
+        if self.ngrams is not None:
+            return self.ngrams.size
+        if self.num_words:
+            return int(self.num_words)
+        if self.word_index:
+            return len(self.word_index) + 1
+        raise ValueError(
+            "Specify a dimension (`num_words` argument), or fit on some text data first."
+        )
+
+    def _idf(self, columns: int) -> np.ndarray:
+        if not self.document_count:
+            raise ValueError("Fit the Tokenizer on some data before using tfidf mode.")
+        df = np.zeros(columns, dtype=np.float64)
+        for j, c in self.index_docs.items():
+            if 0 <= j < columns:
+                df[j] = c
+        return np.log(1 + self.document_count / (1 + df))
+
+    def texts_to_matrix(
+        self,
+        texts: Iterable[str] | Any,
+        mode: str = "binary",
+        *,
+        dtype: str = "float64",
+        sparse: bool = False,
+        threads: int | None = None,
+        errors: str = "strict",
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keras' ``texts_to_matrix`` (modes binary, count, freq, tfidf) in one C++ pass.
+
+        Returns a dense ``[len(texts), columns]`` array (float64 as in Keras, or float32), or
+        with ``sparse=True`` CSR arrays ``(indptr, indices, values)`` (``scipy.sparse.
+        csr_matrix((values, indices, indptr))`` wraps them). Columns: ``num_words`` (or
+        ``len(word_index) + 1``), or with ``ngrams`` every word and n-gram id.
+        """
+        if self._python_path():
+            matrix = self.sequences_to_matrix(self.texts_to_sequences(texts), mode)
+            return matrix.astype(dtype, copy=False)
+        columns = self._columns()
+        idf = self._idf(columns) if mode == "tfidf" else None
+        return _core.bags(
+            self._splitter(),
+            self._vocab(),
+            as_text_input(texts, errors),
+            columns,
+            mode,
+            idf,
+            np.dtype(dtype).name,
+            sparse,
+            threads,
+            self._table(),
+        )
+
+    def sequences_to_matrix(
+        self, sequences: Iterable[Iterable[int]], mode: str = "binary"
+    ) -> np.ndarray:
+        """Keras' ``sequences_to_matrix``: a float64 ``[len(sequences), columns]`` array."""
+        if mode not in ("binary", "count", "freq", "tfidf"):
+            raise ValueError(f"Unknown vectorization mode: {mode}")
+        columns = self._columns()
+        idf = self._idf(columns) if mode == "tfidf" else None
+        sequences = list(sequences)
+        x = np.zeros((len(sequences), columns))
+        for i, seq in enumerate(sequences):
+            seq = list(seq)
+            if not seq:
+                continue
+            ids, counts = np.unique(np.asarray(seq, dtype=np.int64), return_counts=True)
+            keep = ids < columns
+            ids, counts = ids[keep], counts[keep].astype(np.float64)
+            if mode == "binary":
+                x[i, ids] = 1
+            elif mode == "count":
+                x[i, ids] = counts
+            elif mode == "freq":
+                x[i, ids] = counts / len(seq)
+            else:
+                x[i, ids] = (1 + np.log(counts)) * idf[ids]
+        return x
 
     # -- ids -> texts ------------------------------------------------------------------------
     def sequences_to_texts(self, sequences: Iterable[Iterable[int]]) -> list[str]:
@@ -324,8 +421,12 @@ class Tokenizer:
         }
 
     def to_json(self, **kwargs: Any) -> str:
-        """JSON that Keras' ``tokenizer_from_json`` loads (and ``from_json`` reads back)."""
-        return json.dumps({"class_name": "Tokenizer", "config": self.get_config()}, **kwargs)
+        """JSON that Keras' ``tokenizer_from_json`` loads (and ``from_json`` reads back; an
+        ``ngrams`` section, which Keras ignores, carries the n-gram vocabulary)."""
+        doc: dict[str, Any] = {"class_name": "Tokenizer", "config": self.get_config()}
+        if self.ngrams is not None:
+            doc["ngrams"] = self.ngrams.to_dict()
+        return json.dumps(doc, **kwargs)
 
     @classmethod
     def from_json(cls, json_string: str) -> Tokenizer:
@@ -355,6 +456,8 @@ def tokenizer_from_json(json_string: str, cls: type[Tokenizer] = Tokenizer) -> T
     )
     tok.index_word = {int(k): v for k, v in fields["index_word"].items()}
     tok.word_index = fields["word_index"]
+    if payload.get("ngrams") is not None:
+        tok.ngrams = Ngrams.from_dict(payload["ngrams"])
     return tok
 
 

@@ -28,15 +28,30 @@ from critic.data.archives import IMDB_ENV
 from critic.data.kinds import dataset_kind
 from critic.storage import Location, is_uri, location
 
-from .zoo import ModelSpec
+from .zoo import FAMILY_FEATURES, SEQUENCE_FEATURES, ModelSpec
 
 SPACES = ("choice", "uniform", "loguniform", "randint", "grid")
 SCHEDULERS = ("asha", "pbt", "fifo")
 SEARCH_ALGS = ("random", "grid", "optuna")
 # padding: where pad_sequences puts the zeros ("pre" as in the Keras recipe; "post" for models
 # that read the review backwards, so the padding comes first for them too).
-TOKENIZER_DEFAULTS = {"num_words": 20000, "maxlen": 500, "oov_token": "<OOV>", "padding": "pre"}
+# ngrams / distinct: "auto" gives each model family the ids it reads (zoo.FAMILY_FEATURES);
+# n-gram rows hold maxlen x ngrams ids (words, then n-grams). The n-gram vocabulary keeps the
+# max_ngrams most frequent n-grams seen ngram_min_count times in training, or, with
+# hash_buckets > 0, hashes every n-gram into that many ids.
+TOKENIZER_DEFAULTS = {
+    "num_words": 20000,
+    "maxlen": 500,
+    "oov_token": "<OOV>",
+    "padding": "pre",
+    "ngrams": "auto",
+    "distinct": "auto",
+    "max_ngrams": 200000,
+    "ngram_min_count": 2,
+    "hash_buckets": 0,
+}
 TOKENIZER_KEYS = tuple(TOKENIZER_DEFAULTS)
+NGRAM_KEYS = ("max_ngrams", "ngram_min_count", "hash_buckets")
 
 
 class ConfigError(ValueError):
@@ -173,6 +188,7 @@ class SweepConfig:
             # Each tokenizer value gets its own tokenized arrays: only finite choices.
             if is_space(value) and next(iter(value)) not in ("choice", "grid"):
                 raise ConfigError(f"tokenizer.{key}: only choice or grid make sense here")
+        self._validate_features()
         paddings = setting_values(self.tokenizer_space["padding"])
         if not set(paddings) <= {"pre", "post"}:
             raise ConfigError(f"tokenizer.padding must be 'pre' or 'post', got {paddings}")
@@ -183,6 +199,32 @@ class SweepConfig:
                 "set tokenizer.padding: post"
             )
 
+    def _validate_features(self) -> None:
+        space = self.tokenizer_space
+        for value in setting_values(space["ngrams"]):
+            if value != "auto" and (isinstance(value, bool) or value not in (1, 2, 3)):
+                raise ConfigError(f"tokenizer.ngrams must be 'auto', 1, 2 or 3, got {value!r}")
+        for value in setting_values(space["distinct"]):
+            if value != "auto" and not isinstance(value, bool):
+                raise ConfigError(f"tokenizer.distinct must be 'auto' or a boolean, got {value!r}")
+        for key, low in (("max_ngrams", 1), ("ngram_min_count", 1), ("hash_buckets", 0)):
+            for value in setting_values(space[key]):
+                if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                    raise ConfigError(f"tokenizer.{key} must be an integer >= {low}, got {value!r}")
+        if dataset_kind(self.dataset).word_index is not None:
+            for family in self.families:
+                setting = resolve_setting({k: first_value(v) for k, v in space.items()}, family)
+                if setting["ngrams"] > 1 or setting["distinct"]:
+                    raise ConfigError(
+                        f"model family {family!r} reads n-gram or distinct ids, which need "
+                        "review texts; this dataset kind holds word ranks"
+                    )
+
+    @property
+    def families(self) -> list[str]:
+        """Every model family the sweep can try."""
+        return [str(f) for f in setting_values(self.model.get("family", "lstm"))]
+
     def _validate_models(self) -> None:
         """Every fixed or sampled model value must make a valid ModelSpec."""
         sizes = {k: first_value(self.tokenizer_space[k]) for k in ("num_words", "maxlen")}
@@ -191,6 +233,22 @@ class SweepConfig:
                 ModelSpec.from_dict({**sample, **sizes})
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"model: {e}") from e
+
+
+def resolve_setting(setting: dict[str, Any], family: str) -> dict[str, Any]:
+    """The concrete tokenizer setting a trial of ``family`` reads: "auto" features filled in
+    from the family, n-gram keys dropped when there are no n-grams, maxlen scaled by the
+    n-gram order."""
+    resolved = {**TOKENIZER_DEFAULTS, **setting}
+    for key, value in FAMILY_FEATURES.get(family, SEQUENCE_FEATURES).items():
+        if resolved[key] == "auto":
+            resolved[key] = value
+    if resolved["ngrams"] == 1:
+        for key in NGRAM_KEYS:
+            resolved.pop(key)
+    else:
+        resolved["maxlen"] = int(resolved["maxlen"]) * int(resolved["ngrams"])
+    return resolved
 
 
 def on_imdb(raw: dict[str, Any], imdb: str | Path) -> dict[str, Any]:

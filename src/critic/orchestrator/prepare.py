@@ -21,9 +21,9 @@ import numpy as np
 from critic.data.datasets import stratified_split
 from critic.data.imdb_npz import RankSequences
 from critic.data.kinds import Split, dataset_kind
-from critic.kernels import ImdbIndex, Tokenizer, pad_sequences
+from critic.kernels import ImdbIndex, Ngrams, Tokenizer, pad_sequences
 
-from .config import SweepConfig, setting_values
+from .config import SweepConfig, resolve_setting, setting_values
 
 
 def load_splits(cfg: SweepConfig) -> dict[str, Split]:
@@ -46,11 +46,22 @@ def _stratified_head(data: Split, n: int, seed: int) -> Split:
 
 
 def tokenizer_settings(cfg: SweepConfig) -> list[dict]:
-    """Every distinct tokenizer setting the sweep can ask for (choice/grid values; the
-    config's validation refuses other spaces here)."""
-    settings = cfg.tokenizer_space
-    options = [setting_values(value) for value in settings.values()]
-    return [dict(zip(settings, combo, strict=True)) for combo in itertools.product(*options)]
+    """Every distinct concrete tokenizer setting a trial can ask for: each choice/grid
+    combination (the config's validation refuses other spaces here), resolved for each model
+    family of the sweep."""
+    space = cfg.tokenizer_space
+    options = [setting_values(value) for value in space.values()]
+    settings = {}
+    for combo in itertools.product(*options):
+        for family in cfg.families:
+            setting = resolve_setting(dict(zip(space, combo, strict=True)), family)
+            settings[setting_key(setting)] = setting
+    return list(settings.values())
+
+
+def trial_setting(config: dict) -> dict:
+    """The concrete tokenizer setting of one trial's config (``tokenizer`` and ``model``)."""
+    return resolve_setting(config["tokenizer"], config["model"].get("family", "lstm"))
 
 
 def setting_key(setting: dict) -> str:
@@ -86,6 +97,7 @@ def prepare_arrays(cfg: SweepConfig, splits: dict[str, Split], data_dir: Path) -
         else:
             tok = Tokenizer(num_words=setting["num_words"], oov_token=setting["oov_token"] or None)
             tok.fit_on_texts(splits["train"].texts)
+            tok.ngrams = _ngrams(tok, splits["train"].texts, setting)
         for name, data in splits.items():
             np.save(folder / f"x_{name}.npy", _padded_ids(tok, data, setting))
             np.save(folder / f"y_{name}.npy", data.labels.astype(np.float32))
@@ -93,8 +105,27 @@ def prepare_arrays(cfg: SweepConfig, splits: dict[str, Split], data_dir: Path) -
         doc["encode"] = {"padding": setting["padding"], "truncating": "pre"}  # for export
         (folder / "tokenizer.json").write_text(json.dumps(doc), encoding="utf-8")
         (folder / "setting.json").write_text(json.dumps(setting), encoding="utf-8")
+        size = tok.ngrams.size if getattr(tok, "ngrams", None) else setting["num_words"]
+        (folder / "vocab_size").write_text(str(size))
         (folder / "done").write_text("")
     return folders
+
+
+def _ngrams(tok: Tokenizer, texts, setting: dict) -> Ngrams | None:
+    """The n-gram ids a setting asks for, fitted on the training texts (or hashed)."""
+    order, distinct = int(setting["ngrams"]), bool(setting["distinct"])
+    if order == 1:
+        return Ngrams.fit(tok, texts, 1, distinct=True) if distinct else None
+    if setting["hash_buckets"]:
+        return Ngrams.hashed(tok, order, int(setting["hash_buckets"]), distinct=distinct)
+    return Ngrams.fit(
+        tok,
+        texts,
+        order,
+        max_ngrams=int(setting["max_ngrams"]),
+        min_count=int(setting["ngram_min_count"]),
+        distinct=distinct,
+    )
 
 
 TRIAL_SPLITS = ("train", "val")
@@ -102,11 +133,13 @@ TRIAL_SPLITS = ("train", "val")
 
 def trial_arrays(folders: dict[str, str]) -> dict[str, dict]:
     """What every trial needs, per tokenizer setting: the train and validation ids and labels,
-    and the tokenizer JSON (for GloVe). Handed to Tune once (``tune.with_parameters``)."""
+    the tokenizer JSON (for GloVe) and the number of ids (the embedding size). Handed to Tune
+    once (``tune.with_parameters``)."""
     arrays = {}
     for key, folder in folders.items():
         folder = Path(folder)
         data = {f"{a}_{s}": np.load(folder / f"{a}_{s}.npy") for a in "xy" for s in TRIAL_SPLITS}
         data["tokenizer"] = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        data["vocab_size"] = int((folder / "vocab_size").read_text())
         arrays[key] = data
     return arrays

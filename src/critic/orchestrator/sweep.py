@@ -17,7 +17,14 @@ from critic.storage import Location, is_uri, location, pull, push, working_copy
 from .config import ConfigError, SweepConfig, to_tune_space
 from .leaderboard import METRIC, write_leaderboard, write_leaderboard_json
 from .plots import plot_curves, plot_overview
-from .prepare import load_splits, prepare_arrays, setting_key, tokenizer_settings, trial_arrays
+from .prepare import (
+    load_splits,
+    prepare_arrays,
+    setting_key,
+    tokenizer_settings,
+    trial_arrays,
+    trial_setting,
+)
 from .trainable import train_trial
 
 RunDir = Path | Location  # a run directory: a Path when local
@@ -242,7 +249,7 @@ def write_results(cfg: SweepConfig, run: Location, results) -> None:
     if not rows:
         raise RuntimeError(f"no trial finished; see {run / 'tune'}")
     for row in rows:
-        row["data"] = f"data/{setting_key(row['result'].config['tokenizer'])}"
+        row["data"] = f"data/{setting_key(trial_setting(row['result'].config))}"
         checkpoint = row["result"].get_best_checkpoint(METRIC, MODE)
         row["checkpoint"] = checkpoint
         row["checkpoint_dir"] = checkpoint.path[len(run.path.rstrip("/")) + 1 :]
@@ -291,6 +298,8 @@ def score_on_test(local: Path, rows: list[dict]) -> None:
     """Each row's best checkpoint (read through Tune's Checkpoint API, from wherever the run
     is stored) scored once, with Keras, on its test arrays."""
     import keras
+
+    import critic.keras_layers  # noqa: F401  (registers the layers a checkpoint may hold)
 
     for row in rows:
         data = local / row["data"]

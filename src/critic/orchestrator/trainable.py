@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .prepare import setting_key
+from .prepare import setting_key, trial_setting
 
 
 def _configure_tensorflow() -> None:
@@ -26,12 +26,12 @@ def train_trial(config: dict, arrays: dict[str, dict]) -> None:
     _configure_tensorflow()
     from .zoo import ModelSpec
 
-    setting = config["tokenizer"]
+    setting = trial_setting(config)
     data = arrays[setting_key(setting)]
     spec = ModelSpec.from_dict(
-        {**config["model"], "num_words": setting["num_words"], "maxlen": setting["maxlen"]}
+        {**config["model"], "num_words": data["vocab_size"], "maxlen": setting["maxlen"]}
     )
-    model, start_epoch = _initial_model(spec, data["tokenizer"])
+    model, start_epoch = _initial_model(spec, data)
     model.fit(
         data["x_train"],
         data["y_train"],
@@ -44,13 +44,16 @@ def train_trial(config: dict, arrays: dict[str, dict]) -> None:
     )
 
 
-def _initial_model(spec, tokenizer_json: str):
+def _initial_model(spec, data: dict):
     """(model, first epoch): a retried or resumed trial continues from its checkpoint, a new
-    one starts from scratch (with GloVe vectors when the spec names them)."""
+    one starts from scratch (with GloVe vectors when the spec names them, naive-Bayes ratios
+    for nbsvm)."""
     import keras
     from ray import tune
 
-    from .zoo import build_model, load_glove
+    import critic.keras_layers  # noqa: F401  (registers the layers checkpoints may hold)
+
+    from .zoo import build_model, load_glove, nb_ratio
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -65,9 +68,12 @@ def _initial_model(spec, tokenizer_json: str):
     if spec.glove_path:
         from critic.kernels import Tokenizer
 
-        tok = Tokenizer.from_json(tokenizer_json)
+        tok = Tokenizer.from_json(data["tokenizer"])
         matrix, _ = load_glove(spec.glove_path, tok.word_index, spec.num_words, spec.embedding_dim)
-    return build_model(spec, matrix), 0
+    ratios = None
+    if spec.family == "nbsvm":
+        ratios = nb_ratio(data["x_train"], data["y_train"], spec.num_words)
+    return build_model(spec, matrix, ratios), 0
 
 
 def _report_to_tune():

@@ -1,8 +1,15 @@
-"""The seed model zoo: the classic Keras review classifiers as functional Keras 3 models.
+"""The model zoo: the classic Keras review classifiers as functional Keras 3 models.
 
 Every model takes ``tokens`` (int32 ``[batch, maxlen]``, ids from critic's Tokenizer) and
 returns the probability of the positive class (``[batch, 1]``, sigmoid). Functional models,
 not ``Sequential``: tf2onnx's ``from_keras`` converts them cleanly.
+
+Sequence families read word ids in order. Bag families read a row as a bag of word and
+n-gram ids (see ``critic.kernels.ngrams``; :data:`FAMILY_FEATURES` says which ids they get):
+``fasttext`` averages embeddings of unigram and bigram ids (Keras' ``imdb_fasttext``),
+``nbsvm`` is logistic regression on the binarized uni/bi/trigram bag with weights started at
+the naive-Bayes log-count ratios (Wang & Manning 2012), ``bow`` is Chollet's multi-hot MLP
+(Dense on the binary bag, computed as a sum of embedding rows).
 """
 
 from __future__ import annotations
@@ -26,7 +33,19 @@ FAMILIES = (
     "simple_rnn",
     "conv1d",
     "flatten",
+    "fasttext",
+    "nbsvm",
+    "bow",
 )
+BAG_FAMILIES = ("fasttext", "nbsvm", "bow")
+# The ids each family reads unless the tokenizer section says otherwise: n-gram order and
+# whether each id appears once per row.
+FAMILY_FEATURES: dict[str, dict[str, Any]] = {
+    "fasttext": {"ngrams": 2, "distinct": False},
+    "nbsvm": {"ngrams": 3, "distinct": True},
+    "bow": {"ngrams": 1, "distinct": True},
+}
+SEQUENCE_FEATURES: dict[str, Any] = {"ngrams": 1, "distinct": False}
 # Families that can read the review backwards (seed 003): their first layer after the
 # embedding is a one-way recurrent layer, and ``go_backwards`` on it is exactly a reversed
 # input (no flip Lambda: safe-mode loading and ONNX export both work).
@@ -81,6 +100,8 @@ class ModelSpec:
                 raise ValueError(f"{f.name} must be a number, got {value!r}")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}; choose from {FAMILIES}")
+        if self.glove_path and self.family in BAG_FAMILIES:
+            raise ValueError(f"glove_path is for sequence families, not {self.family!r}")
         if self.reverse and self.family not in REVERSIBLE:
             raise ValueError(
                 f"reverse needs a one-way recurrent family {REVERSIBLE}, not {self.family!r}"
@@ -118,13 +139,37 @@ def load_glove(
     return matrix, found
 
 
-def build_model(spec: ModelSpec, embedding_matrix: np.ndarray | None = None):
-    """The Keras model for ``spec``, compiled with Adam + binary cross-entropy."""
+def nb_ratio(x: np.ndarray, y: np.ndarray, num_words: int, alpha: float = 1.0) -> np.ndarray:
+    """Naive-Bayes log-count ratios ``[num_words, 1]`` of the ids in padded rows ``x`` (each
+    id counted once per row) for labels ``y``; 0 for padding."""
+    counts = []
+    for label in (1, 0):
+        rows = x[np.asarray(y).ravel() == label]
+        present = np.zeros(num_words, dtype=np.float64)
+        for row in rows:
+            present[np.unique(row[row > 0])] += 1
+        counts.append(present + alpha)
+    p, q = counts
+    r = np.log((p / p.sum()) / (q / q.sum()))
+    r[0] = 0.0
+    return r.astype(np.float32).reshape(-1, 1)
+
+
+def build_model(
+    spec: ModelSpec,
+    embedding_matrix: np.ndarray | None = None,
+    ratios: np.ndarray | None = None,
+):
+    """The Keras model for ``spec``, compiled with Adam + binary cross-entropy (``ratios``:
+    the nbsvm family's :func:`nb_ratio`)."""
     import keras
     from keras import layers
 
     spec.validate()
     tokens = keras.Input(shape=(spec.maxlen,), dtype="int32", name="tokens")
+    if spec.family in BAG_FAMILIES:
+        out = _bag_model(spec, tokens, ratios)
+        return _compiled(keras.Model(tokens, out, name=spec.family), spec)
     x = tokens
     if embedding_matrix is not None:
         if embedding_matrix.shape[0] != spec.num_words:
@@ -143,13 +188,58 @@ def build_model(spec: ModelSpec, embedding_matrix: np.ndarray | None = None):
         x = layers.SpatialDropout1D(spec.embedding_dropout, name="embedding_dropout")(x)
     x = _BODIES[spec.family](spec, layers, x)
     out = layers.Dense(1, activation="sigmoid", name="probability")(x)
-    model = keras.Model(tokens, out, name=spec.family)
+    return _compiled(keras.Model(tokens, out, name=spec.family), spec)
+
+
+def _compiled(model, spec: ModelSpec):
+    import keras
+
     model.compile(
         optimizer=keras.optimizers.Adam(spec.learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
     return model
+
+
+def _bag_model(spec: ModelSpec, tokens, ratios: np.ndarray | None):
+    import keras
+    from keras import layers
+
+    from critic.keras_layers import BagPooling
+
+    if spec.family == "fasttext":
+        x = layers.Embedding(spec.num_words, spec.embedding_dim, name="embedding")(tokens)
+        x = BagPooling("mean", name="average")([x, tokens])
+        if spec.dropout:
+            x = layers.Dropout(spec.dropout)(x)
+        return layers.Dense(1, activation="sigmoid", name="probability")(x)
+    if spec.family == "nbsvm":
+        # Logistic regression on the ratio-scaled binary bag: logit = sum_i w_i * r_i + b over
+        # the row's distinct ids, r fixed, w trained from zero (NBSVM's feature scaling).
+        if ratios is None:
+            ratios = np.zeros((spec.num_words, 1), dtype=np.float32)
+        if ratios.shape != (spec.num_words, 1):
+            raise ValueError(f"nb ratios must have shape ({spec.num_words}, 1)")
+        r = layers.Embedding(
+            spec.num_words,
+            1,
+            embeddings_initializer=keras.initializers.Constant(ratios),
+            trainable=False,
+            name="nb_ratios",
+        )(tokens)
+        w = layers.Embedding(spec.num_words, 1, embeddings_initializer="zeros", name="weights")(
+            tokens
+        )
+        logit = BagPooling("sum", use_bias=True, name="logit")([layers.Multiply()([r, w]), tokens])
+        return layers.Activation("sigmoid", name="probability")(logit)
+    # bow: Dense(hidden) on the binary bag == a sum of embedding rows plus a bias
+    x = layers.Embedding(spec.num_words, spec.hidden, name="embedding")(tokens)
+    x = BagPooling("sum", use_bias=True, name="dense")([x, tokens])
+    x = layers.Activation("relu")(x)
+    if spec.dropout:
+        x = layers.Dropout(spec.dropout)(x)
+    return layers.Dense(1, activation="sigmoid", name="probability")(x)
 
 
 def _lstm(spec, layers, x):
@@ -227,4 +317,4 @@ _BODIES: dict[str, Callable] = {
     "conv1d": _conv1d,
     "flatten": _flatten,
 }
-assert set(_BODIES) == set(FAMILIES)
+assert set(_BODIES) | set(BAG_FAMILIES) == set(FAMILIES)

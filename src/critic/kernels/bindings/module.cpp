@@ -6,6 +6,7 @@ namespace py = pybind11;
 namespace critic {
 void bind_text_input(py::module_& m);
 void bind_tokenizer(py::module_& m);
+void bind_ngrams(py::module_& m);
 }  // namespace critic
 
 PYBIND11_MODULE(_core, m) {
@@ -13,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = CRITIC_VERSION;  // the project's version, from pyproject.toml
   critic::bind_text_input(m);
   critic::bind_tokenizer(m);
+  critic::bind_ngrams(m);
 }

@@ -177,6 +177,13 @@ void raise_row_error(const RowError& err) {
   }
 }
 
+int resolve_threads(const py::object& threads) {
+  if (threads.is_none()) return default_threads();
+  const int t = threads.cast<int>();
+  if (t < 1) throw py::value_error("threads must be >= 1");
+  return t;
+}
+
 void bind_text_input(py::module_& m) {
   py::class_<TextInput>(m, "TextInput",
                         "Texts snapshotted for the kernel (list, numpy array or Arrow).")

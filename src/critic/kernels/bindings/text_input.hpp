@@ -41,4 +41,7 @@ class TextInput {
 
 void bind_text_input(py::module_& m);
 
+// A `threads` argument: None = every core; otherwise >= 1.
+int resolve_threads(const py::object& threads);
+
 }  // namespace critic

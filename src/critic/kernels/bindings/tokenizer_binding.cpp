@@ -9,6 +9,7 @@
 
 #include "../src/tokenize.hpp"
 #include "../src/unicode_case.hpp"
+#include "ngrams_binding.hpp"
 #include "text_input.hpp"
 
 namespace critic {
@@ -120,13 +121,6 @@ PadSpec make_spec(long long maxlen, const std::string& padding, const std::strin
   return s;
 }
 
-int resolve_threads(const py::object& threads) {
-  if (threads.is_none()) return default_threads();
-  const int t = threads.cast<int>();
-  if (t < 1) throw py::value_error("threads must be >= 1");
-  return t;
-}
-
 py::tuple fit(const WordSplitter& splitter, const TextInput& texts, const py::object& threads) {
   const int t = resolve_threads(threads);
   FitCounts counts;
@@ -146,13 +140,14 @@ py::tuple fit(const WordSplitter& splitter, const TextInput& texts, const py::ob
 }
 
 py::list sequences(const WordSplitter& splitter, const Vocabulary& vocab, const TextInput& texts,
-                   const py::object& threads) {
+                   const py::object& threads, const py::object& ngrams) {
   const int t = resolve_threads(threads);
+  const NgramTable* table = ngram_table(ngrams);
   Ragged<int32_t> out;
   RowError err;
   {
     py::gil_scoped_release nogil;
-    encode_ragged(splitter, vocab, texts.source(), t, &out, &err);
+    encode_ragged(splitter, vocab, table, texts.source(), t, &out, &err);
   }
   if (err.has()) raise_row_error(err);
   const size_t n = out.rows();
@@ -172,8 +167,8 @@ py::list sequences(const WordSplitter& splitter, const Vocabulary& vocab, const 
 
 template <class T>
 py::array_t<T> encode_as(const WordSplitter& splitter, const Vocabulary& vocab,
-                         const TextInput& texts, const PadSpec& spec, int threads,
-                         const py::object& into) {
+                         const NgramTable* table, const TextInput& texts, const PadSpec& spec,
+                         int threads, const py::object& into) {
   const auto n = static_cast<py::ssize_t>(texts.size());
   const auto width = static_cast<py::ssize_t>(spec.maxlen);
   py::array_t<T> out;
@@ -196,7 +191,7 @@ py::array_t<T> encode_as(const WordSplitter& splitter, const Vocabulary& vocab,
   RowError err;
   {
     py::gil_scoped_release nogil;
-    encode_padded<T>(splitter, vocab, texts.source(), spec, threads, data, &err);
+    encode_padded<T>(splitter, vocab, table, texts.source(), spec, threads, data, &err);
   }
   if (err.has()) raise_row_error(err);
   return out;
@@ -205,8 +200,9 @@ py::array_t<T> encode_as(const WordSplitter& splitter, const Vocabulary& vocab,
 py::array encode(const WordSplitter& splitter, const Vocabulary& vocab, const TextInput& texts,
                  py::object maxlen, const std::string& padding, const std::string& truncating,
                  long long value, const std::string& dtype, const py::object& threads,
-                 const py::object& into) {
+                 const py::object& into, const py::object& ngrams) {
   const int t = resolve_threads(threads);
+  const NgramTable* table = ngram_table(ngrams);
   if (!into.is_none() && maxlen.is_none()) throw py::value_error("out needs an explicit maxlen");
   if (dtype != "int32" && dtype != "int64") {
     throw py::value_error("dtype must be 'int32' or 'int64', got '" + dtype + "'");
@@ -217,7 +213,7 @@ py::array encode(const WordSplitter& splitter, const Vocabulary& vocab, const Te
     RowError err;
     {
       py::gil_scoped_release nogil;
-      encode_ragged(splitter, vocab, texts.source(), t, &ragged, &err);
+      encode_ragged(splitter, vocab, table, texts.source(), t, &ragged, &err);
     }
     if (err.has()) raise_row_error(err);
     long long longest = 0;
@@ -248,8 +244,8 @@ py::array encode(const WordSplitter& splitter, const Vocabulary& vocab, const Te
     return out;
   }
   const PadSpec spec = make_spec(maxlen.cast<long long>(), padding, truncating, value);
-  if (dtype == "int32") return encode_as<int32_t>(splitter, vocab, texts, spec, t, into);
-  return encode_as<int64_t>(splitter, vocab, texts, spec, t, into);
+  if (dtype == "int32") return encode_as<int32_t>(splitter, vocab, table, texts, spec, t, into);
+  return encode_as<int64_t>(splitter, vocab, table, texts, spec, t, into);
 }
 
 // pad_sequences on a list of lists of Python ints. Returns None when the input is not of
@@ -364,11 +360,13 @@ void bind_tokenizer(py::module_& m) {
   m.def("fit", &fit, py::arg("splitter"), py::arg("texts"), py::arg("threads") = py::none(),
         "Count words: returns (words in first-occurrence order, counts, doc counts, n_docs).");
   m.def("sequences", &sequences, py::arg("splitter"), py::arg("vocab"), py::arg("texts"),
-        py::arg("threads") = py::none(), "texts_to_sequences: a list of lists of ints.");
+        py::arg("threads") = py::none(), py::arg("ngrams") = py::none(),
+        "texts_to_sequences (n-gram ids appended with ngrams): a list of lists of ints.");
   m.def("encode", &encode, py::arg("splitter"), py::arg("vocab"), py::arg("texts"),
         py::arg("maxlen"), py::arg("padding"), py::arg("truncating"), py::arg("value"),
         py::arg("dtype"), py::arg("threads") = py::none(), py::arg("out") = py::none(),
-        "Tokenize, look up and pad in one pass into a [n, maxlen] integer array.");
+        py::arg("ngrams") = py::none(),
+        "Tokenize, look up, add n-grams and pad in one pass into a [n, maxlen] integer array.");
   m.def("pad", &pad, py::arg("sequences"), py::arg("maxlen"), py::arg("padding"),
         py::arg("truncating"), py::arg("value"), py::arg("dtype"),
         py::arg("threads") = py::none(),

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <unordered_map>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -79,6 +81,7 @@ struct Worker {
   SplitScratch split;
   std::string scratch;
   std::vector<int32_t> ids;
+  std::vector<uint64_t> keys;  // n-gram and distinct-id scratch
   PendingTokens pending;
   RowError err;
 };
@@ -230,14 +233,15 @@ void ids_within_row(const char* base, const uint32_t* bounds, size_t k, const Pa
   w.ids.resize(got);
 }
 
-// Tokenizes and looks up row i into w.ids. With `spec`, ids that cannot reach the padded
-// row may be left out.
-bool ids_of_row(const WordSplitter& splitter, const Vocabulary& vocab, const TextSource& src,
-                size_t i, Worker& w, std::atomic<size_t>& first_bad,
+// Tokenizes and looks up row i into w.ids, n-gram ids appended when `ngrams` is given.
+// With `spec` (and no n-grams), ids that cannot reach the padded row may be left out.
+bool ids_of_row(const WordSplitter& splitter, const Vocabulary& vocab, const NgramTable* ngrams,
+                const TextSource& src, size_t i, Worker& w, std::atomic<size_t>& first_bad,
                 const PadSpec* spec = nullptr) {
   w.ids.clear();
   if (vocab.start() >= 0) w.ids.push_back(vocab.start());
-  const bool may_skip = spec != nullptr && vocab.start() < 0 && vocab.unknown() != kOovError;
+  const bool may_skip = spec != nullptr && ngrams == nullptr && vocab.start() < 0 &&
+                        vocab.unknown() != kOovError;
   bool missing_oov = false;
   auto emit = [&](const char* s, size_t n, uint64_t h) {
     const int32_t id = vocab.lookup(s, n, h);
@@ -279,6 +283,7 @@ bool ids_of_row(const WordSplitter& splitter, const Vocabulary& vocab, const Tex
     record(w.err, first_bad, RowError::kMissingOov, i, 0);
     return false;
   }
+  if (ok && ngrams != nullptr) ngrams->apply(w.ids, w.keys);
   return ok;
 }
 
@@ -383,8 +388,9 @@ void fit_counts(const WordSplitter& splitter, const TextSource& src, int threads
   out->documents = n;
 }
 
-void encode_ragged(const WordSplitter& splitter, const Vocabulary& vocab, const TextSource& src,
-                   int threads, Ragged<int32_t>* out, RowError* err) {
+void encode_ragged(const WordSplitter& splitter, const Vocabulary& vocab,
+                   const NgramTable* ngrams, const TextSource& src, int threads,
+                   Ragged<int32_t>* out, RowError* err) {
   const size_t n = src.size();
   const size_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<Ragged<int32_t>> parts(chunks);
@@ -394,7 +400,7 @@ void encode_ragged(const WordSplitter& splitter, const Vocabulary& vocab, const 
     Ragged<int32_t>& part = parts[c];
     const size_t end = std::min(n, (c + 1) * kChunk);
     for (size_t i = c * kChunk; i < end; ++i) {
-      if (!ids_of_row(splitter, vocab, src, i, w, first_bad)) return;
+      if (!ids_of_row(splitter, vocab, ngrams, src, i, w, first_bad)) return;
       part.values.insert(part.values.end(), w.ids.begin(), w.ids.end());
       part.offsets.push_back(static_cast<int64_t>(part.values.size()));
     }
@@ -415,8 +421,9 @@ void encode_ragged(const WordSplitter& splitter, const Vocabulary& vocab, const 
 }
 
 template <class T>
-void encode_padded(const WordSplitter& splitter, const Vocabulary& vocab, const TextSource& src,
-                   const PadSpec& spec, int threads, T* out, RowError* err) {
+void encode_padded(const WordSplitter& splitter, const Vocabulary& vocab,
+                   const NgramTable* ngrams, const TextSource& src, const PadSpec& spec,
+                   int threads, T* out, RowError* err) {
   const size_t n = src.size();
   const size_t width = static_cast<size_t>(spec.maxlen);
   std::vector<Worker> workers;
@@ -424,7 +431,7 @@ void encode_padded(const WordSplitter& splitter, const Vocabulary& vocab, const 
   parallel_chunks(n, threads, workers, first_bad, [&](size_t c, Worker& w) {
     const size_t end = std::min(n, (c + 1) * kChunk);
     for (size_t i = c * kChunk; i < end; ++i) {
-      if (!ids_of_row(splitter, vocab, src, i, w, first_bad, &spec)) return;
+      if (!ids_of_row(splitter, vocab, ngrams, src, i, w, first_bad, &spec)) return;
       write_padded_row(w.ids.data(), w.ids.size(), spec, out + i * width);
     }
   });
@@ -451,13 +458,197 @@ void pad_ragged(const Ragged<In>& in, const PadSpec& spec, int threads, Out* out
   if (err.has()) throw std::runtime_error(err.message);
 }
 
-template void encode_padded<int32_t>(const WordSplitter&, const Vocabulary&, const TextSource&,
-                                     const PadSpec&, int, int32_t*, RowError*);
-template void encode_padded<int64_t>(const WordSplitter&, const Vocabulary&, const TextSource&,
-                                     const PadSpec&, int, int64_t*, RowError*);
+template void encode_padded<int32_t>(const WordSplitter&, const Vocabulary&,
+                                     const NgramTable*, const TextSource&, const PadSpec&, int,
+                                     int32_t*, RowError*);
+template void encode_padded<int64_t>(const WordSplitter&, const Vocabulary&,
+                                     const NgramTable*, const TextSource&, const PadSpec&, int,
+                                     int64_t*, RowError*);
 template void pad_ragged<int64_t, int32_t>(const Ragged<int64_t>&, const PadSpec&, int,
                                            int32_t*);
 template void pad_ragged<int64_t, int64_t>(const Ragged<int64_t>&, const PadSpec&, int,
                                            int64_t*);
+
+namespace {
+
+// The n-gram counts of rows [begin, end), keys in first-occurrence order.
+void count_ngram_range(const WordSplitter& splitter, const Vocabulary& vocab,
+                       const TextSource& src, int order, size_t begin, size_t end, Worker& w,
+                       std::atomic<size_t>& first_bad, NgramCounts* out) {
+  std::unordered_map<uint64_t, size_t> index;
+  std::vector<size_t> last_doc;
+  for (size_t i = begin; i < end; ++i) {
+    if (i > first_bad.load(std::memory_order_relaxed)) return;
+    if (!ids_of_row(splitter, vocab, nullptr, src, i, w, first_bad)) return;
+    const size_t m = w.ids.size();
+    for (int n = 2; n <= order; ++n) {
+      for (size_t p = 0; p + n <= m; ++p) {
+        const uint64_t key = ngram_key(w.ids.data() + p, n);
+        if (key == 0) continue;
+        auto [it, inserted] = index.try_emplace(key, out->keys.size());
+        if (inserted) {
+          out->keys.push_back(key);
+          out->counts.push_back(0);
+          out->docs.push_back(0);
+          last_doc.push_back(SIZE_MAX);
+        }
+        const size_t r = it->second;
+        ++out->counts[r];
+        if (last_doc[r] != i) {
+          last_doc[r] = i;
+          ++out->docs[r];
+        }
+      }
+    }
+  }
+}
+
+// One row's bag: (id, value) for ids < spec.columns, ids ascending, from w.ids.
+template <class T, class Emit>
+void bag_of_row(Worker& w, const BagSpec& spec, Emit&& emit) {
+  const size_t m = w.ids.size();
+  w.keys.assign(w.ids.begin(), w.ids.end());  // ids are >= 0
+  std::sort(w.keys.begin(), w.keys.end());
+  for (size_t a = 0; a < m;) {
+    size_t b = a + 1;
+    while (b < m && w.keys[b] == w.keys[a]) ++b;
+    const auto id = static_cast<int64_t>(w.keys[a]);
+    if (id >= spec.columns) break;
+    const double c = static_cast<double>(b - a);
+    double v = 1.0;
+    switch (spec.mode) {
+      case BagMode::kBinary:
+        break;
+      case BagMode::kCount:
+        v = c;
+        break;
+      case BagMode::kFreq:
+        v = c / static_cast<double>(m);
+        break;
+      case BagMode::kTfidf:
+        v = (1.0 + std::log(c)) * spec.idf[id];
+        break;
+    }
+    emit(static_cast<int32_t>(id), static_cast<T>(v));
+    a = b;
+  }
+}
+
+}  // namespace
+
+void fit_ngrams(const WordSplitter& splitter, const Vocabulary& vocab, const TextSource& src,
+                int order, int threads, NgramCounts* out, RowError* err) {
+  const size_t n = src.size();
+  const size_t t = std::max<size_t>(1, std::min<size_t>(threads, n / 256 + 1));
+  std::vector<Worker> workers(t);
+  std::vector<NgramCounts> parts(t);
+  std::atomic<size_t> first_bad{SIZE_MAX};
+  auto run = [&](size_t j) {
+    try {
+      count_ngram_range(splitter, vocab, src, order, n * j / t, n * (j + 1) / t, workers[j],
+                        first_bad, &parts[j]);
+    } catch (...) {
+      record_exception(workers[j].err, first_bad, n * j / t);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t j = 1; j < t; ++j) pool.emplace_back(run, j);
+  run(0);
+  for (auto& th : pool) th.join();
+  pick_first_error(workers, err);
+  if (err->has()) return;
+  // Merged in row order, which keeps the global first-occurrence order.
+  *out = std::move(parts[0]);
+  std::unordered_map<uint64_t, size_t> index;
+  if (t > 1) {
+    index.reserve(out->keys.size());
+    for (size_t r = 0; r < out->keys.size(); ++r) index.emplace(out->keys[r], r);
+  }
+  for (size_t j = 1; j < t; ++j) {
+    const NgramCounts& p = parts[j];
+    for (size_t q = 0; q < p.keys.size(); ++q) {
+      auto [it, inserted] = index.try_emplace(p.keys[q], out->keys.size());
+      if (inserted) {
+        out->keys.push_back(p.keys[q]);
+        out->counts.push_back(p.counts[q]);
+        out->docs.push_back(p.docs[q]);
+      } else {
+        out->counts[it->second] += p.counts[q];
+        out->docs[it->second] += p.docs[q];
+      }
+    }
+    parts[j] = NgramCounts();
+  }
+}
+
+template <class T>
+void encode_bags_dense(const WordSplitter& splitter, const Vocabulary& vocab,
+                       const NgramTable* ngrams, const TextSource& src, const BagSpec& spec,
+                       int threads, T* out, RowError* err) {
+  const size_t n = src.size();
+  const size_t width = static_cast<size_t>(spec.columns);
+  std::vector<Worker> workers;
+  std::atomic<size_t> first_bad{SIZE_MAX};
+  parallel_chunks(n, threads, workers, first_bad, [&](size_t c, Worker& w) {
+    const size_t end = std::min(n, (c + 1) * kChunk);
+    for (size_t i = c * kChunk; i < end; ++i) {
+      if (!ids_of_row(splitter, vocab, ngrams, src, i, w, first_bad)) return;
+      T* row = out + i * width;
+      bag_of_row<T>(w, spec, [&](int32_t id, T v) { row[id] = v; });
+    }
+  });
+  pick_first_error(workers, err);
+}
+
+template <class T>
+void encode_bags_sparse(const WordSplitter& splitter, const Vocabulary& vocab,
+                        const NgramTable* ngrams, const TextSource& src, const BagSpec& spec,
+                        int threads, SparseRows<T>* out, RowError* err) {
+  const size_t n = src.size();
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<SparseRows<T>> parts(chunks);
+  std::vector<Worker> workers;
+  std::atomic<size_t> first_bad{SIZE_MAX};
+  parallel_chunks(n, threads, workers, first_bad, [&](size_t c, Worker& w) {
+    SparseRows<T>& part = parts[c];
+    const size_t end = std::min(n, (c + 1) * kChunk);
+    for (size_t i = c * kChunk; i < end; ++i) {
+      if (!ids_of_row(splitter, vocab, ngrams, src, i, w, first_bad)) return;
+      bag_of_row<T>(w, spec, [&](int32_t id, T v) {
+        part.indices.push_back(id);
+        part.values.push_back(v);
+      });
+      part.indptr.push_back(static_cast<int64_t>(part.indices.size()));
+    }
+  });
+  pick_first_error(workers, err);
+  if (err->has()) return;
+  size_t total = 0;
+  for (const auto& p : parts) total += p.indices.size();
+  *out = SparseRows<T>();
+  out->indices.reserve(total);
+  out->values.reserve(total);
+  out->indptr.reserve(n + 1);
+  for (auto& p : parts) {
+    const auto base = static_cast<int64_t>(out->indices.size());
+    out->indices.insert(out->indices.end(), p.indices.begin(), p.indices.end());
+    out->values.insert(out->values.end(), p.values.begin(), p.values.end());
+    for (size_t k = 1; k < p.indptr.size(); ++k) out->indptr.push_back(base + p.indptr[k]);
+    p = SparseRows<T>();
+  }
+}
+
+template void encode_bags_dense<float>(const WordSplitter&, const Vocabulary&,
+                                       const NgramTable*, const TextSource&, const BagSpec&,
+                                       int, float*, RowError*);
+template void encode_bags_dense<double>(const WordSplitter&, const Vocabulary&,
+                                        const NgramTable*, const TextSource&, const BagSpec&,
+                                        int, double*, RowError*);
+template void encode_bags_sparse<float>(const WordSplitter&, const Vocabulary&,
+                                        const NgramTable*, const TextSource&, const BagSpec&,
+                                        int, SparseRows<float>*, RowError*);
+template void encode_bags_sparse<double>(const WordSplitter&, const Vocabulary&,
+                                         const NgramTable*, const TextSource&, const BagSpec&,
+                                         int, SparseRows<double>*, RowError*);
 
 }  // namespace critic

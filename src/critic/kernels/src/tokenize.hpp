@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ngrams.hpp"
 #include "string_table.hpp"
 #include "text_source.hpp"
 #include "word_splitter.hpp"
@@ -72,8 +73,10 @@ struct Ragged {
   size_t rows() const { return offsets.size() - 1; }
 };
 
-void encode_ragged(const WordSplitter& splitter, const Vocabulary& vocab, const TextSource& src,
-                   int threads, Ragged<int32_t>* out, RowError* err);
+// ngrams (may be null): n-gram ids appended to each row, see NgramTable::apply.
+void encode_ragged(const WordSplitter& splitter, const Vocabulary& vocab,
+                   const NgramTable* ngrams, const TextSource& src, int threads,
+                   Ragged<int32_t>* out, RowError* err);
 
 struct PadSpec {
   int64_t maxlen = 0;
@@ -84,8 +87,48 @@ struct PadSpec {
 
 // Tokenizes, looks up and pads every row straight into out[n * maxlen].
 template <class T>
-void encode_padded(const WordSplitter& splitter, const Vocabulary& vocab, const TextSource& src,
-                   const PadSpec& spec, int threads, T* out, RowError* err);
+void encode_padded(const WordSplitter& splitter, const Vocabulary& vocab,
+                   const NgramTable* ngrams, const TextSource& src, const PadSpec& spec,
+                   int threads, T* out, RowError* err);
+
+struct NgramCounts {
+  std::vector<uint64_t> keys;  // in order of first occurrence
+  std::vector<int64_t> counts;
+  std::vector<int64_t> docs;
+};
+
+// Counts the n-grams (orders 2..order) of every row's word ids, for fitting an NgramTable.
+void fit_ngrams(const WordSplitter& splitter, const Vocabulary& vocab, const TextSource& src,
+                int order, int threads, NgramCounts* out, RowError* err);
+
+// Keras' sequences_to_matrix modes.
+enum class BagMode : uint8_t { kBinary, kCount, kFreq, kTfidf };
+
+struct BagSpec {
+  BagMode mode = BagMode::kBinary;
+  int64_t columns = 0;                 // ids >= columns are left out, as in Keras
+  const double* idf = nullptr;         // [columns], for kTfidf
+};
+
+// texts_to_matrix: each row's ids counted into a dense row-major out[n * columns] that the
+// caller has zero-filled.
+template <class T>
+void encode_bags_dense(const WordSplitter& splitter, const Vocabulary& vocab,
+                       const NgramTable* ngrams, const TextSource& src, const BagSpec& spec,
+                       int threads, T* out, RowError* err);
+
+// The same rows as CSR: row i is indices/values[indptr[i] : indptr[i + 1]], ids ascending.
+template <class T>
+struct SparseRows {
+  std::vector<int64_t> indptr{0};
+  std::vector<int32_t> indices;
+  std::vector<T> values;
+};
+
+template <class T>
+void encode_bags_sparse(const WordSplitter& splitter, const Vocabulary& vocab,
+                        const NgramTable* ngrams, const TextSource& src, const BagSpec& spec,
+                        int threads, SparseRows<T>* out, RowError* err);
 
 // Keras pad_sequences on ragged input, into out[rows * maxlen].
 template <class In, class Out>

@@ -1,0 +1,341 @@
+"""critic's model families against scikit-learn peers on IMDB: accuracy, train time, speed.
+
+    python bench/bench_accuracy.py [--data ../shared/data] [--families nbsvm,fasttext,bow]
+
+One run, same splits for everyone: the 25,000 IMDB train reviews split 80/20 into train and
+validation (critic's stratified split, seed 13), the 25,000 test reviews scored once.
+
+- Peers (scikit-learn, C chosen on the validation split): TF-IDF (1,2) + LogisticRegression,
+  and NBSVM-bi (binary uni+bigram counts scaled by the naive-Bayes log-count ratio + LR).
+- critic: each family trained with Keras on critic's C++ features, the epoch chosen on the
+  validation split, exported to a bundle (ONNX verified against Keras) and scored on raw
+  test text by ``critic.Runtime``; the mean of the families' probabilities as an ensemble.
+- Cross-domain: every model on ``uci_sentences`` (short Amazon / Yelp / IMDB sentences).
+- Speed: raw text -> probability on the 25,000 test reviews, critic's Runtime at 1 and 2
+  threads next to the peer's ``predict_proba(vectorizer.transform(texts))`` (median of
+  --repeat runs; scikit-learn is single-threaded here).
+
+Writes bench/results/accuracy.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data"
+C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+# Each family's recipe: tokenizer features and model settings (a swept config's best values).
+RECIPES = {
+    "nbsvm": {
+        "features": {"ngrams": 3, "distinct": True, "max_ngrams": 1_000_000, "min_count": 2},
+        "model": {"learning_rate": 0.005},
+        "epochs": 4,
+        "batch_size": 64,
+    },
+    "fasttext": {
+        "features": {"ngrams": 2, "distinct": False, "max_ngrams": 200_000, "min_count": 2},
+        "model": {"embedding_dim": 50, "dropout": 0.0, "learning_rate": 0.003},
+        "epochs": 6,
+        "batch_size": 32,
+    },
+    "bow": {
+        "features": {"ngrams": 2, "distinct": True, "max_ngrams": 200_000, "min_count": 2},
+        "model": {"hidden": 16, "dropout": 0.5, "learning_rate": 0.001},
+        "epochs": 5,
+        "batch_size": 64,
+    },
+}
+NUM_WORDS = 20000
+MAXLEN = 500
+
+
+def load(data: Path):
+    from critic.data.datasets import stratified_split
+
+    def table(name):
+        t = pq.read_table(data / "imdb" / f"{name}.parquet", columns=["text", "label"])
+        return t.column("text").to_pylist(), np.asarray(t.column("label"), dtype=np.float32)
+
+    texts, labels = table("train")
+    tr, va = stratified_split(labels, 0.2, 13)
+    test_texts, test_labels = table("test")
+    uci = pacsv.read_csv(data / "uci_sentences" / "uci_sentences.csv")
+    return {
+        "train": ([texts[i] for i in tr], labels[tr]),
+        "val": ([texts[i] for i in va], labels[va]),
+        "test": (test_texts, test_labels),
+        "uci": (uci.column("text").to_pylist(), np.asarray(uci.column("label"), np.float32)),
+        "uci_source": uci.column("source").to_pylist(),
+    }
+
+
+def accuracy(p: np.ndarray, y: np.ndarray) -> float:
+    return float(((np.asarray(p) >= 0.5) == (y >= 0.5)).mean())
+
+
+def by_source(p: np.ndarray, y: np.ndarray, sources: list[str]) -> dict[str, float]:
+    src = np.asarray(sources)
+    out = {s: accuracy(p[src == s], y[src == s]) for s in sorted(set(sources))}
+    out["all"] = accuracy(p, y)
+    return out
+
+
+def median_seconds(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# -- peers -----------------------------------------------------------------------------------
+def peer_tfidf_lr(d):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    start = time.perf_counter()
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    x_train = vec.fit_transform(d["train"][0])
+    x_val = vec.transform(d["val"][0])
+    best = max(
+        (
+            (accuracy(m.predict_proba(x_val)[:, 1], d["val"][1]), c, m)
+            for c in C_GRID
+            for m in [LogisticRegression(C=c, max_iter=2000).fit(x_train, d["train"][1])]
+        ),
+        key=lambda t: t[0],
+    )
+    val_acc, c, model = best
+    seconds = time.perf_counter() - start
+
+    def predict(texts):
+        return model.predict_proba(vec.transform(texts))[:, 1]
+
+    return {"name": "TF-IDF (1,2) + LR", "C": c, "val": val_acc, "train_seconds": seconds}, predict
+
+
+def peer_nbsvm(d):
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    start = time.perf_counter()
+    vec = CountVectorizer(ngram_range=(1, 2), binary=True)
+    x_train = vec.fit_transform(d["train"][0])
+    y = d["train"][1]
+    p = np.asarray(x_train[y == 1].sum(0)).ravel() + 1.0
+    q = np.asarray(x_train[y == 0].sum(0)).ravel() + 1.0
+    r = np.log((p / p.sum()) / (q / q.sum()))
+    x_train = x_train.multiply(r).tocsr()
+    x_val = vec.transform(d["val"][0]).multiply(r).tocsr()
+    best = max(
+        (
+            (accuracy(m.predict_proba(x_val)[:, 1], d["val"][1]), c, m)
+            for c in C_GRID
+            for m in [LogisticRegression(C=c, max_iter=2000).fit(x_train, y)]
+        ),
+        key=lambda t: t[0],
+    )
+    val_acc, c, model = best
+    seconds = time.perf_counter() - start
+
+    def predict(texts):
+        return model.predict_proba(vec.transform(texts).multiply(r).tocsr())[:, 1]
+
+    return {
+        "name": "NBSVM-bi (scikit-learn)",
+        "C": c,
+        "val": val_acc,
+        "train_seconds": seconds,
+    }, predict
+
+
+# -- critic ----------------------------------------------------------------------------------
+def train_family(family: str, d, work: Path):
+    """(report, model file, tokenizer json): the family trained on critic's features."""
+    import keras
+
+    from critic.kernels import Ngrams, Tokenizer
+    from critic.orchestrator.zoo import ModelSpec, build_model, nb_ratio
+
+    recipe = RECIPES[family]
+    f = recipe["features"]
+    start = time.perf_counter()
+    tok = Tokenizer(num_words=NUM_WORDS, oov_token="<OOV>")
+    tok.fit_on_texts(d["train"][0])
+    if f["ngrams"] > 1:
+        tok.ngrams = Ngrams.fit(
+            tok,
+            d["train"][0],
+            f["ngrams"],
+            max_ngrams=f["max_ngrams"],
+            min_count=f["min_count"],
+            distinct=f["distinct"],
+        )
+    elif f["distinct"]:
+        tok.ngrams = Ngrams.fit(tok, d["train"][0], 1, distinct=True)
+    maxlen = MAXLEN * f["ngrams"]
+    x = {s: tok.encode(d[s][0], maxlen=maxlen) for s in ("train", "val")}
+    features_seconds = time.perf_counter() - start
+    size = tok.ngrams.size if tok.ngrams else NUM_WORDS
+    spec = ModelSpec.from_dict(
+        {"family": family, "num_words": size, "maxlen": maxlen, **recipe["model"]}
+    )
+    ratios = nb_ratio(x["train"], d["train"][1], size) if family == "nbsvm" else None
+    model = build_model(spec, ratios=ratios)
+    stop = keras.callbacks.EarlyStopping(
+        "val_accuracy", patience=1, restore_best_weights=True, mode="max"
+    )
+    history = model.fit(
+        x["train"],
+        d["train"][1],
+        validation_data=(x["val"], d["val"][1]),
+        epochs=recipe["epochs"],
+        batch_size=recipe["batch_size"],
+        callbacks=[stop],
+        verbose=0,
+    )
+    seconds = time.perf_counter() - start
+    val = [round(float(v), 4) for v in history.history["val_accuracy"]]
+    path = work / f"{family}.keras"
+    model.save(path)
+    tokenizer_json = tok.to_json()
+    doc = json.loads(tokenizer_json)
+    doc["encode"] = {"padding": "pre", "truncating": "pre"}
+    report = {
+        "name": f"critic {family}",
+        "features": f,
+        "model": recipe["model"],
+        "ids": size,
+        "maxlen": maxlen,
+        "val_by_epoch": val,
+        "epoch": int(np.argmax(val)) + 1,
+        "val": max(val),
+        "features_seconds": round(features_seconds, 1),
+        "train_seconds": round(seconds, 1),
+    }
+    return report, path, json.dumps(doc)
+
+
+def export(path: Path, tokenizer_json: str, out: Path):
+    from critic.export import ExportSource, export_bundle
+
+    report = export_bundle(ExportSource(path, tokenizer_json), out, log=lambda *a: None)
+    return report.meta["parity"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--families", default=",".join(RECIPES))
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs (median reported)")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+
+    import critic
+
+    d = load(args.data)
+    test_texts, y_test = d["test"]
+    uci_texts, y_uci = d["uci"]
+    rows, probs = [], {}
+    speed_texts = test_texts
+
+    for make in (peer_tfidf_lr, peer_nbsvm):
+        row, predict = make(d)
+        p = predict(test_texts)
+        row["test"] = accuracy(p, y_test)
+        row["uci"] = by_source(predict(uci_texts), y_uci, d["uci_source"])
+        row["texts_per_s"] = {
+            "1": len(speed_texts)
+            / median_seconds(lambda predict=predict: predict(speed_texts), args.repeat)
+        }
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items()}), flush=True)
+
+    uci_probs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for family in args.families.split(","):
+            row, model_path, tok_json = train_family(family, d, work)
+            bundle_dir = work / f"bundle-{family}"
+            row["parity"] = export(model_path, tok_json, bundle_dir)
+            bundle = critic.load_bundle(bundle_dir)
+            speeds = {}
+            for threads in (1, 2):
+                rt = critic.Runtime(bundle, threads=threads)
+                rt.predict(speed_texts[:256])  # warm-up
+                speeds[str(threads)] = len(speed_texts) / median_seconds(
+                    lambda rt=rt: rt.predict(speed_texts), args.repeat
+                )
+            rt = critic.Runtime(bundle)
+            p = rt.predict(test_texts)
+            probs[family] = p
+            uci_probs[family] = rt.predict(uci_texts)
+            row["test"] = accuracy(p, y_test)
+            row["uci"] = by_source(uci_probs[family], y_uci, d["uci_source"])
+            row["texts_per_s"] = speeds
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if len(probs) > 1:
+        mean = np.mean(list(probs.values()), axis=0)
+        rows.append(
+            {
+                "name": "critic ensemble (mean of " + ", ".join(probs) + ")",
+                "test": accuracy(mean, y_test),
+                "uci": by_source(np.mean(list(uci_probs.values()), axis=0), y_uci, d["uci_source"]),
+            }
+        )
+    peer = rows[0]
+    for row in rows:
+        if "texts_per_s" in row:
+            row["speed_vs_tfidf_lr"] = {
+                t: round(v / peer["texts_per_s"]["1"], 1) for t, v in row["texts_per_s"].items()
+            }
+    result = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        },
+        "split": "IMDB train 20,000 / validation 5,000 (stratified, seed 13); test 25,000",
+        "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        "| model | val | IMDB test | UCI sentences (amazon / yelp / imdb) | train s "
+        "| texts/s 1 thr | 2 thr | x peer |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        u = r["uci"]
+        sp = r.get("texts_per_s", {})
+        lines.append(
+            f"| {r['name']} | {r.get('val', float('nan')):.2%} | **{r['test']:.2%}** | "
+            f"{u['all']:.1%} ({u.get('amazon_cells', 0):.1%} / {u.get('yelp', 0):.1%} / "
+            f"{u.get('imdb', 0):.1%}) | {r.get('train_seconds', float('nan')):.0f} | "
+            f"{sp.get('1', float('nan')):,.0f} | {sp.get('2', float('nan')):,.0f} | "
+            f"{r.get('speed_vs_tfidf_lr', {}).get('2', '')} |"
+        )
+    (args.out / "accuracy.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Keras layers critic's bag-of-ids models are built from (registered for safe-mode loading).
+
+Imports Keras: only the training and export code import this module, never the runtime.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="critic")
+class BagPooling(keras.layers.Layer):
+    """Pools the embeddings of a row's ids, leaving out the padding (id 0).
+
+    Called on ``[embeddings, ids]``: ``mode="mean"`` averages the real ids' vectors (an empty
+    row gives zeros, never a division by zero), ``"sum"`` adds them; ``use_bias`` adds a
+    trainable bias (a sum of embedding rows plus a bias is a Dense layer on the multi-hot
+    vector, without building the vector).
+    """
+
+    def __init__(self, mode: str = "mean", use_bias: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("mean", "sum"):
+            raise ValueError(f"mode must be 'mean' or 'sum', got {mode!r}")
+        self.mode = mode
+        self.use_bias = use_bias
+
+    def build(self, input_shape) -> None:
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(input_shape[0][-1],), initializer="zeros", name="bias"
+            )
+
+    def call(self, inputs):
+        embeddings, ids = inputs
+        real = ops.cast(ops.not_equal(ids, 0), embeddings.dtype)
+        pooled = ops.sum(embeddings * ops.expand_dims(real, -1), axis=1)
+        if self.mode == "mean":
+            pooled = pooled / ops.maximum(ops.sum(real, axis=1, keepdims=True), 1.0)
+        if self.use_bias:
+            pooled = pooled + self.bias
+        return pooled
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], input_shape[0][-1])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mode": self.mode, "use_bias": self.use_bias}

@@ -1,0 +1,72 @@
+// n-gram ids appended to word ids (Keras' imdb_fasttext recipe, fastText's hashing trick),
+// and each row's distinct ids (a binarized bag, for NBSVM).
+//
+// An n-gram of word ids w1..wn (2 <= n <= 3) is packed into one 64-bit key, 21 bits per id:
+// ((w1 << 21) | w2) for a bigram, ((w1 << 42) | (w2 << 21) | w3) for a trigram. Ids are >= 1,
+// so a bigram key never equals a trigram key. n-grams that contain an id outside
+// [1, 2**21) are not formed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace critic {
+
+constexpr int kNgramIdBits = 21;
+constexpr int32_t kNgramIdLimit = int32_t{1} << kNgramIdBits;
+constexpr int kMaxNgramOrder = 3;
+
+// splitmix64's finalizer: the bucket hash of the hashed variant (mirrored in Python).
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xBF58476D1CE4E5B9ULL;
+  x ^= x >> 27;
+  x *= 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// The key of ids[0..n), or 0 when one of them cannot be packed.
+inline uint64_t ngram_key(const int32_t* ids, int n) {
+  uint64_t key = 0;
+  for (int k = 0; k < n; ++k) {
+    if (ids[k] < 1 || ids[k] >= kNgramIdLimit) return 0;
+    key = (key << kNgramIdBits) | static_cast<uint64_t>(ids[k]);
+  }
+  return key;
+}
+
+class NgramTable {
+ public:
+  // Fitted variant: keys[r] gets id base + r. Hashed variant (keys empty, buckets > 0):
+  // a key gets id base + mix64(key) % buckets. order: the longest n-gram (1 = words only).
+  NgramTable(int order, int32_t base, std::vector<uint64_t> keys, int64_t buckets,
+             bool distinct);
+
+  // Appends the n-gram ids of ids (orders 2..order, in position order, n = 2 first), then,
+  // with distinct, keeps the first occurrence of every id. scratch is working memory.
+  void apply(std::vector<int32_t>& ids, std::vector<uint64_t>& scratch) const;
+
+  int order() const { return order_; }
+  int32_t base() const { return base_; }
+  bool distinct() const { return distinct_; }
+  int64_t size() const { return hashed() ? buckets_ : static_cast<int64_t>(keys_); }
+  bool hashed() const { return buckets_ > 0; }
+
+ private:
+  int32_t find(uint64_t key) const;  // -1 when absent
+
+  int order_;
+  int32_t base_;
+  int64_t buckets_;
+  bool distinct_;
+  size_t keys_ = 0;
+  std::vector<uint64_t> slot_keys_;  // open addressing, 0 = empty
+  std::vector<int32_t> slot_ids_;
+  size_t mask_ = 0;
+};
+
+// Keeps the first occurrence of every id, in order.
+void keep_distinct(std::vector<int32_t>& ids, std::vector<uint64_t>& scratch);
+
+}  // namespace critic
