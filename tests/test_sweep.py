@@ -166,6 +166,7 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
     """One sweep, three families: each trial reads the ids its family needs (word ids,
     distinct uni+bi+trigram ids, unigram+bigram ids), prepared once per setting; the best
     bundle carries its n-grams and scores raw text as Keras scored the prepared ids."""
+    from critic.bundle import load_bundle
     from critic.cli.main import main
     from critic.kernels import Tokenizer
 
@@ -183,12 +184,13 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
             "filters": 8,
         },
         search={"num_samples": 1, "scheduler": "fifo", "max_concurrent_trials": 2},
-        training={"epochs": 2, "batch_size": 32},
+        training={"epochs": 2, "batch_size": 32, "refit": True},
         top_k=3,
     )
     path = tmp_path / "sweep.yaml"
     path.write_text(json.dumps(cfg))
     assert main(["run", "--config", str(path)]) == 0
+    assert "refit on train + validation" in capsys.readouterr().out
     run_dir = tmp_path / "runs" / "tiny"
     folders = sorted((run_dir / "data").iterdir())
     orders = {}
@@ -205,7 +207,18 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
     assert not orders[2][1].ngrams.distinct and orders[2][2].max() >= 2000
     board = json.loads((run_dir / "leaderboard.json").read_text())
     assert sorted(t["model"]["family"] for t in board["trials"]) == ["conv1d", "fasttext", "nbsvm"]
+    # The best configuration, retrained on train + validation for its best epoch count, is
+    # what the pipeline exported and scored.
+    refit, best = board["refit"], board["trials"][0]
+    assert refit["trial"] == best["trial"] and refit["epochs"] == best["best_epoch"]
+    assert refit["rows"] == 1000 and (run_dir / "refit" / "model.keras").is_file()
+    bundle = load_bundle(run_dir / "bundles" / "rank1")
+    assert bundle.meta["trial"]["refit"] == {"epochs": refit["epochs"], "rows": 1000}
+    assert bundle.meta["metrics"]["test_accuracy"] == pytest.approx(
+        refit["test_accuracy"], abs=0.002
+    )
     report = json.loads((run_dir / "report.json").read_text())
+    assert report["refit"] and report["keras_test_accuracy"] == refit["test_accuracy"]
     assert report["scored_rows"] == 1000 and report["row_errors"] == 0
     assert report["bundle_test_accuracy"] == pytest.approx(report["keras_test_accuracy"], abs=0.002)
 
@@ -231,6 +244,7 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
         ({"tokenizer": {"ngrams": 4}}, "ngrams must be 'auto', 1, 2 or 3"),
         ({"tokenizer": {"distinct": "yes"}}, "distinct must be 'auto' or a boolean"),
         ({"tokenizer": {"max_ngrams": 0}}, "max_ngrams must be an integer >= 1"),
+        ({"training": {"refit": "yes"}}, "training.refit must be true or false"),
         ({"model": {"family": "nbsvm", "glove_path": "g.txt"}}, "glove_path is for sequence"),
     ],
 )

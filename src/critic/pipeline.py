@@ -37,12 +37,14 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
     summary = score_corpus(runtime, [test_input], run / "scored", options)
     accuracy, errors = _accuracy(run / "scored", truth, runtime)
     board = json.loads((run / "leaderboard.json").read_text())
+    best = {**board["trials"][0], **board.get("refit", {})}
     report = {
         "run_dir": run.uri,
         "bundle": (run / "bundles" / "rank1").uri,
         "best_trial": board["trials"][0]["trial"],
         "val_accuracy": board["trials"][0]["val_accuracy"],
-        "keras_test_accuracy": board["trials"][0]["test_accuracy"],
+        "keras_test_accuracy": best["test_accuracy"],
+        "refit": "refit" in board,
         "bundle_test_accuracy": accuracy,
         "scored_rows": summary.rows,
         "row_errors": errors,
@@ -65,10 +67,11 @@ def _accuracy(scored: Location, truth, runtime) -> tuple[float, int]:
 
 
 def print_report(report: dict) -> None:
+    refit = ", refit on train + validation" if report.get("refit") else ""
     print(
         f"critic run: best trial {report['best_trial']}: validation "
         f"{100 * report['val_accuracy']:.2f} %, test {100 * report['keras_test_accuracy']:.2f} % "
-        f"(Keras), {100 * report['bundle_test_accuracy']:.2f} % (exported bundle on raw text, "
-        f"{report['scored_rows']} reviews, {report['row_errors']} row errors) scored at "
+        f"(Keras{refit}), {100 * report['bundle_test_accuracy']:.2f} % "
+        f"(exported bundle on raw text, {report['scored_rows']} reviews, {report['row_errors']} row errors) scored at "
         f"{report['rows_per_second']:.0f} reviews/s; bundle {report['bundle']}"
     )

@@ -43,7 +43,16 @@ def from_run(run_dir: str | Path | Location, top: int = 1) -> list[ExportSource]
     if top < 1:
         raise SourceError(f"--top must be >= 1, got {top}")
     doc = json.loads(board.read_text())
-    return [_from_entry(run, doc, entry) for entry in doc["trials"][:top]]
+    entries = list(doc["trials"][:top])
+    if doc.get("refit") and entries:  # rank 1 retrained on train + validation
+        refit = doc["refit"]
+        entries[0] = {
+            **entries[0],
+            "checkpoint": refit["checkpoint"],
+            "test_accuracy": refit["test_accuracy"],
+            "refit": {k: refit[k] for k in ("epochs", "rows")},
+        }
+    return [_from_entry(run, doc, entry) for entry in entries]
 
 
 def from_checkpoint(path: str | Path, tokenizer: str | Path | None = None) -> ExportSource:

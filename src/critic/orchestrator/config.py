@@ -159,6 +159,10 @@ class SweepConfig:
             raise ConfigError(f"training.epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"training.batch_size must be >= 1, got {self.batch_size}")
+        if not isinstance(self.training.get("refit", False), bool):
+            raise ConfigError(
+                f"training.refit must be true or false, got {self.training['refit']!r}"
+            )
         for name in ("cpu", "gpu"):
             if float(self.resources.get(name, 1 if name == "cpu" else 0)) < 0:
                 raise ConfigError(f"resources.{name} must be >= 0")

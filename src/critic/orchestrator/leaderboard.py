@@ -39,7 +39,11 @@ def write_leaderboard(run_dir: Path, rows: list[dict]) -> None:
 
 
 def write_leaderboard_json(
-    cfg: SweepConfig, run_dir: Path, rows: list[dict], failed: list[dict] | None = None
+    cfg: SweepConfig,
+    run_dir: Path,
+    rows: list[dict],
+    failed: list[dict] | None = None,
+    refit: dict | None = None,
 ) -> None:
     """leaderboard.json: what ``critic export`` reads (no Ray needed to read a finished run).
     Paths are relative to the run directory, so a run directory can be moved or copied."""
@@ -50,6 +54,7 @@ def write_leaderboard_json(
             "val_accuracy": r["val_accuracy"],
             "test_accuracy": r.get("test_accuracy"),
             "epochs": r["epochs"],
+            "best_epoch": r.get("best_epoch", r["epochs"]),
             "model": r["result"].config["model"],
             "tokenizer": r["result"].config["tokenizer"],
             "checkpoint": r["checkpoint_dir"],
@@ -65,4 +70,6 @@ def write_leaderboard_json(
         "trials": trials,
         "failed": failed or [],
     }
+    if refit is not None:  # rank 1 retrained on train + validation (what export takes first)
+        doc["refit"] = refit
     (run_dir / "leaderboard.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")

@@ -254,14 +254,17 @@ def write_results(cfg: SweepConfig, run: Location, results) -> None:
         row["checkpoint"] = checkpoint
         row["checkpoint_dir"] = checkpoint.path[len(run.path.rstrip("/")) + 1 :]
     score_on_test(local, rows[: cfg.top_k])
+    refit = refit_best(cfg, local, rows[0]) if cfg.training.get("refit") else None
     write_leaderboard(local, rows)
-    write_leaderboard_json(cfg, local, rows, failed)
+    write_leaderboard_json(cfg, local, rows, failed, refit)
     written = ["leaderboard.csv", "leaderboard.md", "leaderboard.json"]
     try:  # figures are a convenience: the leaderboard, export and scoring go on without them
         written += plot_curves(local, rows[: cfg.top_k])
         written += plot_overview(local, rows)
     except Exception as e:
         print(f"critic tune: warning: the plots were not written ({type(e).__name__}: {e})")
+    if refit is not None:
+        written.append("refit")
     for name in written:
         push(local, run, name)
 
@@ -277,15 +280,16 @@ def rank_trials(results) -> tuple[list[dict], list[dict]]:
         # The history and the last result: a PBT trial that continued from another trial's
         # checkpoint can have a history without its last epochs.
         history = result.metrics_dataframe
-        seen = {k: [result.metrics.get(k, 0)] for k in (METRIC, "epoch")}
-        for k, values in seen.items():
-            if history is not None and k in history:
-                values.extend(history[k].dropna())
+        pairs = [(result.metrics.get(METRIC, 0), result.metrics.get("epoch", 0))]
+        if history is not None and METRIC in history and "epoch" in history:
+            pairs += list(history[[METRIC, "epoch"]].dropna().itertuples(index=False))
+        best, best_epoch = max(pairs, key=lambda p: (p[0], -p[1]))  # earliest best epoch
         rows.append(
             {
                 "trial": result.path.rsplit("/", 1)[-1],
-                "val_accuracy": float(max(seen[METRIC])),
-                "epochs": int(max(seen["epoch"])),
+                "val_accuracy": float(best),
+                "epochs": int(max(epoch for _, epoch in pairs)),
+                "best_epoch": int(best_epoch),
                 "result": result,
                 "params": {**result.config["model"], **result.config["tokenizer"]},
             }
@@ -297,14 +301,51 @@ def rank_trials(results) -> tuple[list[dict], list[dict]]:
 def score_on_test(local: Path, rows: list[dict]) -> None:
     """Each row's best checkpoint (read through Tune's Checkpoint API, from wherever the run
     is stored) scored once, with Keras, on its test arrays."""
+    for row in rows:
+        with row["checkpoint"].as_directory() as folder:
+            row["test_accuracy"] = _test_accuracy(local / row["data"], Path(folder))
+
+
+def _test_accuracy(data: Path, checkpoint: Path) -> float:
     import keras
 
     import critic.keras_layers  # noqa: F401  (registers the layers a checkpoint may hold)
 
-    for row in rows:
-        data = local / row["data"]
-        x_test, y_test = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
-        with row["checkpoint"].as_directory() as folder:
-            model = keras.models.load_model(Path(folder) / "model.keras", safe_mode=True)
-        p = model.predict(x_test, batch_size=256, verbose=0)[:, 0]
-        row["test_accuracy"] = float(((p >= 0.5) == (y_test >= 0.5)).mean())
+    x_test, y_test = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
+    model = keras.models.load_model(checkpoint / "model.keras", safe_mode=True)
+    p = model.predict(x_test, batch_size=256, verbose=0)[:, 0]
+    return float(((p >= 0.5) == (y_test >= 0.5)).mean())
+
+
+def refit_best(cfg: SweepConfig, local: Path, row: dict) -> dict:
+    """The best trial's configuration retrained on train + validation for its best epoch
+    count (a Ray task with a trial's resources, on any node), saved as ``refit/model.keras``
+    and scored once on the test split."""
+    import ray
+
+    from .trainable import refit_model
+
+    key = row["data"].split("/", 1)[1]
+    arrays = trial_arrays({key: str(local / row["data"])})[key]
+    resources = _resources(cfg)
+    task = ray.remote(refit_model).options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
+    start = time.perf_counter()
+    blob = ray.get(task.remote(row["result"].config, arrays, row["best_epoch"]))
+    folder = local / "refit"
+    folder.mkdir(exist_ok=True)
+    (folder / "model.keras").write_bytes(blob)
+    refit = {
+        "trial": row["trial"],
+        "epochs": row["best_epoch"],
+        "rows": int(len(arrays["x_train"]) + len(arrays["x_val"])),
+        "checkpoint": "refit",
+        "data": row["data"],
+        "test_accuracy": _test_accuracy(local / row["data"], folder),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    print(
+        f"critic tune: refit {row['trial']} on train + validation ({refit['rows']} rows, "
+        f"{refit['epochs']} epochs): test accuracy {refit['test_accuracy']:.4f} "
+        f"(before refit {row['test_accuracy']:.4f})"
+    )
+    return refit

@@ -24,13 +24,8 @@ def train_trial(config: dict, arrays: dict[str, dict]) -> None:
     """Train ``config["model"]`` on the arrays prepared for ``config["tokenizer"]``
     (``arrays``: :func:`~.prepare.trial_arrays`, from Ray's object store on any node)."""
     _configure_tensorflow()
-    from .zoo import ModelSpec
-
-    setting = trial_setting(config)
-    data = arrays[setting_key(setting)]
-    spec = ModelSpec.from_dict(
-        {**config["model"], "num_words": data["vocab_size"], "maxlen": setting["maxlen"]}
-    )
+    data = arrays[setting_key(trial_setting(config))]
+    spec = _spec(config, data)
     model, start_epoch = _initial_model(spec, data)
     model.fit(
         data["x_train"],
@@ -44,6 +39,16 @@ def train_trial(config: dict, arrays: dict[str, dict]) -> None:
     )
 
 
+def _spec(config: dict, data: dict):
+    """The trial's ModelSpec, sized by the ids its tokenizer setting produces."""
+    from .zoo import ModelSpec
+
+    maxlen = trial_setting(config)["maxlen"]
+    return ModelSpec.from_dict(
+        {**config["model"], "num_words": data["vocab_size"], "maxlen": maxlen}
+    )
+
+
 def _initial_model(spec, data: dict):
     """(model, first epoch): a retried or resumed trial continues from its checkpoint, a new
     one starts from scratch (with GloVe vectors when the spec names them, naive-Bayes ratios
@@ -52,8 +57,6 @@ def _initial_model(spec, data: dict):
     from ray import tune
 
     import critic.keras_layers  # noqa: F401  (registers the layers checkpoints may hold)
-
-    from .zoo import build_model, load_glove, nb_ratio
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -64,16 +67,36 @@ def _initial_model(spec, data: dict):
         # is the one mutation a trained model can take on.
         model.optimizer.learning_rate.assign(spec.learning_rate)
         return model, start_epoch
+    return _fresh_model(spec, data, data["x_train"], data["y_train"]), 0
+
+
+def _fresh_model(spec, data: dict, x: np.ndarray, y: np.ndarray):
+    """A new model for ``spec`` (GloVe vectors when named, naive-Bayes ratios of ``x`` for
+    nbsvm)."""
+    from .zoo import build_model, load_glove, nb_ratio
+
     matrix = None
     if spec.glove_path:
         from critic.kernels import Tokenizer
 
         tok = Tokenizer.from_json(data["tokenizer"])
         matrix, _ = load_glove(spec.glove_path, tok.word_index, spec.num_words, spec.embedding_dim)
-    ratios = None
-    if spec.family == "nbsvm":
-        ratios = nb_ratio(data["x_train"], data["y_train"], spec.num_words)
-    return build_model(spec, matrix, ratios), 0
+    ratios = nb_ratio(x, y, spec.num_words) if spec.family == "nbsvm" else None
+    return build_model(spec, matrix, ratios)
+
+
+def refit_model(config: dict, data: dict, epochs: int) -> bytes:
+    """A trial's configuration trained from scratch on train + validation for ``epochs``
+    epochs (the epoch count the validation split selected); returns its model.keras bytes."""
+    _configure_tensorflow()
+    spec = _spec(config, data)
+    x = np.concatenate([data["x_train"], data["x_val"]])
+    y = np.concatenate([data["y_train"], data["y_val"]])
+    model = _fresh_model(spec, data, x, y)
+    model.fit(x, y, epochs=int(epochs), batch_size=int(config["batch_size"]), verbose=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "model.keras")
+        return (Path(tmp) / "model.keras").read_bytes()
 
 
 def _report_to_tune():
