@@ -72,6 +72,7 @@ def print_report(report: dict) -> None:
         f"critic run: best trial {report['best_trial']}: validation "
         f"{100 * report['val_accuracy']:.2f} %, test {100 * report['keras_test_accuracy']:.2f} % "
         f"(Keras{refit}), {100 * report['bundle_test_accuracy']:.2f} % "
-        f"(exported bundle on raw text, {report['scored_rows']} reviews, {report['row_errors']} row errors) scored at "
+        f"(exported bundle on raw text, {report['scored_rows']} reviews, "
+        f"{report['row_errors']} row errors) scored at "
         f"{report['rows_per_second']:.0f} reviews/s; bundle {report['bundle']}"
     )
