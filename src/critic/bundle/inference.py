@@ -65,10 +65,30 @@ def predict_ids(
     batch_size: int,
     window: Window | None = None,
     input_name: str = "tokens",
+    trim: str | None = None,
 ) -> np.ndarray:
-    """float32 [n] probabilities for token ids [n, maxlen]."""
+    """float32 [n] probabilities for token ids [n, maxlen]. ``trim`` ("pre" or "post", the
+    padding side) for a model that takes any row width: rows are sorted by length and each
+    batch is cut to its longest row, so no step runs on padding shared by the whole batch."""
     ids = np.ascontiguousarray(ids, dtype=np.int32)
     out = np.empty(len(ids), dtype=np.float32)
+    if trim is not None and window is None:
+        nonzero = ids != 0
+        first = nonzero.argmax(axis=1)
+        if trim == "pre":
+            lengths = np.where(nonzero.any(axis=1), ids.shape[1] - first, 0)
+        else:
+            last = ids.shape[1] - nonzero[:, ::-1].argmax(axis=1)
+            lengths = np.where(nonzero.any(axis=1), last, 0)
+        order = np.argsort(lengths, kind="stable")
+        width = ids.shape[1]
+        for start in range(0, len(ids), batch_size):
+            rows = order[start : start + batch_size]
+            keep = max(int(lengths[rows[-1]]), 1)  # sorted: the last is the longest
+            cols = slice(width - keep, width) if trim == "pre" else slice(0, keep)
+            batch = np.ascontiguousarray(ids[rows, cols])
+            out[rows] = session.run(None, {input_name: batch})[0][:, 0]
+        return out
     if window is None:
         for start in range(0, len(ids), batch_size):
             batch = ids[start : start + batch_size]

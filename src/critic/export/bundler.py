@@ -17,7 +17,7 @@ import numpy as np
 from critic.bundle import BUNDLE_FILE, FORMAT, FORMAT_VERSION, file_entry, seal_manifest
 
 from .card import model_card
-from .convert import INPUT, OPSET, OUTPUT, describe_graph, model_maxlen, to_onnx
+from .convert import INPUT, OPSET, OUTPUT, describe_graph, model_maxlen, reads_a_bag, to_onnx
 from .quantize import QuantizeSkipped, quantize_int8
 from .sources import ExportSource
 from .verify import (
@@ -207,6 +207,8 @@ def _write_files(
             "ids": c.tokenizer_doc["encode"]["mode"],
             "truncating": c.tokenizer_doc["encode"]["truncating"],
             "family": source.trial.get("model", {}).get("family") or c.model.name,
+            # any row width: the runtime trims each batch's padding before it runs
+            "any_length": reads_a_bag(c.model),
             **c.graph,
         },
         "models": models,

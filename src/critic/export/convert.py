@@ -13,11 +13,12 @@ _LOOPS = ("Loop", "Scan")
 
 def to_onnx(model: Any, opset: int = OPSET):
     """The ONNX ModelProto of a Keras classifier: input ``tokens`` int32 [batch, maxlen]
-    (dynamic batch), output ``probabilities`` float32 [batch, 1]."""
+    (dynamic batch; a bag model, see :func:`reads_a_bag`, takes any row length), output
+    ``probabilities`` float32 [batch, 1]."""
     import tensorflow as tf
     import tf2onnx
 
-    maxlen = model_maxlen(model)
+    maxlen = None if reads_a_bag(model) else model_maxlen(model)
 
     @tf.function
     def serve(tokens):
@@ -26,6 +27,12 @@ def to_onnx(model: Any, opset: int = OPSET):
     spec = [tf.TensorSpec([None, maxlen], tf.int32, name=INPUT)]
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
     return proto
+
+
+def reads_a_bag(model: Any) -> bool:
+    """A model that pools its ids as a bag (critic's BagPooling): its output does not depend
+    on the row width, so padding can be trimmed before it runs."""
+    return any(type(layer).__name__ == "BagPooling" for layer in model.layers)
 
 
 def model_maxlen(model: Any) -> int:

@@ -65,6 +65,7 @@ class Runtime:
             )
             self.window = Window(session)
         self._input = bundle.meta["model"]["input"]
+        self._trim = bundle.encode["padding"] if bundle.meta["model"].get("any_length") else None
         self.variant = variant
         self._labels = np.asarray(bundle.labels)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="critic-tokenize")
@@ -124,7 +125,7 @@ class Runtime:
             if k + 1 < len(starts):
                 pending = self._submit(texts, starts[k + 1], chunk, strict)
             out[start : start + len(ids)] = predict_ids(
-                self.session, ids, size, self.window, self._input
+                self.session, ids, size, self.window, self._input, self._trim
             )
             for row, message in bad.items():
                 out[start + row] = np.nan

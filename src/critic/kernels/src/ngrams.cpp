@@ -25,46 +25,86 @@ NgramTable::NgramTable(int order, int32_t base, std::vector<uint64_t> keys, int6
   keys_ = keys.size();
   size_t capacity = 16;
   while (capacity < 2 * keys_) capacity *= 2;
-  slot_keys_.assign(capacity, 0);
-  slot_ids_.assign(capacity, -1);
+  slots_.assign(capacity, Slot{0, -1});
   mask_ = capacity - 1;
   for (size_t r = 0; r < keys_; ++r) {
     const uint64_t key = keys[r];
     if (key == 0) throw std::invalid_argument("n-gram key 0 is not a valid key");
     size_t s = mix64(key) & mask_;
-    while (slot_keys_[s] != 0 && slot_keys_[s] != key) s = (s + 1) & mask_;
-    if (slot_keys_[s] == key) {
+    while (slots_[s].key != 0 && slots_[s].key != key) s = (s + 1) & mask_;
+    if (slots_[s].key == key) {
       throw std::invalid_argument("n-gram key " + std::to_string(key) + " appears twice");
     }
-    slot_keys_[s] = key;
-    slot_ids_[s] = base + static_cast<int32_t>(r);
+    slots_[s] = Slot{key, base + static_cast<int32_t>(r)};
   }
 }
 
 int32_t NgramTable::find(uint64_t key) const {
   if (hashed()) return base_ + static_cast<int32_t>(mix64(key) % static_cast<uint64_t>(buckets_));
   for (size_t s = mix64(key) & mask_;; s = (s + 1) & mask_) {
-    if (slot_keys_[s] == key) return slot_ids_[s];
-    if (slot_keys_[s] == 0) return -1;
+    if (slots_[s].key == key) return slots_[s].id;
+    if (slots_[s].key == 0) return -1;
   }
 }
 
-void NgramTable::apply(std::vector<int32_t>& ids, std::vector<uint64_t>& scratch) const {
+void NgramTable::prefetch(uint64_t key) const {
+#if defined(__GNUC__) || defined(__clang__)
+  if (!hashed()) __builtin_prefetch(&slots_[mix64(key) & mask_]);
+#else
+  (void)key;
+#endif
+}
+
+void NgramTable::apply(std::vector<int32_t>& ids, NgramScratch& scratch) const {
+  // All keys first, then lookups a few keys behind their prefetches: the table is larger
+  // than the caches, and overlapping the misses is most of the speed.
+  constexpr size_t kAhead = 12;
   const size_t m = ids.size();
+  std::vector<uint64_t>& keys = scratch.keys;
+  keys.clear();
   for (int n = 2; n <= order_; ++n) {
     for (size_t i = 0; i + n <= m; ++i) {
       const uint64_t key = ngram_key(ids.data() + i, n);
-      if (key == 0) continue;
-      const int32_t id = find(key);
-      if (id >= 0) ids.push_back(id);  // reads stay below m: push_back may reallocate
+      if (key != 0) keys.push_back(key);
     }
   }
-  if (distinct_) keep_distinct(ids, scratch);
+  const size_t k = keys.size();
+  for (size_t j = 0; j < k && j < kAhead; ++j) prefetch(keys[j]);
+  for (size_t j = 0; j < k; ++j) {
+    if (j + kAhead < k) prefetch(keys[j + kAhead]);
+    const int32_t id = find(keys[j]);
+    if (id >= 0) ids.push_back(id);
+  }
+  if (distinct_) keep_distinct(ids, static_cast<int64_t>(base_) + size(), scratch);
 }
 
-void keep_distinct(std::vector<int32_t>& ids, std::vector<uint64_t>& scratch) {
-  // (id, position) pairs sorted: the first of each id run is its first occurrence.
+namespace {
+constexpr int64_t kSeenLimit = int64_t{1} << 22;  // ids tracked in an array (16 MB a thread)
+}
+
+void keep_distinct(std::vector<int32_t>& ids, int64_t limit, NgramScratch& work) {
   const size_t m = ids.size();
+  bool small = limit <= kSeenLimit;
+  for (size_t i = 0; small && i < m; ++i) small = ids[i] < limit;  // ids are >= 0
+  if (small) {
+    if (work.seen.size() < static_cast<size_t>(limit)) work.seen.resize(limit, 0);
+    if (++work.stamp == 0) {  // wrapped: forget every earlier row
+      std::fill(work.seen.begin(), work.seen.end(), 0);
+      work.stamp = 1;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < m; ++i) {
+      uint32_t& mark = work.seen[static_cast<size_t>(ids[i])];
+      if (mark != work.stamp) {
+        mark = work.stamp;
+        ids[kept++] = ids[i];
+      }
+    }
+    ids.resize(kept);
+    return;
+  }
+  // (id, position) pairs sorted: the first of each id run is its first occurrence.
+  std::vector<uint64_t>& scratch = work.keys;
   scratch.resize(m);
   for (size_t i = 0; i < m; ++i) {
     scratch[i] = (static_cast<uint64_t>(static_cast<uint32_t>(ids[i])) << 32) | i;

@@ -36,6 +36,13 @@ inline uint64_t ngram_key(const int32_t* ids, int n) {
   return key;
 }
 
+// Per-thread working memory of NgramTable::apply.
+struct NgramScratch {
+  std::vector<uint64_t> keys;
+  std::vector<uint32_t> seen;  // seen[id] == stamp: id already kept in this row
+  uint32_t stamp = 0;
+};
+
 class NgramTable {
  public:
   // Fitted variant: keys[r] gets id base + r. Hashed variant (keys empty, buckets > 0):
@@ -44,8 +51,11 @@ class NgramTable {
              bool distinct);
 
   // Appends the n-gram ids of ids (orders 2..order, in position order, n = 2 first), then,
-  // with distinct, keeps the first occurrence of every id. scratch is working memory.
-  void apply(std::vector<int32_t>& ids, std::vector<uint64_t>& scratch) const;
+  // with distinct, keeps the first occurrence of every id.
+  void apply(std::vector<int32_t>& ids, NgramScratch& scratch) const;
+
+  // The id of one packed key (the table's slot for it is read once), or -1 when absent.
+  int32_t find(uint64_t key) const;
 
   int order() const { return order_; }
   int32_t base() const { return base_; }
@@ -54,19 +64,23 @@ class NgramTable {
   bool hashed() const { return buckets_ > 0; }
 
  private:
-  int32_t find(uint64_t key) const;  // -1 when absent
+  struct Slot {
+    uint64_t key;  // 0 = empty
+    int32_t id;
+  };
+  void prefetch(uint64_t key) const;
 
   int order_;
   int32_t base_;
   int64_t buckets_;
   bool distinct_;
   size_t keys_ = 0;
-  std::vector<uint64_t> slot_keys_;  // open addressing, 0 = empty
-  std::vector<int32_t> slot_ids_;
+  std::vector<Slot> slots_;  // open addressing: key and id share a cache line
   size_t mask_ = 0;
 };
 
-// Keeps the first occurrence of every id, in order.
-void keep_distinct(std::vector<int32_t>& ids, std::vector<uint64_t>& scratch);
+// Keeps the first occurrence of every id, in order. Ids below `limit` are tracked in an array
+// (one pass); a limit too large for one falls back to sorting.
+void keep_distinct(std::vector<int32_t>& ids, int64_t limit, NgramScratch& scratch);
 
 }  // namespace critic

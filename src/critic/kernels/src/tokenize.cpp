@@ -81,7 +81,8 @@ struct Worker {
   SplitScratch split;
   std::string scratch;
   std::vector<int32_t> ids;
-  std::vector<uint64_t> keys;  // n-gram and distinct-id scratch
+  std::vector<uint64_t> keys;  // bag scratch
+  NgramScratch ngram;
   PendingTokens pending;
   RowError err;
 };
@@ -283,7 +284,7 @@ bool ids_of_row(const WordSplitter& splitter, const Vocabulary& vocab, const Ngr
     record(w.err, first_bad, RowError::kMissingOov, i, 0);
     return false;
   }
-  if (ok && ngrams != nullptr) ngrams->apply(w.ids, w.keys);
+  if (ok && ngrams != nullptr) ngrams->apply(w.ids, w.ngram);
   return ok;
 }
 
