@@ -246,6 +246,7 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(RECIPES))
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--keep-bundles", type=Path, help="save each family's bundle here")
     args = parser.parse_args()
 
     import critic
@@ -273,7 +274,7 @@ def main() -> None:
         work = Path(tmp)
         for family in args.families.split(","):
             row, model_path, tok_json = train_family(family, d, work)
-            bundle_dir = work / f"bundle-{family}"
+            bundle_dir = (args.keep_bundles or work) / f"bundle-{family}"
             row["parity"] = export(model_path, tok_json, bundle_dir)
             bundle = critic.load_bundle(bundle_dir)
             speeds = {}

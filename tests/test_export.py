@@ -360,3 +360,56 @@ def test_bag_families_train_export_and_score_raw_text_like_keras(tmp_path, sampl
     )[:, 0]
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert np.isfinite(got).all()  # an empty review averages no ids: no division by zero
+
+
+def test_an_ensemble_bundle_is_the_mean_of_its_members(tmp_path, sample):
+    from critic.export import ExportSource, SourceError, export_bundle
+    from critic.export.ensemble import ensemble_source
+    from critic.kernels import Ngrams, Tokenizer
+    from critic.orchestrator.zoo import ModelSpec, build_model, nb_ratio
+    from critic.serve.runtime import Runtime
+
+    texts, labels = sample
+    tok = Tokenizer(num_words=500, oov_token="<OOV>")
+    tok.fit_on_texts(texts[:300])
+    tok.ngrams = Ngrams.fit(tok, texts[:300], 2, max_ngrams=900, distinct=True)
+    x = tok.encode(texts, maxlen=120)
+    doc = json.loads(tok.to_json())
+    doc["encode"] = {"padding": "pre", "truncating": "pre"}
+    members, models = [], []
+    for i, (family, lr) in enumerate([("nbsvm", 0.01), ("nbsvm", 0.002), ("bow", 0.003)]):
+        spec = ModelSpec.from_dict(
+            {
+                **TINY,
+                "family": family,
+                "num_words": tok.ngrams.size,
+                "maxlen": 120,
+                "learning_rate": lr,
+            }
+        )
+        ratios = nb_ratio(x[:300], labels[:300], spec.num_words) if family == "nbsvm" else None
+        model = build_model(spec, ratios=ratios)
+        model.fit(x[:300], labels[:300], epochs=1, batch_size=32, verbose=0)
+        model.save(tmp_path / f"m{i}.keras")
+        models.append(model)
+        trial = {"trial": f"t{i}", "model": {"family": family}}
+        members.append(ExportSource(tmp_path / f"m{i}.keras", json.dumps(doc), trial=trial))
+    source = ensemble_source(members, tmp_path / "work")
+    report = export_bundle(source, tmp_path / "ens", log=lambda *_: None)
+    meta = load_bundle(report.path).meta
+    assert meta["parity"]["max_abs_diff"] <= 1e-5 and meta["parity"]["label_flips"] == 0
+    assert (
+        meta["model"]["any_length"] and meta["model"]["family"] == "ensemble of nbsvm, nbsvm, bow"
+    )
+    assert [m["trial"] for m in meta["trial"]["ensemble"]] == ["t0", "t1", "t2"]
+    got = Runtime.load(report.path).predict(texts[300:])
+    want = np.mean([m.predict(x[300:], verbose=0)[:, 0] for m in models], axis=0)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+    other = json.loads(json.dumps(doc))
+    other["config"]["num_words"] = 400
+    members[2] = ExportSource(members[2].checkpoint, json.dumps(other), trial={"trial": "t2"})
+    with pytest.raises(SourceError, match="t2 reads other ids than t0"):
+        ensemble_source(members, tmp_path / "work2")
+    with pytest.raises(SourceError, match="at least 2 members"):
+        ensemble_source(members[:1], tmp_path / "work3")

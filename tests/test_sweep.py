@@ -133,6 +133,12 @@ def test_tune_export_top_writes_verified_bundles(tmp_path, ray_local, capsys):
     assert main(["export", str(checkpoint), "--out", str(tmp_path / "one")]) == 0
     assert load_bundle(tmp_path / "one").meta["trial"]["rank"] == 2
 
+    # Both trials read the same ids: one bundle averaging them, verified like any other.
+    assert main(["export", str(run_dir), "--ensemble", "2", "--out", str(tmp_path / "e")]) == 0
+    meta = load_bundle(tmp_path / "e" / "ensemble2").meta
+    assert [m["trial"] for m in meta["trial"]["ensemble"]] == [t["trial"] for t in board["trials"]]
+    assert meta["parity"]["label_flips"] == 0 and not meta["model"]["any_length"]
+
 
 def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local, capsys):
     from critic.cli.main import main
@@ -214,11 +220,17 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
     assert refit["rows"] == 1000 and (run_dir / "refit" / "model.keras").is_file()
     bundle = load_bundle(run_dir / "bundles" / "rank1")
     assert bundle.meta["trial"]["refit"] == {"epochs": refit["epochs"], "rows": 1000}
+    assert bundle.meta["metrics"]["val_accuracy"] is None  # the refit trained on those rows
     assert bundle.meta["metrics"]["test_accuracy"] == pytest.approx(
         refit["test_accuracy"], abs=0.002
     )
     report = json.loads((run_dir / "report.json").read_text())
     assert report["refit"] and report["keras_test_accuracy"] == refit["test_accuracy"]
+    # Its trials read different ids: they make no ensemble, and the command says why.
+    out = tmp_path / "ensembles"
+    assert main(["export", str(run_dir), "--ensemble", "2", "--out", str(out)]) == 2
+    assert "must share one tokenizer setting" in capsys.readouterr().err
+    assert not out.exists()
     assert report["scored_rows"] == 1000 and report["row_errors"] == 0
     assert report["bundle_test_accuracy"] == pytest.approx(report["keras_test_accuracy"], abs=0.002)
 

@@ -24,6 +24,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="bundle folder (or parent)")
     parser.add_argument("--top", type=int, default=1, help="trials to export from a run (1)")
     parser.add_argument(
+        "--ensemble",
+        type=int,
+        metavar="K",
+        help="instead, one bundle (OUT/ensembleK) averaging the run's K best trials; they must "
+        "share a tokenizer setting (verified against the mean of their Keras predictions)",
+    )
+    parser.add_argument(
         "--tokenizer",
         type=Path,
         help="tokenizer JSON for a checkpoint outside a run directory (Keras or critic format)",
@@ -42,14 +49,20 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from critic.export.runs import export_all
-    from critic.export.sources import from_checkpoint, from_run
+    from critic.export.runs import export_all, export_ensemble
+    from critic.export.sources import SourceError, from_checkpoint, from_run
     from critic.storage import location
 
-    if (location(args.source) / "leaderboard.json").is_file():
+    options = {"verify_rows": args.verify_rows, "opset": args.opset, "overwrite": args.overwrite}
+    options["quantize"] = args.quantize
+    is_run = (location(args.source) / "leaderboard.json").is_file()
+    if args.ensemble is not None:
+        if not is_run:
+            raise SourceError(f"{args.source}: --ensemble needs a `critic tune` run directory")
+        return 0 if export_ensemble(args.source, args.ensemble, args.out, **options) else 1
+    if is_run:
         sources = from_run(args.source, args.top)
         targets = [(s, args.out / f"rank{i + 1}") for i, s in enumerate(sources)]
     else:
         targets = [(from_checkpoint(args.source, args.tokenizer), args.out)]
-    options = {"verify_rows": args.verify_rows, "opset": args.opset, "overwrite": args.overwrite}
-    return 0 if export_all(targets, quantize=args.quantize, **options) else 1
+    return 0 if export_all(targets, **options) else 1

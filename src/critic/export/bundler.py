@@ -151,7 +151,7 @@ def convert_and_verify(
         verify_source,
         p_keras,
         parity,
-        _onnx_metrics(sess, source.data),
+        _onnx_metrics(sess, source.data, refit=bool(source.trial.get("refit"))),
     )
 
 
@@ -189,7 +189,8 @@ def _write_files(
         notes.append(window)
     if quantize == "int8":
         try:
-            models["int8"] = _int8(tmp, c.graph, c.session, c.x_verify, source.data)
+            refit = bool(source.trial.get("refit"))
+            models["int8"] = _int8(tmp, c.graph, c.session, c.x_verify, source.data, refit)
         except QuantizeSkipped as e:
             log(f"critic export: {e}")
             notes.append(str(e))
@@ -272,9 +273,11 @@ def _random_rows(tokenizer_doc: dict, maxlen: int, rows: int) -> np.ndarray:
     return x
 
 
-def _onnx_metrics(sess, data: Path | None) -> dict[str, float | None]:
+def _onnx_metrics(sess, data: Path | None, refit: bool = False) -> dict[str, float | None]:
+    """Accuracy of the ONNX model on the run's splits (not on validation rows a refit model
+    was trained on)."""
     metrics: dict[str, float | None] = {"val_accuracy": None, "test_accuracy": None}
-    for split in ("val", "test"):
+    for split in ("test",) if refit else ("val", "test"):
         if data is not None and (data / f"x_{split}.npy").is_file():
             p = onnx_predict(sess, np.load(data / f"x_{split}.npy"))
             metrics[f"{split}_accuracy"] = accuracy(p, np.load(data / f"y_{split}.npy"), THRESHOLD)
@@ -309,7 +312,9 @@ def _window(model, opset: int, folder: Path, x, p_keras, source: str, tolerance:
     }
 
 
-def _int8(folder: Path, graph: dict, fp32, x: np.ndarray, data: Path | None) -> dict[str, Any]:
+def _int8(
+    folder: Path, graph: dict, fp32, x: np.ndarray, data: Path | None, refit: bool
+) -> dict[str, Any]:
     quantize_int8(folder / "model.onnx", folder / "model.int8.onnx", graph)
     q = session((folder / "model.int8.onnx").read_bytes())
     p_q, p_fp32 = onnx_predict(q, x), onnx_predict(fp32, x)
@@ -322,7 +327,7 @@ def _int8(folder: Path, graph: dict, fp32, x: np.ndarray, data: Path | None) -> 
         "max_abs_diff_vs_fp32": float(diff.max(initial=0.0)),
         "label_flips_vs_fp32": int(flips.sum()),
     }
-    info.update({k: v for k, v in _onnx_metrics(q, data).items() if v is not None})
+    info.update({k: v for k, v in _onnx_metrics(q, data, refit).items() if v is not None})
     return info
 
 

@@ -31,7 +31,11 @@ def to_onnx(model: Any, opset: int = OPSET):
 
 def reads_a_bag(model: Any) -> bool:
     """A model that pools its ids as a bag (critic's BagPooling): its output does not depend
-    on the row width, so padding can be trimmed before it runs."""
+    on the row width, so padding can be trimmed before it runs. An ensemble reads a bag
+    only when every member does."""
+    members = [layer for layer in model.layers if hasattr(layer, "layers")]
+    if members:
+        return all(reads_a_bag(m) for m in members)
     return any(type(layer).__name__ == "BagPooling" for layer in model.layers)
 
 

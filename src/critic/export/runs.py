@@ -27,6 +27,19 @@ def export_run(
     return ok
 
 
+def export_ensemble(run_dir: str | Path | Location, k: int, out: Path, **options) -> bool:
+    """One bundle, ``OUT/ensembleK``, averaging the run's K best trials (see
+    :mod:`.ensemble`). Returns whether it verified."""
+    import tempfile
+
+    from .ensemble import ensemble_source
+
+    with tempfile.TemporaryDirectory(prefix="critic-ensemble-") as work:
+        # The trials as the sweep trained them (a refit saw the validation rows).
+        source = ensemble_source(from_run(run_dir, k, refit=False), Path(work))
+        return export_all([(source, out / f"ensemble{k}")], **options)
+
+
 def export_all(targets: list, **options) -> bool:
     """Export every (source, out) pair; a failed verification is reported and skipped.
     Returns whether all succeeded."""

@@ -31,9 +31,12 @@ class ExportSource:
     dataset: dict[str, Any] = field(default_factory=dict)
 
 
-def from_run(run_dir: str | Path | Location, top: int = 1) -> list[ExportSource]:
+def from_run(
+    run_dir: str | Path | Location, top: int = 1, refit: bool = True
+) -> list[ExportSource]:
     """The ``top`` best trials of a finished sweep (a local folder or a storage URI), best
-    first. A remote run's files are fetched into its local working copy first."""
+    first; with ``refit``, rank 1 is its refit on train + validation when the run made one.
+    A remote run's files are fetched into its local working copy first."""
     run = location(run_dir)
     board = run / "leaderboard.json"
     if not board.is_file():
@@ -44,7 +47,7 @@ def from_run(run_dir: str | Path | Location, top: int = 1) -> list[ExportSource]
         raise SourceError(f"--top must be >= 1, got {top}")
     doc = json.loads(board.read_text())
     entries = list(doc["trials"][:top])
-    if doc.get("refit") and entries:  # rank 1 retrained on train + validation
+    if refit and doc.get("refit") and entries:  # rank 1 retrained on train + validation
         refit = doc["refit"]
         entries[0] = {
             **entries[0],

@@ -148,10 +148,10 @@ def nb_ratio(x: np.ndarray, y: np.ndarray, num_words: int, alpha: float = 1.0) -
         present = np.zeros(num_words, dtype=np.float64)
         for row in rows:
             present[np.unique(row[row > 0])] += 1
-        counts.append(present + alpha)
+        counts.append(present[1:] + alpha)  # id 0 is padding, not a feature
     p, q = counts
-    r = np.log((p / p.sum()) / (q / q.sum()))
-    r[0] = 0.0
+    r = np.zeros(num_words, dtype=np.float64)
+    r[1:] = np.log((p / p.sum()) / (q / q.sum()))
     return r.astype(np.float32).reshape(-1, 1)
 
 

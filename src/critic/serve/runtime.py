@@ -137,7 +137,9 @@ class Runtime:
 
     def _encode_batch(self, batch: Any, start: int, strict: bool) -> tuple[np.ndarray, dict]:
         try:
-            return self.encode(batch), {}
+            # Every thread: while onnxruntime runs the previous chunk the tokenizer shares the
+            # cores with it, and a bag model's n-gram features can be the larger half.
+            return self.encode(batch, threads=self.threads), {}
         except (TypeError, ValueError):
             bad = self._row_errors(batch)
             if not bad:

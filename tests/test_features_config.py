@@ -1,0 +1,83 @@
+"""Which ids each model family reads: tokenizer settings resolved per family, once each."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import tiny_sweep_config
+
+from critic.orchestrator.config import ConfigError, SweepConfig, resolve_setting
+from critic.orchestrator.prepare import setting_key, tokenizer_settings, trial_setting
+
+
+def test_auto_features_follow_the_family():
+    base = {"num_words": 100, "maxlen": 50}
+    assert resolve_setting(base, "lstm") == {
+        "num_words": 100,
+        "maxlen": 50,
+        "oov_token": "<OOV>",
+        "padding": "pre",
+        "ngrams": 1,
+        "distinct": False,
+    }
+    nbsvm = resolve_setting(base, "nbsvm")
+    assert (nbsvm["ngrams"], nbsvm["distinct"], nbsvm["maxlen"]) == (3, True, 150)
+    assert nbsvm["max_ngrams"] == 200000 and nbsvm["hash_buckets"] == 0
+    fasttext = resolve_setting(base, "fasttext")
+    assert (fasttext["ngrams"], fasttext["distinct"], fasttext["maxlen"]) == (2, False, 100)
+    bow = resolve_setting(base, "bow")
+    assert (bow["ngrams"], bow["distinct"], bow["maxlen"]) == (1, True, 50)
+    # The config's own values win over the family's.
+    forced = resolve_setting({**base, "ngrams": 2, "distinct": False}, "nbsvm")
+    assert (forced["ngrams"], forced["distinct"]) == (2, False)
+
+
+def test_one_array_set_per_distinct_setting(tmp_path):
+    cfg = SweepConfig.from_dict(
+        tiny_sweep_config(
+            tmp_path,
+            tokenizer={"num_words": {"choice": [100, 200]}, "maxlen": 40},
+            model={"family": {"choice": ["lstm", "conv1d", "nbsvm", "fasttext"]}},
+        )
+    )
+    settings = tokenizer_settings(cfg)
+    # lstm and conv1d share their word ids: 2 vocabularies x (words, nbsvm, fasttext)
+    assert len(settings) == 6
+    assert len({setting_key(s) for s in settings}) == 6
+    config = {"tokenizer": cfg.tokenizer_space | {"num_words": 200}, "model": {"family": "nbsvm"}}
+    assert trial_setting(config) in settings
+    assert trial_setting(config)["ngrams"] == 3
+
+
+def test_npz_ranks_cannot_feed_a_bag_family(tmp_path):
+    npz, index = tmp_path / "imdb.npz", tmp_path / "index.json"
+    np.savez(
+        npz,
+        x_train=np.array([[1, 2]]),
+        y_train=np.array([1]),
+        x_test=np.array([[1]]),
+        y_test=np.array([0]),
+    )
+    index.write_text('{"a": 1}')
+    with pytest.raises(ConfigError, match="need review texts"):
+        SweepConfig.from_dict(
+            tiny_sweep_config(
+                tmp_path,
+                dataset={"kind": "imdb_npz", "path": str(npz), "word_index": str(index)},
+                model={"family": {"choice": ["lstm", "nbsvm"]}},
+            )
+        )
+
+
+def test_nb_ratio_is_the_log_count_ratio_of_documents():
+    from critic.orchestrator.zoo import nb_ratio
+
+    x = np.array([[0, 1, 2, 2], [0, 0, 1, 3], [0, 0, 0, 2], [0, 3, 3, 3]], dtype=np.int32)
+    y = np.array([1, 1, 0, 0], dtype=np.float32)
+    r = nb_ratio(x, y, 5)
+    # documents containing each id: positive [_, 2, 1, 1, 0], negative [_, 0, 1, 1, 0]; +1 each
+    p = np.array([2, 1, 1, 0], dtype=np.float64) + 1
+    q = np.array([0, 1, 1, 0], dtype=np.float64) + 1
+    expected = np.concatenate([[0.0], np.log((p / p.sum()) / (q / q.sum()))])
+    np.testing.assert_allclose(r[:, 0], expected, rtol=1e-6)
+    assert r.shape == (5, 1) and r.dtype == np.float32
