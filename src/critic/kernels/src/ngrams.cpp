@@ -7,6 +7,10 @@
 
 namespace critic {
 
+namespace {
+inline uint8_t tag_of(uint64_t h) { return static_cast<uint8_t>((h >> 56) | 1); }
+}  // namespace
+
 NgramTable::NgramTable(int order, int32_t base, std::vector<uint64_t> keys, int64_t buckets,
                        bool distinct)
     : order_(order), base_(base), buckets_(buckets), distinct_(distinct) {
@@ -26,6 +30,7 @@ NgramTable::NgramTable(int order, int32_t base, std::vector<uint64_t> keys, int6
   size_t capacity = 16;
   while (capacity < 2 * keys_) capacity *= 2;
   slots_.assign(capacity, Slot{0, -1});
+  tags_.assign(capacity, 0);
   mask_ = capacity - 1;
   for (size_t r = 0; r < keys_; ++r) {
     const uint64_t key = keys[r];
@@ -36,20 +41,24 @@ NgramTable::NgramTable(int order, int32_t base, std::vector<uint64_t> keys, int6
       throw std::invalid_argument("n-gram key " + std::to_string(key) + " appears twice");
     }
     slots_[s] = Slot{key, base + static_cast<int32_t>(r)};
+    tags_[s] = tag_of(mix64(key));
   }
 }
 
 int32_t NgramTable::find(uint64_t key) const {
   if (hashed()) return base_ + static_cast<int32_t>(mix64(key) % static_cast<uint64_t>(buckets_));
-  for (size_t s = mix64(key) & mask_;; s = (s + 1) & mask_) {
-    if (slots_[s].key == key) return slots_[s].id;
-    if (slots_[s].key == 0) return -1;
+  const uint64_t h = mix64(key);
+  const uint8_t tag = tag_of(h);
+  for (size_t s = h & mask_;; s = (s + 1) & mask_) {
+    const uint8_t t = tags_[s];
+    if (t == 0) return -1;
+    if (t == tag && slots_[s].key == key) return slots_[s].id;
   }
 }
 
 void NgramTable::prefetch(uint64_t key) const {
 #if defined(__GNUC__) || defined(__clang__)
-  if (!hashed()) __builtin_prefetch(&slots_[mix64(key) & mask_]);
+  if (!hashed()) __builtin_prefetch(&tags_[mix64(key) & mask_]);
 #else
   (void)key;
 #endif
@@ -58,7 +67,7 @@ void NgramTable::prefetch(uint64_t key) const {
 void NgramTable::apply(std::vector<int32_t>& ids, NgramScratch& scratch) const {
   // All keys first, then lookups a few keys behind their prefetches: the table is larger
   // than the caches, and overlapping the misses is most of the speed.
-  constexpr size_t kAhead = 12;
+  constexpr size_t kAhead = 32;
   const size_t m = ids.size();
   std::vector<uint64_t>& keys = scratch.keys;
   keys.clear();
@@ -79,7 +88,7 @@ void NgramTable::apply(std::vector<int32_t>& ids, NgramScratch& scratch) const {
 }
 
 namespace {
-constexpr int64_t kSeenLimit = int64_t{1} << 22;  // ids tracked in an array (16 MB a thread)
+constexpr int64_t kSeenLimit = int64_t{1} << 22;  // ids tracked in an array (8 MB a thread)
 }
 
 void keep_distinct(std::vector<int32_t>& ids, int64_t limit, NgramScratch& work) {
@@ -94,7 +103,7 @@ void keep_distinct(std::vector<int32_t>& ids, int64_t limit, NgramScratch& work)
     }
     size_t kept = 0;
     for (size_t i = 0; i < m; ++i) {
-      uint32_t& mark = work.seen[static_cast<size_t>(ids[i])];
+      uint16_t& mark = work.seen[static_cast<size_t>(ids[i])];
       if (mark != work.stamp) {
         mark = work.stamp;
         ids[kept++] = ids[i];

@@ -39,8 +39,8 @@ inline uint64_t ngram_key(const int32_t* ids, int n) {
 // Per-thread working memory of NgramTable::apply.
 struct NgramScratch {
   std::vector<uint64_t> keys;
-  std::vector<uint32_t> seen;  // seen[id] == stamp: id already kept in this row
-  uint32_t stamp = 0;
+  std::vector<uint16_t> seen;  // seen[id] == stamp: id already kept in this row
+  uint16_t stamp = 0;
 };
 
 class NgramTable {
@@ -76,6 +76,9 @@ class NgramTable {
   bool distinct_;
   size_t keys_ = 0;
   std::vector<Slot> slots_;  // open addressing: key and id share a cache line
+  // One byte per slot (0 = empty, else 8 bits of the key's hash with the low bit set): most
+  // lookups miss, and a miss reads only this small array, not the slots.
+  std::vector<uint8_t> tags_;
   size_t mask_ = 0;
 };
 
