@@ -81,3 +81,39 @@ def test_nb_ratio_is_the_log_count_ratio_of_documents():
     expected = np.concatenate([[0.0], np.log((p / p.sum()) / (q / q.sum()))])
     np.testing.assert_allclose(r[:, 0], expected, rtol=1e-6)
     assert r.shape == (5, 1) and r.dtype == np.float32
+
+
+def test_the_printed_leaderboard_shows_what_differs(tmp_path, capsys):
+    from critic.orchestrator.leaderboard import short_trial_name, write_leaderboard
+
+    name = "train_trial_78145_00003_3_embedding_dim=16,family=nbsvm,units=27_2026-12-02_23-31-16"
+    assert short_trial_name(name) == "78145_00003"
+    assert short_trial_name("flaky_trial_0a1b2_00000_0_x=1") == "0a1b2_00000"
+    assert short_trial_name("odd") == "odd"
+    shared = {"maxlen": 300, "oov_token": "<OOV>"}
+    rows = [
+        {
+            "trial": name,
+            "val_accuracy": 0.89,
+            "test_accuracy": 0.857,
+            "best_epoch": 2,
+            "epochs": 4,
+            "params": {**shared, "family": "nbsvm", "learning_rate": 0.0032},
+        },
+        {
+            "trial": "train_trial_78145_00001_1",
+            "val_accuracy": 0.8,
+            "best_epoch": 1,
+            "epochs": 1,
+            "params": {**shared, "family": "lstm", "learning_rate": 0.005},
+        },
+    ]
+    write_leaderboard(tmp_path, rows)
+    md = (tmp_path / "leaderboard.md").read_text().splitlines()
+    assert md[0] == "| rank | trial | family | val acc | test acc | epoch (of) | learning_rate |"
+    assert md[2] == "| 1 | 78145_00003 | nbsvm | 89.00 % | 85.70 % | 2 (4) | 0.0032 |"
+    assert md[3] == "| 2 | 78145_00001 | lstm | 80.00 % |  | 1 (1) | 0.005 |"
+    assert capsys.readouterr().out.strip() == "\n".join(md)
+    csv_header = (tmp_path / "leaderboard.csv").read_text().splitlines()[0]
+    assert csv_header.startswith("rank,trial,val_accuracy,test_accuracy,best_epoch,epochs,")
+    assert "maxlen" in csv_header and name in (tmp_path / "leaderboard.csv").read_text()

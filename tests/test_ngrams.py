@@ -223,3 +223,15 @@ def test_bag_errors_are_clear(fitted):
         Tokenizer().texts_to_matrix(["a"])
     with pytest.raises(TypeError, match="row 1"):
         fitted.texts_to_matrix(["a", None])
+
+
+def test_a_trigram_without_its_bigram_is_still_found():
+    """Fitted tables skip trigrams whose first bigram missed; a hand-made table that lacks a
+    trigram's bigram must still find the trigram."""
+    tok = Tokenizer()
+    tok.word_index = {"a": 1, "b": 2, "c": 3}
+    trigram, bigram = pack((1, 2, 3)), pack((2, 3))
+    tok.ngrams = Ngrams(3, 4, np.array([trigram, bigram], dtype=np.uint64))
+    assert tok.texts_to_sequences(["a b c"]) == [[1, 2, 3, 5, 4]]  # (b, c), then (a, b, c)
+    tok.ngrams = Ngrams(3, 4, np.array([trigram, pack((1, 2))], dtype=np.uint64))
+    assert tok.texts_to_sequences(["a b c", "c a b"]) == [[1, 2, 3, 5, 4], [3, 1, 2, 5]]

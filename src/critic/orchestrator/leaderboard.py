@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from critic.data.datasets import DEFAULT_LABELS
@@ -13,16 +14,20 @@ METRIC = "val_accuracy"
 
 
 def write_leaderboard(run_dir: Path, rows: list[dict]) -> None:
+    """leaderboard.csv (every setting of every trial) and leaderboard.md, printed: the short
+    trial id, family, accuracies, the selected and trained epochs, and only the settings that
+    differ between trials."""
     import csv
 
     keys = sorted({k for r in rows for k in r["params"]})
-    header = ["rank", "trial", "val_accuracy", "test_accuracy", "epochs", *keys]
+    header = ["rank", "trial", "val_accuracy", "test_accuracy", "best_epoch", "epochs", *keys]
     table = [
         [
             i + 1,
             r["trial"],
             f"{r['val_accuracy']:.4f}",
             f"{r['test_accuracy']:.4f}" if "test_accuracy" in r else "",
+            r.get("best_epoch", r["epochs"]),
             r["epochs"],
             *[r["params"].get(k, "") for k in keys],
         ]
@@ -32,10 +37,34 @@ def write_leaderboard(run_dir: Path, rows: list[dict]) -> None:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(table)
-    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(str(c) for c in row) + " |" for row in table]
+    varying = [
+        k for k in keys if k != "family" and len({repr(r["params"].get(k)) for r in rows}) > 1
+    ]
+    md_header = ["rank", "trial", "family", "val acc", "test acc", "epoch (of)", *varying]
+    md = ["| " + " | ".join(md_header) + " |", "|" + "---|" * len(md_header)]
+    for i, r in enumerate(rows):
+        cells = [
+            i + 1,
+            short_trial_name(r["trial"]),
+            r["params"].get("family", ""),
+            f"{100 * r['val_accuracy']:.2f} %",
+            f"{100 * r['test_accuracy']:.2f} %" if "test_accuracy" in r else "",
+            f"{r.get('best_epoch', r['epochs'])} ({r['epochs']})",
+            *[_cell(r["params"].get(k, "")) for k in varying],
+        ]
+        md.append("| " + " | ".join(str(c) for c in cells) + " |")
     (run_dir / "leaderboard.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     print("\n".join(md))
+
+
+def short_trial_name(trial: str) -> str:
+    """Tune's trial id (``3f2a1_00004``) out of its long folder name."""
+    match = re.search(r"_([0-9a-f]{5}_\d{5})(?:_|$)", trial)
+    return match.group(1) if match else trial
+
+
+def _cell(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def write_leaderboard_json(

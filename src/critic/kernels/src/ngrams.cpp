@@ -43,6 +43,11 @@ NgramTable::NgramTable(int order, int32_t base, std::vector<uint64_t> keys, int6
     slots_[s] = Slot{key, base + static_cast<int32_t>(r)};
     tags_[s] = tag_of(mix64(key));
   }
+  prefix_closed_ = !hashed();
+  for (size_t r = 0; r < keys_ && prefix_closed_; ++r) {
+    const uint64_t key = keys[r];
+    if ((key >> (2 * kNgramIdBits)) != 0) prefix_closed_ = find(key >> kNgramIdBits) >= 0;
+  }
 }
 
 int32_t NgramTable::find(uint64_t key) const {
@@ -65,26 +70,40 @@ void NgramTable::prefetch(uint64_t key) const {
 }
 
 void NgramTable::apply(std::vector<int32_t>& ids, NgramScratch& scratch) const {
-  // All keys first, then lookups a few keys behind their prefetches: the table is larger
-  // than the caches, and overlapping the misses is most of the speed.
-  constexpr size_t kAhead = 32;
   const size_t m = ids.size();
-  std::vector<uint64_t>& keys = scratch.keys;
-  keys.clear();
+  // With a prefix-closed table a trigram can only be there when its first bigram is, so
+  // trigrams whose bigram missed are not looked up (the result is the same).
+  const bool skip = prefix_closed_ && order_ == 3;
+  if (skip) scratch.hit.assign(m, 0);
   for (int n = 2; n <= order_; ++n) {
+    scratch.keys.clear();
+    scratch.positions.clear();
     for (size_t i = 0; i + n <= m; ++i) {
+      if (n == 3 && skip && !scratch.hit[i]) continue;
       const uint64_t key = ngram_key(ids.data() + i, n);
-      if (key != 0) keys.push_back(key);
+      if (key == 0) continue;
+      scratch.keys.push_back(key);
+      scratch.positions.push_back(static_cast<uint32_t>(i));
     }
+    lookup(ids, scratch, n == 2 && skip);
   }
+  if (distinct_) keep_distinct(ids, static_cast<int64_t>(base_) + size(), scratch);
+}
+
+void NgramTable::lookup(std::vector<int32_t>& ids, NgramScratch& scratch, bool mark) const {
+  // Lookups a few keys behind their prefetches: the table is larger than the caches, and
+  // overlapping the misses is most of the speed.
+  constexpr size_t kAhead = 32;
+  const std::vector<uint64_t>& keys = scratch.keys;
   const size_t k = keys.size();
   for (size_t j = 0; j < k && j < kAhead; ++j) prefetch(keys[j]);
   for (size_t j = 0; j < k; ++j) {
     if (j + kAhead < k) prefetch(keys[j + kAhead]);
     const int32_t id = find(keys[j]);
-    if (id >= 0) ids.push_back(id);
+    if (id < 0) continue;
+    ids.push_back(id);
+    if (mark) scratch.hit[scratch.positions[j]] = 1;
   }
-  if (distinct_) keep_distinct(ids, static_cast<int64_t>(base_) + size(), scratch);
 }
 
 namespace {

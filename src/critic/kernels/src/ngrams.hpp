@@ -39,6 +39,8 @@ inline uint64_t ngram_key(const int32_t* ids, int n) {
 // Per-thread working memory of NgramTable::apply.
 struct NgramScratch {
   std::vector<uint64_t> keys;
+  std::vector<uint32_t> positions;  // where each key's n-gram starts
+  std::vector<uint8_t> hit;         // hit[i]: the bigram at position i is in the table
   std::vector<uint16_t> seen;  // seen[id] == stamp: id already kept in this row
   uint16_t stamp = 0;
 };
@@ -69,12 +71,16 @@ class NgramTable {
     int32_t id;
   };
   void prefetch(uint64_t key) const;
+  // Appends the ids of scratch.keys found in the table; with mark, sets scratch.hit at the
+  // position of every key found.
+  void lookup(std::vector<int32_t>& ids, NgramScratch& scratch, bool mark) const;
 
   int order_;
   int32_t base_;
   int64_t buckets_;
   bool distinct_;
   size_t keys_ = 0;
+  bool prefix_closed_ = false;  // every trigram's first bigram is a key too
   std::vector<Slot> slots_;  // open addressing: key and id share a cache line
   // One byte per slot (0 = empty, else 8 bits of the key's hash with the low bit set): most
   // lookups miss, and a miss reads only this small array, not the slots.
