@@ -47,3 +47,36 @@ class BagPooling(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode, "use_bias": self.use_bias}
+
+
+@keras.saving.register_keras_serializable(package="critic")
+class ScaledWeights(keras.layers.Layer):
+    """Per-id weights ``w`` (trained, from zero) times fixed per-id scales ``r``, looked up
+    as one table ``w * r`` (NBSVM's ratio-scaled features; the product folds into one
+    constant in the exported graph, so inference does a single lookup per id).
+
+    Called on ids ``[batch, length]``; returns ``[batch, length, 1]``.
+    """
+
+    def __init__(self, num_words: int, scales=None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_words = int(num_words)
+        self._scales = scales  # initial values only; saved and loaded as a weight
+
+    def build(self, input_shape) -> None:
+        init = "zeros" if self._scales is None else keras.initializers.Constant(self._scales)
+        self.scales = self.add_weight(
+            shape=(self.num_words, 1), initializer=init, trainable=False, name="scales"
+        )
+        self.weights_per_id = self.add_weight(
+            shape=(self.num_words, 1), initializer="zeros", name="weights_per_id"
+        )
+
+    def call(self, ids):
+        return ops.take(self.weights_per_id * self.scales, ops.cast(ids, "int32"), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, 1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "num_words": self.num_words}

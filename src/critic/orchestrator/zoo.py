@@ -203,10 +203,9 @@ def _compiled(model, spec: ModelSpec):
 
 
 def _bag_model(spec: ModelSpec, tokens, ratios: np.ndarray | None):
-    import keras
     from keras import layers
 
-    from critic.keras_layers import BagPooling
+    from critic.keras_layers import BagPooling, ScaledWeights
 
     if spec.family == "fasttext":
         x = layers.Embedding(spec.num_words, spec.embedding_dim, name="embedding")(tokens)
@@ -218,20 +217,11 @@ def _bag_model(spec: ModelSpec, tokens, ratios: np.ndarray | None):
         # Logistic regression on the ratio-scaled binary bag: logit = sum_i w_i * r_i + b over
         # the row's distinct ids, r fixed, w trained from zero (NBSVM's feature scaling).
         if ratios is None:
-            ratios = np.zeros((spec.num_words, 1), dtype=np.float32)
+            ratios = np.ones((spec.num_words, 1), dtype=np.float32)  # plain logistic regression
         if ratios.shape != (spec.num_words, 1):
             raise ValueError(f"nb ratios must have shape ({spec.num_words}, 1)")
-        r = layers.Embedding(
-            spec.num_words,
-            1,
-            embeddings_initializer=keras.initializers.Constant(ratios),
-            trainable=False,
-            name="nb_ratios",
-        )(tokens)
-        w = layers.Embedding(spec.num_words, 1, embeddings_initializer="zeros", name="weights")(
-            tokens
-        )
-        logit = BagPooling("sum", use_bias=True, name="logit")([layers.Multiply()([r, w]), tokens])
+        scaled = ScaledWeights(spec.num_words, ratios, name="nb_weights")(tokens)
+        logit = BagPooling("sum", use_bias=True, name="logit")([scaled, tokens])
         return layers.Activation("sigmoid", name="probability")(logit)
     # bow: Dense(hidden) on the binary bag == a sum of embedding rows plus a bias
     x = layers.Embedding(spec.num_words, spec.hidden, name="embedding")(tokens)
