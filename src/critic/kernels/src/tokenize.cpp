@@ -152,6 +152,35 @@ void pick_first_error(const std::vector<Worker>& workers, RowError* err) {
   }
 }
 
+// How many contiguous row ranges parallel_ranges uses for n rows.
+size_t range_count(size_t n, int threads) {
+  return std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(threads), n / 256 + 1));
+}
+
+// Runs fn(j, begin, end, worker, first_bad) over range_count(n, threads) contiguous row
+// ranges, one per thread (for counting, whose per-range results are merged in row order);
+// returns that count. Errors land in err.
+template <class Fn>
+size_t parallel_ranges(size_t n, int threads, std::vector<Worker>& workers, RowError* err,
+                       Fn&& fn) {
+  const size_t t = range_count(n, threads);
+  workers.assign(t, Worker());
+  std::atomic<size_t> first_bad{SIZE_MAX};
+  auto run = [&](size_t j) {
+    try {
+      fn(j, n * j / t, n * (j + 1) / t, workers[j], first_bad);
+    } catch (...) {
+      record_exception(workers[j].err, first_bad, n * j / t);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t j = 1; j < t; ++j) pool.emplace_back(run, j);
+  run(0);
+  for (auto& th : pool) th.join();
+  pick_first_error(workers, err);
+  return t;
+}
+
 // Calls on_token for every token of row i (or on_words for batches of them, see
 // WordSplitter::split_words). Returns false (and records) on a bad row.
 template <class OnToken, class OnWords>
@@ -288,6 +317,26 @@ bool ids_of_row(const WordSplitter& splitter, const Vocabulary& vocab, const Ngr
   return ok;
 }
 
+// Runs fn(chunk, row, worker) with w.ids holding the row's ids (n-grams applied), for every
+// row, chunk by chunk on `threads` threads; stops at the first bad row (reported in err).
+// spec: see ids_of_row.
+template <class Fn>
+void for_each_row_ids(const WordSplitter& splitter, const Vocabulary& vocab,
+                      const NgramTable* ngrams, const TextSource& src, int threads,
+                      const PadSpec* spec, RowError* err, Fn&& fn) {
+  const size_t n = src.size();
+  std::vector<Worker> workers;
+  std::atomic<size_t> first_bad{SIZE_MAX};
+  parallel_chunks(n, threads, workers, first_bad, [&](size_t c, Worker& w) {
+    const size_t end = std::min(n, (c + 1) * kChunk);
+    for (size_t i = c * kChunk; i < end; ++i) {
+      if (!ids_of_row(splitter, vocab, ngrams, src, i, w, first_bad, spec)) return;
+      fn(c, i, w);
+    }
+  });
+  pick_first_error(workers, err);
+}
+
 }  // namespace
 
 int default_threads() {
@@ -344,22 +393,13 @@ void fit_counts(const WordSplitter& splitter, const TextSource& src, int threads
   const size_t n = src.size();
   // Contiguous row ranges, one per thread; merged in row order, which keeps the global
   // first-occurrence order of words.
-  const size_t t = std::max<size_t>(1, std::min<size_t>(threads, n / 256 + 1));
-  std::vector<Worker> workers(t);
-  std::vector<FitCounts> parts(t);
-  std::atomic<size_t> first_bad{SIZE_MAX};
-  auto run = [&](size_t j) {
-    try {
-      count_range(splitter, src, n * j / t, n * (j + 1) / t, workers[j], first_bad, &parts[j]);
-    } catch (...) {
-      record_exception(workers[j].err, first_bad, n * j / t);
-    }
-  };
-  std::vector<std::thread> pool;
-  for (size_t j = 1; j < t; ++j) pool.emplace_back(run, j);
-  run(0);
-  for (auto& th : pool) th.join();
-  pick_first_error(workers, err);
+  std::vector<Worker> workers;
+  std::vector<FitCounts> parts(range_count(n, threads));
+  const size_t t = parallel_ranges(
+      n, threads, workers, err,
+      [&](size_t j, size_t begin, size_t end, Worker& w, std::atomic<size_t>& first_bad) {
+        count_range(splitter, src, begin, end, w, first_bad, &parts[j]);
+      });
   if (err->has()) return;
   *out = std::move(parts[0]);
   if (t > 1) {
@@ -393,20 +433,13 @@ void encode_ragged(const WordSplitter& splitter, const Vocabulary& vocab,
                    const NgramTable* ngrams, const TextSource& src, int threads,
                    Ragged<int32_t>* out, RowError* err) {
   const size_t n = src.size();
-  const size_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<Ragged<int32_t>> parts(chunks);
-  std::vector<Worker> workers;
-  std::atomic<size_t> first_bad{SIZE_MAX};
-  parallel_chunks(n, threads, workers, first_bad, [&](size_t c, Worker& w) {
-    Ragged<int32_t>& part = parts[c];
-    const size_t end = std::min(n, (c + 1) * kChunk);
-    for (size_t i = c * kChunk; i < end; ++i) {
-      if (!ids_of_row(splitter, vocab, ngrams, src, i, w, first_bad)) return;
-      part.values.insert(part.values.end(), w.ids.begin(), w.ids.end());
-      part.offsets.push_back(static_cast<int64_t>(part.values.size()));
-    }
-  });
-  pick_first_error(workers, err);
+  std::vector<Ragged<int32_t>> parts((n + kChunk - 1) / kChunk);
+  for_each_row_ids(splitter, vocab, ngrams, src, threads, nullptr, err,
+                   [&](size_t c, size_t, Worker& w) {
+                     Ragged<int32_t>& part = parts[c];
+                     part.values.insert(part.values.end(), w.ids.begin(), w.ids.end());
+                     part.offsets.push_back(static_cast<int64_t>(part.values.size()));
+                   });
   if (err->has()) return;
   size_t total = 0;
   for (const auto& p : parts) total += p.values.size();
@@ -425,18 +458,11 @@ template <class T>
 void encode_padded(const WordSplitter& splitter, const Vocabulary& vocab,
                    const NgramTable* ngrams, const TextSource& src, const PadSpec& spec,
                    int threads, T* out, RowError* err) {
-  const size_t n = src.size();
   const size_t width = static_cast<size_t>(spec.maxlen);
-  std::vector<Worker> workers;
-  std::atomic<size_t> first_bad{SIZE_MAX};
-  parallel_chunks(n, threads, workers, first_bad, [&](size_t c, Worker& w) {
-    const size_t end = std::min(n, (c + 1) * kChunk);
-    for (size_t i = c * kChunk; i < end; ++i) {
-      if (!ids_of_row(splitter, vocab, ngrams, src, i, w, first_bad, &spec)) return;
-      write_padded_row(w.ids.data(), w.ids.size(), spec, out + i * width);
-    }
-  });
-  pick_first_error(workers, err);
+  for_each_row_ids(splitter, vocab, ngrams, src, threads, &spec, err,
+                   [&](size_t, size_t i, Worker& w) {
+                     write_padded_row(w.ids.data(), w.ids.size(), spec, out + i * width);
+                   });
 }
 
 template <class In, class Out>
@@ -540,23 +566,13 @@ void bag_of_row(Worker& w, const BagSpec& spec, Emit&& emit) {
 void fit_ngrams(const WordSplitter& splitter, const Vocabulary& vocab, const TextSource& src,
                 int order, int threads, NgramCounts* out, RowError* err) {
   const size_t n = src.size();
-  const size_t t = std::max<size_t>(1, std::min<size_t>(threads, n / 256 + 1));
-  std::vector<Worker> workers(t);
-  std::vector<NgramCounts> parts(t);
-  std::atomic<size_t> first_bad{SIZE_MAX};
-  auto run = [&](size_t j) {
-    try {
-      count_ngram_range(splitter, vocab, src, order, n * j / t, n * (j + 1) / t, workers[j],
-                        first_bad, &parts[j]);
-    } catch (...) {
-      record_exception(workers[j].err, first_bad, n * j / t);
-    }
-  };
-  std::vector<std::thread> pool;
-  for (size_t j = 1; j < t; ++j) pool.emplace_back(run, j);
-  run(0);
-  for (auto& th : pool) th.join();
-  pick_first_error(workers, err);
+  std::vector<Worker> workers;
+  std::vector<NgramCounts> parts(range_count(n, threads));
+  const size_t t = parallel_ranges(
+      n, threads, workers, err,
+      [&](size_t j, size_t begin, size_t end, Worker& w, std::atomic<size_t>& first_bad) {
+        count_ngram_range(splitter, vocab, src, order, begin, end, w, first_bad, &parts[j]);
+      });
   if (err->has()) return;
   // Merged in row order, which keeps the global first-occurrence order.
   *out = std::move(parts[0]);
@@ -586,19 +602,12 @@ template <class T>
 void encode_bags_dense(const WordSplitter& splitter, const Vocabulary& vocab,
                        const NgramTable* ngrams, const TextSource& src, const BagSpec& spec,
                        int threads, T* out, RowError* err) {
-  const size_t n = src.size();
   const size_t width = static_cast<size_t>(spec.columns);
-  std::vector<Worker> workers;
-  std::atomic<size_t> first_bad{SIZE_MAX};
-  parallel_chunks(n, threads, workers, first_bad, [&](size_t c, Worker& w) {
-    const size_t end = std::min(n, (c + 1) * kChunk);
-    for (size_t i = c * kChunk; i < end; ++i) {
-      if (!ids_of_row(splitter, vocab, ngrams, src, i, w, first_bad)) return;
-      T* row = out + i * width;
-      bag_of_row<T>(w, spec, [&](int32_t id, T v) { row[id] = v; });
-    }
-  });
-  pick_first_error(workers, err);
+  for_each_row_ids(splitter, vocab, ngrams, src, threads, nullptr, err,
+                   [&](size_t, size_t i, Worker& w) {
+                     T* row = out + i * width;
+                     bag_of_row<T>(w, spec, [&](int32_t id, T v) { row[id] = v; });
+                   });
 }
 
 template <class T>
@@ -606,23 +615,16 @@ void encode_bags_sparse(const WordSplitter& splitter, const Vocabulary& vocab,
                         const NgramTable* ngrams, const TextSource& src, const BagSpec& spec,
                         int threads, SparseRows<T>* out, RowError* err) {
   const size_t n = src.size();
-  const size_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<SparseRows<T>> parts(chunks);
-  std::vector<Worker> workers;
-  std::atomic<size_t> first_bad{SIZE_MAX};
-  parallel_chunks(n, threads, workers, first_bad, [&](size_t c, Worker& w) {
-    SparseRows<T>& part = parts[c];
-    const size_t end = std::min(n, (c + 1) * kChunk);
-    for (size_t i = c * kChunk; i < end; ++i) {
-      if (!ids_of_row(splitter, vocab, ngrams, src, i, w, first_bad)) return;
-      bag_of_row<T>(w, spec, [&](int32_t id, T v) {
-        part.indices.push_back(id);
-        part.values.push_back(v);
-      });
-      part.indptr.push_back(static_cast<int64_t>(part.indices.size()));
-    }
-  });
-  pick_first_error(workers, err);
+  std::vector<SparseRows<T>> parts((n + kChunk - 1) / kChunk);
+  for_each_row_ids(splitter, vocab, ngrams, src, threads, nullptr, err,
+                   [&](size_t c, size_t, Worker& w) {
+                     SparseRows<T>& part = parts[c];
+                     bag_of_row<T>(w, spec, [&](int32_t id, T v) {
+                       part.indices.push_back(id);
+                       part.values.push_back(v);
+                     });
+                     part.indptr.push_back(static_cast<int64_t>(part.indices.size()));
+                   });
   if (err->has()) return;
   size_t total = 0;
   for (const auto& p : parts) total += p.indices.size();
