@@ -70,6 +70,22 @@ def test_parquet_in_parquet_out_with_ids_and_kept_columns(tmp_path, bundle, runt
     assert summary["rows"] == 700 and summary["errors"] == 0
 
 
+def test_a_job_that_wrote_no_shard_does_not_block_the_corrected_one(tmp_path, bundle, imdb_test):
+    corpus = tmp_path / "corpus.csv"
+    table = pa.table({"id": [f"r{i}" for i in range(30)], "text": imdb_test[:30]})
+    pacsv.write_csv(table, corpus)
+    out = tmp_path / "out"
+    base = ["score", "--model", str(bundle), "--input", str(corpus), "--output", str(out)]
+    typo = critic_cli(*base, "--text-column", "review")  # a CSV has no column of that name
+    assert typo.returncode == 2 and "review" in typo.stderr
+    assert not list(out.glob("part-*"))
+    fixed = critic_cli(*base)
+    assert fixed.returncode == 0, fixed.stderr
+    assert read_output(out).num_rows == 30
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["options"]["text_column"] == "text"
+
+
 @pytest.mark.parametrize("out_fmt", ["csv", "jsonl"])
 def test_text_csv_tsv_and_glob_inputs(tmp_path, bundle, runtime, imdb_test, out_fmt):
     texts = [t.replace("\n", " ") for t in imdb_test[:90]]
@@ -198,7 +214,8 @@ def test_a_changed_model_input_or_option_is_refused(tmp_path, bundle, sample_bun
     assert critic_cli(*base).returncode == 0
 
     again = critic_cli(*base)  # the same job again: nothing to do, same answer
-    assert again.returncode == 0 and "1 shards were already done" in again.stdout
+    assert again.returncode == 0 and "1 shard was already done" in again.stdout
+    assert "50 rows (0 with errors) in 1 shard ->" in again.stdout
 
     changed = critic_cli(*base, "--id-column", "id")
     assert changed.returncode == 2 and "options changed: id_column" in changed.stderr

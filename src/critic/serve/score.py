@@ -79,13 +79,19 @@ class Summary:
 
     def line(self) -> str:
         text = (
-            f"{self.rows} rows ({self.errors} with errors) in {self.shards} shards -> "
-            f"{self.output}; scored {self.scored_rows} rows in {self.seconds:.1f}s "
+            f"{_count(self.rows, 'row')} ({self.errors} with errors) in "
+            f"{_count(self.shards, 'shard')} -> {self.output}; scored "
+            f"{_count(self.scored_rows, 'row')} in {self.seconds:.1f}s "
             f"({self.rows_per_second:.0f} rows/s)"
         )
         if self.skipped_shards:
-            text += f"; {self.skipped_shards} shards were already done"
+            verb = "was" if self.skipped_shards == 1 else "were"
+            text += f"; {_count(self.skipped_shards, 'shard')} {verb} already done"
         return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def expand_inputs(patterns: list[str]) -> list[Location]:
@@ -145,6 +151,11 @@ def open_output(output: Location, manifest: dict[str, Any]) -> None:
     if path.is_file():
         old = json.loads(path.read_text())
         changes = _differences(old, manifest)
+        if changes and not committed_shards(output):
+            # A job that stopped before its first shard (a typo in a column name, say)
+            # left nothing to mix with: this job takes the folder over.
+            path.write_atomic(json.dumps(manifest, indent=2).encode())
+            return
         if changes:
             raise ScoreError(
                 f"{output} holds output of a different job ({'; '.join(changes)}); "
