@@ -53,9 +53,10 @@ class Window:
         return self.session.run(["probabilities"], feed)[0][:, 0]
 
 
-def real_lengths(ids: np.ndarray) -> np.ndarray:
-    """Tokens after the leading padding (id 0) of each pre-padded row."""
-    nonzero = ids != 0
+def real_lengths(ids: np.ndarray, padding: str = "pre") -> np.ndarray:
+    """Tokens after the leading padding (id 0) of each pre-padded row, or before the
+    trailing padding of each post-padded one."""
+    nonzero = ids != 0 if padding == "pre" else ids[:, ::-1] != 0
     return np.where(nonzero.any(axis=1), ids.shape[1] - nonzero.argmax(axis=1), 0)
 
 
@@ -73,13 +74,7 @@ def predict_ids(
     ids = np.ascontiguousarray(ids, dtype=np.int32)
     out = np.empty(len(ids), dtype=np.float32)
     if trim is not None and window is None:
-        nonzero = ids != 0
-        first = nonzero.argmax(axis=1)
-        if trim == "pre":
-            lengths = np.where(nonzero.any(axis=1), ids.shape[1] - first, 0)
-        else:
-            last = ids.shape[1] - nonzero[:, ::-1].argmax(axis=1)
-            lengths = np.where(nonzero.any(axis=1), last, 0)
+        lengths = real_lengths(ids, trim)
         order = np.argsort(lengths, kind="stable")
         width = ids.shape[1]
         for start in range(0, len(ids), batch_size):
