@@ -109,11 +109,58 @@ def test_bad_files_are_refused(tmp_path, arrays, message):
         read_imdb_npz(tmp_path / "junk.npz")
 
 
+def test_a_shared_pickled_list_cannot_expand_without_bound(tmp_path, monkeypatch):
+    """Every row references one pickled list: the file stays small, the reviews do not."""
+    import critic.data.imdb_npz as imdb_npz
+
+    shared = list(range(1, 100_001))
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(
+        bomb,
+        x_train=_object_array([shared] * 300),
+        y_train=np.zeros(300, dtype=np.int64),
+        x_test=_object_array([[1]]),
+        y_test=np.array([1]),
+    )
+    assert bomb.stat().st_size < 2_000_000
+    monkeypatch.setattr(imdb_npz, "MAX_RANKS", 10_000_000)  # 300 x 100k = 30M ranks
+    with pytest.raises(CorpusError, match=r"x?train: more than 10,000,000 word ranks"):
+        read_imdb_npz(bomb)
+
+
+def test_an_array_that_decompresses_past_the_bound_is_refused(tmp_path, monkeypatch):
+    import critic.data.imdb_npz as imdb_npz
+
+    zeros = tmp_path / "zeros.npz"
+    np.savez_compressed(
+        zeros,
+        x_train=_object_array([[1]]),
+        y_train=np.array([1]),
+        x_test=_object_array([[1]]),
+        y_test=np.zeros(8_000_000, dtype=np.int64),  # 64 MB of zeros, ~60 kB compressed
+    )
+    assert zeros.stat().st_size < 1_000_000
+    monkeypatch.setattr(imdb_npz, "MAX_ELEMENTS", 10_000_000)
+    monkeypatch.setattr(imdb_npz, "MAX_ARRAY_BYTES", 16 << 20)
+    with pytest.raises(CorpusError, match=r"y_test: more than 16 MB uncompressed"):
+        read_imdb_npz(zeros)
+    monkeypatch.setattr(imdb_npz, "MAX_ARRAY_BYTES", 256 << 20)
+    monkeypatch.setattr(imdb_npz, "MAX_ELEMENTS", 1_000_000)
+    with pytest.raises(CorpusError, match=r"y_test: \(8000000,\) holds more than 1,000,000"):
+        read_imdb_npz(zeros)
+    # A damaged member is a clear error too.
+    data = bytearray(zeros.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    zeros.write_bytes(bytes(data))
+    with pytest.raises(CorpusError):
+        read_imdb_npz(zeros)
+
+
 def test_config_needs_both_files(npz_files, tmp_path):
     from critic.orchestrator.config import ConfigError, SweepConfig
 
     npz, _ = npz_files
-    with pytest.raises(ConfigError, match=r"dataset\.word_index is required"):
+    with pytest.raises(ConfigError, match=r"dataset\.word_index: required"):
         SweepConfig.from_dict({"dataset": {"kind": "imdb_npz", "path": str(npz)}})
     with pytest.raises(ConfigError, match=r"dataset\.path: .*no such file"):
         SweepConfig.from_dict(

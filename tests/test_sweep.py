@@ -84,6 +84,20 @@ def test_a_relative_storage_path_is_refused_inside_a_ray_job(tmp_path, monkeypat
     assert not (tmp_path / "runs").exists()  # refused before anything was written
 
 
+def test_a_damaged_archive_leaves_no_run_folder(tmp_path):
+    from critic.data.readers import CorpusError
+    from critic.orchestrator.sweep import run_sweep
+
+    archive = tmp_path / "aclImdb_v1.tar.gz"
+    archive.write_bytes(b"\x1f\x8b" + bytes(64))
+    cfg = SweepConfig.from_dict(
+        tiny_sweep_config(tmp_path, dataset={"kind": "imdb", "path": str(archive)})
+    )
+    with pytest.raises(CorpusError, match="not a readable"):
+        run_sweep(cfg)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local):
     from critic.orchestrator.sweep import run_sweep
 
@@ -238,26 +252,29 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"model": {"family": "transformer"}}, "unknown model family"),
+        ({"model": {"family": "transformer"}}, "model.family: unknown family"),
         ({"model": {"units": {"choice": []}}}, "non-empty list"),
         ({"model": {"units": {"between": [1, 2]}}}, "search space"),
-        ({"training": {"epochs": -1}}, "epochs must be >= 1"),
+        ({"training": {"epochs": -1}}, "training.epochs: must be greater than or equal to 1"),
         ({"search": {"scheduler": "hyperband!"}}, "scheduler"),
         (
             {"dataset": {"kind": "files", "train": "nope.jsonl", "test": "nope.jsonl"}},
             "no such file",
         ),
-        ({"tokenizer": {"vocab": 5}}, "unknown tokenizer setting"),
+        ({"tokenizer": {"vocab": 5}}, "tokenizer.vocab: unknown key"),
         ({"tokenizer": {"maxlen": {"randint": [50, 500]}}}, "only choice or grid"),
         ({"search": {"scheduler": "pbt"}}, "pbt mutates model.learning_rate"),
         ({"model": {"family": "lstm", "reverse": True}}, "set tokenizer.padding: post"),
-        ({"tokenizer": {"padding": "middle"}}, "padding must be 'pre' or 'post'"),
-        ({"colour": "red"}, "unknown config section"),
-        ({"tokenizer": {"ngrams": 4}}, "ngrams must be 'auto', 1, 2 or 3"),
-        ({"tokenizer": {"distinct": "yes"}}, "distinct must be 'auto' or a boolean"),
-        ({"tokenizer": {"max_ngrams": 0}}, "max_ngrams must be an integer >= 1"),
-        ({"training": {"refit": "yes"}}, "training.refit must be true or false"),
-        ({"model": {"family": "nbsvm", "glove_path": "g.txt"}}, "glove_path is for sequence"),
+        ({"tokenizer": {"padding": "middle"}}, "tokenizer.padding: must be 'pre' or 'post'"),
+        ({"colour": "red"}, "colour: unknown key"),
+        ({"tokenizer": {"ngrams": 4}}, "tokenizer.ngrams: must be 'auto', 1, 2 or 3"),
+        ({"tokenizer": {"distinct": "yes"}}, "tokenizer.distinct: must be 'auto', True or False"),
+        (
+            {"tokenizer": {"max_ngrams": 0}},
+            "tokenizer.max_ngrams: must be greater than or equal to 1",
+        ),
+        ({"training": {"refit": "yes"}}, "training.refit: must be true or false"),
+        ({"model": {"family": "nbsvm", "glove_path": "g.txt"}}, "model.glove_path: for sequence"),
     ],
 )
 def test_bad_configs_fail_before_any_trial(tmp_path, change, match):
@@ -401,7 +418,7 @@ def test_cli_reports_config_errors(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2
-    assert "epochs must be >= 1" in result.stderr and "Traceback" not in result.stderr
+    assert "training.epochs: must be greater" in result.stderr and "Traceback" not in result.stderr
 
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))

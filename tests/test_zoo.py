@@ -91,11 +91,11 @@ def test_glove_embeddings(tmp_path, batch):
 @pytest.mark.parametrize(
     ("config", "match"),
     [
-        ({"family": "transformer"}, "unknown model family"),
-        ({"units": 0}, "units must be >= 1"),
-        ({"dropout": 1.5}, "dropout must be in"),
-        ({"embedding_dropout": -0.1}, "embedding_dropout must be in"),
-        ({"colour": "red"}, "unknown model setting"),
+        ({"family": "transformer"}, "family: unknown family"),
+        ({"units": 0}, "units: must be >= 1"),
+        ({"dropout": 1.5}, "dropout: must be in"),
+        ({"embedding_dropout": -0.1}, "embedding_dropout: must be in"),
+        ({"colour": "red"}, "colour: unknown key"),
     ],
 )
 def test_bad_specs_fail_early(config, match):

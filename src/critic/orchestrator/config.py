@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,13 @@ from critic.data.archives import IMDB_ENV
 from critic.data.kinds import dataset_kind
 from critic.storage import Location, is_uri, location
 
+from .schema import SPACES, TOKENIZER_TYPES, ConfigError, check_document
 from .zoo import FAMILY_FEATURES, SEQUENCE_FEATURES, ModelSpec
 
-SPACES = ("choice", "uniform", "loguniform", "randint", "grid")
-SCHEDULERS = ("asha", "pbt", "fifo")
-SEARCH_ALGS = ("random", "grid", "optuna")
+__all__ = ["ConfigError", "SweepConfig", "on_imdb", "resolve_setting", "to_tune_space"]
+# A config is a few hundred bytes; anything near this is not one.
+MAX_CONFIG_BYTES = 1 << 20
+SECTIONS = ("dataset", "tokenizer", "model", "search", "training", "resources")
 # padding: where pad_sequences puts the zeros ("pre" as in the Keras recipe; "post" for models
 # that read the review backwards, so the padding comes first for them too).
 # ngrams / distinct: "auto" gives each model family the ids it reads (zoo.FAMILY_FEATURES);
@@ -50,12 +52,8 @@ TOKENIZER_DEFAULTS = {
     "ngram_min_count": 2,
     "hash_buckets": 0,
 }
-TOKENIZER_KEYS = tuple(TOKENIZER_DEFAULTS)
+assert set(TOKENIZER_DEFAULTS) == set(TOKENIZER_TYPES), "every tokenizer key has a type"
 NGRAM_KEYS = ("max_ngrams", "ngram_min_count", "hash_buckets")
-
-
-class ConfigError(ValueError):
-    """A sweep configuration that cannot run (raised before any trial starts)."""
 
 
 @dataclass
@@ -74,29 +72,19 @@ class SweepConfig:
     @classmethod
     def load(cls, path: str | Path, imdb: str | Path | None = None) -> SweepConfig:
         """A config file; ``imdb`` (a folder or .tar.gz) runs it on the full aclImdb data."""
-        import yaml
-
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh) or {}
+        raw = read_yaml(path)
         if imdb is not None:
             raw = on_imdb(raw, imdb)
         return cls.from_dict(raw, base_dir=path.parent)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], base_dir: Path | None = None) -> SweepConfig:
-        if not isinstance(raw, dict):
-            raise ConfigError("the config must be a mapping")
-        dataset = raw.get("dataset") or {}
-        if isinstance(dataset, dict) and dataset.get("kind", "imdb") == "imdb":
-            if not dataset.get("path") and os.environ.get(IMDB_ENV):
+        check_document(raw)
+        raw = {**raw, **{key: raw.get(key) or {} for key in SECTIONS}}
+        if dataset_kind(raw["dataset"]).name == "imdb":
+            if not raw["dataset"].get("path") and os.environ.get(IMDB_ENV):
                 raw = on_imdb(raw, os.environ[IMDB_ENV])  # pinned, so a resume finds it
-        known = {f.name for f in fields(cls)} - {"base_dir"}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(known)}")
         cfg = cls(**raw, base_dir=Path(base_dir or Path.cwd()))
         cfg.validate()
         return cfg
@@ -132,70 +120,34 @@ class SweepConfig:
         return p if p.is_absolute() else self.base_dir / p
 
     def validate(self) -> None:
-        """Raise ConfigError on the first thing that would stop a trial."""
-        self._validate_dataset()
-        self._validate_training()
-        self._validate_search()
-        self._validate_spaces()
-        self._validate_models()
-
-    def _validate_dataset(self) -> None:
-        try:
-            kind = dataset_kind(self.dataset)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        problems = kind.problems(self.dataset, self.path)
+        """Raise ConfigError on the first thing that would stop a trial. The schema
+        (:mod:`.schema`) has checked every key's type and range; these are the rules that
+        tie keys together, and the files the dataset names."""
+        problems = dataset_kind(self.dataset).problems(self.dataset, self.path)
         if problems:
             raise ConfigError(problems[0])
-        frac = float(self.dataset.get("validation_fraction", 0.2))
-        if not 0.0 < frac < 1.0:
-            raise ConfigError(f"dataset.validation_fraction must be in (0, 1), got {frac}")
-
-    def _validate_training(self) -> None:
-        unknown = sorted(set(self.tokenizer) - set(TOKENIZER_KEYS))
-        if unknown:
-            raise ConfigError(f"unknown tokenizer setting(s) {unknown}; known: {TOKENIZER_KEYS}")
-        if self.epochs < 1:
-            raise ConfigError(f"training.epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"training.batch_size must be >= 1, got {self.batch_size}")
-        if not isinstance(self.training.get("refit", False), bool):
-            raise ConfigError(
-                f"training.refit must be true or false, got {self.training['refit']!r}"
-            )
-        for name in ("cpu", "gpu"):
-            if float(self.resources.get(name, 1 if name == "cpu" else 0)) < 0:
-                raise ConfigError(f"resources.{name} must be >= 0")
+        self._validate_models()
+        self._validate_search()
+        self._validate_spaces()
 
     def _validate_search(self) -> None:
-        if self.num_samples < 1:
-            raise ConfigError(f"search.num_samples must be >= 1, got {self.num_samples}")
-        sched = self.search.get("scheduler", "asha")
-        if sched not in SCHEDULERS:
-            raise ConfigError(f"search.scheduler must be one of {SCHEDULERS}, got {sched!r}")
         lr = self.model.get("learning_rate")
-        if sched == "pbt" and not (is_space(lr) and next(iter(lr)) in ("uniform", "loguniform")):
+        if self.search.get("scheduler") == "pbt" and not (
+            is_space(lr) and next(iter(lr)) in ("uniform", "loguniform")
+        ):
             raise ConfigError(
                 "scheduler pbt mutates model.learning_rate: give it a uniform or loguniform space"
             )
-        alg = self.search.get("search_alg", "random")
-        if alg not in SEARCH_ALGS:
-            raise ConfigError(f"search.search_alg must be one of {SEARCH_ALGS}, got {alg!r}")
-        if alg == "optuna" and importlib.util.find_spec("optuna") is None:
+        if self.search.get("search_alg") == "optuna" and importlib.util.find_spec("optuna") is None:
             raise ConfigError("search_alg 'optuna' needs optuna: pip install optuna")
 
     def _validate_spaces(self) -> None:
-        for section, values in (("model", self.model), ("tokenizer", self.tokenizer)):
-            for key, value in values.items():
-                check_space(f"{section}.{key}", value)
         for key, value in self.tokenizer.items():
             # Each tokenizer value gets its own tokenized arrays: only finite choices.
             if is_space(value) and next(iter(value)) not in ("choice", "grid"):
                 raise ConfigError(f"tokenizer.{key}: only choice or grid make sense here")
         self._validate_features()
         paddings = setting_values(self.tokenizer_space["padding"])
-        if not set(paddings) <= {"pre", "post"}:
-            raise ConfigError(f"tokenizer.padding must be 'pre' or 'post', got {paddings}")
         if "pre" in paddings and any(s.get("reverse") for s in corner_samples(self.model)):
             raise ConfigError(
                 "model.reverse reads each review backwards, so with tokenizer.padding 'pre' "
@@ -205,16 +157,6 @@ class SweepConfig:
 
     def _validate_features(self) -> None:
         space = self.tokenizer_space
-        for value in setting_values(space["ngrams"]):
-            if value != "auto" and (isinstance(value, bool) or value not in (1, 2, 3)):
-                raise ConfigError(f"tokenizer.ngrams must be 'auto', 1, 2 or 3, got {value!r}")
-        for value in setting_values(space["distinct"]):
-            if value != "auto" and not isinstance(value, bool):
-                raise ConfigError(f"tokenizer.distinct must be 'auto' or a boolean, got {value!r}")
-        for key, low in (("max_ngrams", 1), ("ngram_min_count", 1), ("hash_buckets", 0)):
-            for value in setting_values(space[key]):
-                if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                    raise ConfigError(f"tokenizer.{key} must be an integer >= {low}, got {value!r}")
         if dataset_kind(self.dataset).word_index is not None:
             for family in self.families:
                 setting = resolve_setting({k: first_value(v) for k, v in space.items()}, family)
@@ -236,7 +178,44 @@ class SweepConfig:
             try:
                 ModelSpec.from_dict({**sample, **sizes})
             except (TypeError, ValueError) as e:
-                raise ConfigError(f"model: {e}") from e
+                raise ConfigError(f"model.{e}") from None
+
+
+def read_yaml(path: Path) -> Any:
+    """A config file's document. YAML aliases are refused: a few hundred bytes of nested
+    aliases expand to gigabytes when the config is copied or stored."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise ConfigError(
+                    f"{path}:{mark.line + 1}: YAML aliases (*name) are not supported in "
+                    "configs; write the value out"
+                )
+            return super().compose_node(parent, index)
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes is too large for a config")
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.load(text, Loader=NoAliases)  # a SafeLoader: no Python objects
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the config is empty; see configs/ for examples")
+    return raw
+
+
+def _yaml_problem(error: Exception) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
 def resolve_setting(setting: dict[str, Any], family: str) -> dict[str, Any]:
@@ -278,22 +257,6 @@ def setting_values(value: Any) -> list[Any]:
 
 def is_space(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SPACES
-
-
-def check_space(where: str, value: Any) -> None:
-    if isinstance(value, dict) and not is_space(value):
-        raise ConfigError(f"{where}: a search space is one of {SPACES}, got {value!r}")
-    if not is_space(value):
-        return
-    kind, args = next(iter(value.items()))
-    if not isinstance(args, list) or not args:
-        raise ConfigError(f"{where}: {kind} needs a non-empty list, got {args!r}")
-    if kind in ("uniform", "loguniform", "randint") and len(args) != 2:
-        raise ConfigError(f"{where}: {kind} needs [low, high], got {args!r}")
-    if kind in ("uniform", "loguniform", "randint") and not args[0] < args[1]:
-        raise ConfigError(f"{where}: {kind} needs low < high, got {args!r}")
-    if kind == "loguniform" and args[0] <= 0:
-        raise ConfigError(f"{where}: loguniform needs low > 0, got {args!r}")
 
 
 def first_value(value: Any) -> Any:

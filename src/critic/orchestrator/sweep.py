@@ -105,13 +105,13 @@ def run_sweep(
     from ray import tune
 
     _check_storage_path(cfg)
+    start = time.perf_counter()
+    splits = load_splits(cfg)  # data errors end here, before any run folder exists
     run = _new_run_dir(location(cfg.path(cfg.storage_path)), cfg.name)
     local = working_copy(run)
     local.mkdir(parents=True, exist_ok=True)
     (local / "sweep.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     push(local, run, "sweep.json")
-    start = time.perf_counter()
-    splits = load_splits(cfg)
     folders = prepare_arrays(cfg, splits, local / "data")
     push(local, run, "data")
     print(

@@ -14,12 +14,15 @@ the naive-Bayes log-count ratios (Wang & Manning 2012), ``bow`` is Chollet's mul
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .schema import yaml_number_hint
 
 FAMILIES = (
     "lstm",
@@ -86,32 +89,57 @@ class ModelSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
-            raise ValueError(f"unknown model setting(s) {unknown}; known: {sorted(known)}")
+            raise ValueError(f"{unknown[0]}: unknown key; known: {', '.join(sorted(known))}")
         spec = cls(**config)
         spec.validate()
         return spec
 
     def validate(self) -> None:
+        """ValueError naming the setting (``units: must be an integer, got 1.5``)."""
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", "float") and (
-                isinstance(value, bool) or not isinstance(value, (int, float))
-            ):
-                raise ValueError(f"{f.name} must be a number, got {value!r}")
+            if not _has_type(value, f.type):
+                hint = yaml_number_hint(value)
+                raise ValueError(f"{f.name}: must be {TYPE_WORDS[f.type]}, got {value!r}{hint}")
         if self.family not in FAMILIES:
-            raise ValueError(f"unknown model family {self.family!r}; choose from {FAMILIES}")
+            raise ValueError(f"family: unknown family {self.family!r}; choose from {FAMILIES}")
         if self.glove_path and self.family in BAG_FAMILIES:
-            raise ValueError(f"glove_path is for sequence families, not {self.family!r}")
+            raise ValueError(f"glove_path: for sequence families, not {self.family!r}")
         if self.reverse and self.family not in REVERSIBLE:
             raise ValueError(
-                f"reverse needs a one-way recurrent family {REVERSIBLE}, not {self.family!r}"
+                f"reverse: needs a one-way recurrent family {REVERSIBLE}, not {self.family!r}"
             )
         for name in ("num_words", "maxlen", "embedding_dim", "units", "filters", "hidden"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("kernel_size", "pool_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         for name in ("dropout", "recurrent_dropout", "embedding_dropout"):
-            if not 0.0 <= float(getattr(self, name)) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate: must be > 0, got {self.learning_rate}")
+
+
+TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+    "str | None": "text or null",
+}
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    """A value of a ModelSpec field's annotated type (numpy numbers count: Tune samples them)."""
+    if kind == "int":
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, str) or (kind == "str | None" and value is None)
 
 
 def load_glove(
