@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -122,6 +124,59 @@ def test_unsafe_archives_are_refused(tmp_path, member):
         resolve_imdb(archive, cache=tmp_path / "cache")
     assert not (tmp_path / "evil.txt").exists()
     assert not list((tmp_path / "cache").rglob("evil.txt"))
+
+
+def test_an_archive_that_expands_past_the_bounds_is_refused(tmp_path, monkeypatch):
+    """A small archive holding a large member of zeros is stopped before it is written."""
+    import critic.data.archives as archives
+
+    archive = tmp_path / "zeros.tar.gz"
+    size = 32 << 20
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("aclImdb/train/pos/0_10.txt")
+        info.size = size
+        tar.addfile(info, io.BytesIO(bytes(size)))
+    assert archive.stat().st_size < 100_000
+    monkeypatch.setattr(archives, "MAX_MEMBER_BYTES", 8 << 20)
+    with pytest.raises(CorpusError, match="33,554,432 bytes, more than 8,388,608"):
+        resolve_imdb(archive, cache=tmp_path / "cache")
+    # Nothing is left behind: no work folder, no partial file.
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    monkeypatch.setattr(archives, "MAX_MEMBER_BYTES", 64 << 20)
+    monkeypatch.setattr(archives, "MAX_TOTAL_BYTES", 16 << 20)
+    with pytest.raises(CorpusError, match="more than 16,777,216 bytes"):
+        resolve_imdb(archive, cache=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_damaged_archives_are_clear_errors(tmp_path, sample_rows, damage):
+    _write_acl(tmp_path / "src", sample_rows[:20])
+    archive = _tar(tmp_path / "aclImdb_v1.tar.gz", tmp_path / "src")
+    data = archive.read_bytes()
+    bad = {"truncated": data[: len(data) // 2], "garbage": b"\x1f\x8b" + bytes(999), "empty": b""}
+    archive.write_bytes(bad[damage])
+    with pytest.raises(CorpusError, match=r"not a readable \.tar\.gz archive"):
+        resolve_imdb(archive, cache=tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob(".extracting-*"))
+
+
+def test_a_killed_extraction_leaves_nothing_for_the_next_run(tmp_path, sample_rows):
+    """The work folder of a process that died mid-extraction is removed by the next one; a
+    live process's work folder is left alone."""
+    _write_acl(tmp_path / "src", sample_rows[:6])
+    archive = _tar(tmp_path / "aclImdb_v1.tar.gz", tmp_path / "src")
+    cache = tmp_path / "cache"
+    dead = subprocess.Popen(["true"])  # a pid that has exited
+    dead.wait()
+    parent = cache / "extracted"
+    stale = parent / f".extracting-{dead.pid}-abc"
+    (stale / "aclImdb").mkdir(parents=True)
+    (stale / "aclImdb" / "big.bin").write_bytes(bytes(1000))
+    live = parent / f".extracting-{os.getpid()}-xyz"
+    live.mkdir()
+    folder = resolve_imdb(archive, cache=cache)
+    assert len(read_acl_imdb(folder, "train")) == 6
+    assert not stale.exists() and live.exists()
 
 
 def test_imdb_location_says_where_the_data_comes_from(tmp_path, monkeypatch):

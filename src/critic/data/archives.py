@@ -8,6 +8,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 from critic.storage import cache_dir, location
@@ -20,6 +21,11 @@ IMDB_SHA1 = "01ada507287d82875905620988597833ad4e0903"
 IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 IMDB_ENV = "CRITIC_IMDB"  # where the aclImdb folder or archive is, when no path is given
 TMP_PREFIX = ".extracting-"
+# aclImdb is ~100k files and ~330 MB extracted, its largest file under 2 MB. Far above that,
+# a small archive that expands into gigabytes is refused while it extracts.
+MAX_MEMBER_BYTES = 64 << 20
+MAX_TOTAL_BYTES = 2 << 30
+MAX_MEMBERS = 400_000
 
 
 def imdb_location(path: str | Path | None) -> Path:
@@ -46,31 +52,55 @@ def resolve_imdb(source: str | Path, *, cache: Path | None = None) -> Path:
     return extract_archive(source, cache / "extracted" / location(source).sha256()[:16])
 
 
-def _no_links(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    """tarfile's 'data' filter, stricter: absolute names, '..' and any link are refused
-    (the data filter would strip a leading '/' and allow links inside the destination)."""
-    name = member.name.replace("\\", "/")
-    if name.startswith("/") or ".." in name.split("/"):
-        raise tarfile.FilterError(f"refusing path {member.name!r}")
-    if member.issym() or member.islnk():
-        raise tarfile.FilterError(f"refusing link member {member.name!r}")
-    return tarfile.data_filter(member, dest)
+class _Guard:
+    """tarfile's 'data' filter, stricter and bounded: absolute names, '..' and any link are
+    refused (the data filter would strip a leading '/' and allow links inside the
+    destination), and so are members past the size and count bounds."""
+
+    def __init__(self) -> None:
+        self.members = 0
+        self.total = 0
+
+    def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        name = member.name.replace("\\", "/")
+        if name.startswith("/") or ".." in name.split("/"):
+            raise tarfile.FilterError(f"refusing path {member.name!r}")
+        if member.issym() or member.islnk():
+            raise tarfile.FilterError(f"refusing link member {member.name!r}")
+        self.members += 1
+        self.total += member.size
+        if member.size > MAX_MEMBER_BYTES:
+            raise tarfile.FilterError(
+                f"{member.name!r} is {member.size:,} bytes, more than {MAX_MEMBER_BYTES:,}"
+            )
+        if self.total > MAX_TOTAL_BYTES or self.members > MAX_MEMBERS:
+            raise tarfile.FilterError(
+                f"more than {MAX_TOTAL_BYTES:,} bytes or {MAX_MEMBERS:,} members extracted"
+            )
+        return tarfile.data_filter(member, dest)
 
 
 def extract_archive(archive: Path, dest: Path) -> Path:
-    """Extract a .tar.gz once into dest, refusing absolute paths, '..' and links. The work
-    folder is made beside ``dest`` (same filesystem, so the final rename cannot cross one)."""
+    """Extract a .tar.gz once into dest, refusing absolute paths, '..', links and sizes far
+    past aclImdb's. The work folder is made beside ``dest`` (same filesystem, so the final
+    rename cannot cross one) and named after this process, so a later run removes the work
+    folder of one that was killed."""
     done = dest / ".complete"
     if done.is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=dest.parent))
+    remove_stale_work(dest.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=dest.parent))
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            try:
-                tar.extractall(tmp, filter=_no_links)
-            except tarfile.FilterError as e:
-                raise CorpusError(f"{archive}: unsafe archive member ({e})") from e
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                tar.extractall(tmp, filter=_Guard())
+        except tarfile.FilterError as e:
+            raise CorpusError(f"{archive}: unsafe archive member ({e})") from e
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+            if isinstance(e, OSError) and not _is_damage(e):
+                raise
+            raise CorpusError(f"{archive}: not a readable .tar.gz archive ({e})") from None
         (tmp / ".complete").write_text(str(archive))
         if dest.exists():
             shutil.rmtree(dest)
@@ -79,3 +109,29 @@ def extract_archive(archive: Path, dest: Path) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _is_damage(error: OSError) -> bool:
+    """gzip's BadGzipFile and friends are OSErrors too; a full disk is not damage."""
+    return error.errno is None
+
+
+def remove_stale_work(folder: Path) -> list[Path]:
+    """Remove work folders left by extractions whose process is gone (killed mid-way)."""
+    removed = []
+    for work in folder.glob(f"{TMP_PREFIX}*"):
+        pid = work.name[len(TMP_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(work, ignore_errors=True)
+            removed.append(work)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

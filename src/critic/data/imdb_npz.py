@@ -12,6 +12,7 @@ import io
 import json
 import pickle
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,13 @@ from critic.storage import Location, location
 from .readers import CorpusError
 
 SPLITS = ("train", "test")
+# Bounds far above Keras' imdb.npz (25k reviews and ~6M word ranks a split, tens of MB), so a
+# small hostile file cannot expand into gigabytes: per array, decompressed bytes and elements;
+# per split, word ranks in all reviews together (one pickled list can be referenced by every
+# row).
+MAX_ARRAY_BYTES = 256 << 20
+MAX_ELEMENTS = 5_000_000
+MAX_RANKS = 50_000_000
 # The only globals an imdb.npz object array needs (numpy 1.x and 2.x module names).
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -64,9 +72,11 @@ def _read_npy(data: bytes, where: str) -> np.ndarray:
             if version == (1, 0)
             else np.lib.format.read_array_header_2_0
         )
-        _, _, dtype = read_header(fh)
+        shape, _, dtype = read_header(fh)
     except ValueError as e:
         raise CorpusError(f"{where}: not a .npy array ({e})") from e
+    if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
+        raise CorpusError(f"{where}: {shape} holds more than {MAX_ELEMENTS:,} elements")
     if dtype.hasobject:
         try:
             array = _ArrayUnpickler(fh).load()
@@ -98,16 +108,35 @@ def read_imdb_npz(path: str | Path | Location) -> dict[str, RankSequences]:
                 for key in (f"x_{split}", f"y_{split}"):
                     if f"{key}.npy" not in names:
                         raise CorpusError(f"{path}: has no array {key!r} (has {sorted(names)})")
-                    arrays.append(_read_npy(archive.read(f"{key}.npy"), f"{path}:{key}"))
+                    data = _read_member(archive, f"{key}.npy", f"{path}:{key}")
+                    arrays.append(_read_npy(data, f"{path}:{key}"))
                 out[split] = _rank_sequences(*arrays, f"{path}:{split}")
     return out
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, where: str) -> bytes:
+    """One member's bytes, refused past MAX_ARRAY_BYTES whatever its header claims."""
+    too_big = CorpusError(f"{where}: more than {MAX_ARRAY_BYTES >> 20} MB uncompressed")
+    if archive.getinfo(name).file_size > MAX_ARRAY_BYTES:
+        raise too_big
+    try:
+        with archive.open(name) as member:
+            data = member.read(MAX_ARRAY_BYTES + 1)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as e:
+        raise CorpusError(f"{where}: damaged ({e})") from e
+    if len(data) > MAX_ARRAY_BYTES:
+        raise too_big
+    return data
 
 
 def _rank_sequences(x: np.ndarray, y: np.ndarray, where: str) -> RankSequences:
     if len(x) != len(y):
         raise CorpusError(f"{where}: {len(x)} reviews but {len(y)} labels")
-    sequences = []
+    sequences, total = [], 0
     for row, review in enumerate(x):
+        total += len(review) if hasattr(review, "__len__") else 1
+        if total > MAX_RANKS:
+            raise CorpusError(f"{where}: more than {MAX_RANKS:,} word ranks in all reviews")
         try:
             ranks = np.asarray(review, dtype=np.int64)
         except (TypeError, ValueError, OverflowError):
