@@ -114,6 +114,23 @@ def test_cli_errors_are_clear(tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
+def test_a_bug_in_a_command_keeps_its_traceback(monkeypatch):
+    """Only critic's user-facing errors get the one-line form; a TypeError is a bug."""
+    from critic.cli import main as cli
+
+    def buggy(args):
+        return len(None)  # a programming error, not bad input
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["tokenizer", "fit", "x.jsonl", "--out", "t.json"])
+    args.run = buggy
+    monkeypatch.setattr(
+        cli, "build_parser", lambda: type("P", (), {"parse_args": lambda s, a: args})()
+    )
+    with pytest.raises(TypeError, match="has no len"):
+        cli.main([])
+
+
 def test_cli_reports_bad_rows(tmp_path):
     corpus = tmp_path / "bad.jsonl"
     corpus.write_text('{"text": "fine"}\n{"text": null}\n', encoding="utf-8")

@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except (ValueError, TypeError, OSError) as e:
+    # critic's user-facing errors are ValueErrors (ConfigError, CorpusError, ...) or OSErrors
+    # naming a file; anything else (a TypeError, ...) is a bug and keeps its traceback.
+    except (ValueError, OSError) as e:
         print(f"critic {args.command}: error: {e}", file=sys.stderr)
         return 2
 
