@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from critic.data.readers import (
+    BOM,
     CorpusError,
     _csv_records,
     batch_starts,
@@ -124,8 +125,39 @@ def test_jsonl_from_every_start(tmp_path, batch_rows):
 @pytest.mark.parametrize("batch_rows", [1, 2, 5])
 def test_text_from_every_start(tmp_path, batch_rows):
     path = tmp_path / "reviews.txt"
-    path.write_bytes(b"Good.\n\nbad \xff byte\r\nFine film\nDull.")
-    assert _check_every_start(path, batch_rows) == 5
+    path.write_bytes(b"Good.\n\nbad \xff byte\r\nFine film\n \t \nDull.")
+    assert _check_every_start(path, batch_rows) == 4  # blank lines are not rows
+    errors = [e for b in iter_batches(path, 100) for e in b.errors.values()]
+    assert errors == ["line 3 is not valid UTF-8 (byte 4)"]  # the file's line numbers
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 5])
+def test_a_quote_that_never_closes_is_an_error_not_merged_text(tmp_path, batch_rows):
+    """Row 2's quote never closes: without strict parsing it swallowed rows 3-6 into one
+    text and the file scored as 2 good rows."""
+    path = tmp_path / "reviews.csv"
+    path.write_text(
+        'id,text\n1,a great movie\n2,"this quote never closes\n3,another review\n'
+        "4,yet another\n5,fifth\n6,sixth\n",
+        encoding="utf-8",
+    )
+    assert _check_every_start(path, batch_rows, id_column="id") == 2
+    batches = list(iter_batches(path, 100, id_column="id"))
+    assert batches[0].texts[0] == "a great movie"
+    assert batches[0].errors == {
+        1: "record 2 is not valid CSV: a quoted field never closes (it runs to the end of the file)"
+    }
+    with pytest.raises(CorpusError, match="record 2 is not valid CSV"):
+        read_texts(path)
+
+
+def test_a_broken_quote_mid_file_costs_one_row(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text('id,text\n1,good\n2,"closed"then more\n3,fine\n', encoding="utf-8")
+    assert count_rows(path) == 3
+    (batch,) = iter_batches(path, 10, id_column="id")
+    assert batch.texts[0] == "good" and batch.texts[2] == "fine"
+    assert list(batch.errors) == [1] and "record 2 is not valid CSV" in batch.errors[1]
 
 
 @pytest.mark.parametrize("batch_rows", [7, 10, 25, 1000])
@@ -172,18 +204,20 @@ def test_csv_reader_is_the_standard_one_on_real_quoting(tmp_path):
     assert [r for r, _ in _csv_records(path, "csv")] == rows
 
 
-def test_blank_lines_are_not_rows_in_csv_and_jsonl(tmp_path):
-    """One rule for every format with records: a blank line is not a row (plain text, one
-    review per line, is the exception: there every line is a row)."""
+def test_blank_lines_are_not_rows_in_any_line_format(tmp_path):
+    """One rule for every line format: a line of only whitespace is not a row (it made an
+    error row in CSV and a confidently scored empty review in plain text)."""
     csv_path = tmp_path / "a.csv"
-    csv_path.write_text("id,text\n1,good\n\n2,bad\n\n", encoding="utf-8")
+    csv_path.write_text("id,text\n1,good\n\n   \n2,bad\n\t\n", encoding="utf-8")
     jsonl_path = tmp_path / "a.jsonl"
-    jsonl_path.write_text('{"id": 1, "text": "good"}\n\n{"id": 2, "text": "bad"}\n\n')
-    for path in (csv_path, jsonl_path):
+    jsonl_path.write_text('{"id": 1, "text": "good"}\n\n  \n{"id": 2, "text": "bad"}\n\n')
+    txt_path = tmp_path / "a.txt"
+    txt_path.write_bytes(BOM + b"\ngood\n \n\nbad\n\t\n")
+    for path in (csv_path, jsonl_path, txt_path):
         assert count_rows(path) == 2
-        (batch,) = iter_batches(path, 10, id_column="id")
+        (batch,) = iter_batches(path, 10, id_column=None if path == txt_path else "id")
         assert batch.texts == ["good", "bad"] and not batch.errors
-    assert read_texts(csv_path) == read_texts(jsonl_path) == ["good", "bad"]
+    assert read_texts(csv_path) == read_texts(jsonl_path) == read_texts(txt_path)
 
 
 def test_training_and_scoring_read_acl_imdb_in_one_order(tmp_path):

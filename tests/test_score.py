@@ -425,6 +425,47 @@ def test_an_output_missing_rows_is_an_error_not_a_success(tmp_path, bundle, imdb
     assert not (out / "_summary.json").exists()
 
 
+def test_an_input_rewritten_during_the_job_fails_it(tmp_path, runtime, imdb_test, monkeypatch):
+    """The input is overwritten after the first shard with as many rows, other texts: the
+    row count matches, the output mixes two files; the job fails instead of succeeding."""
+    from critic.serve import score
+    from critic.serve.score import MissingRows, ScoreOptions, score_corpus
+
+    corpus = _corpus(tmp_path, imdb_test, 900)
+    write_shard = score.write_shard
+
+    def rewrite_after_the_first_shard(table, path, fmt):
+        write_shard(table, path, fmt)
+        if path.name.endswith("-000000.parquet"):
+            lines = corpus.read_text(encoding="utf-8").splitlines()
+            corpus.write_text("\n".join(reversed(lines)) + "\n", encoding="utf-8")
+
+    monkeypatch.setattr(score, "write_shard", rewrite_after_the_first_shard)
+    out = tmp_path / "out"
+    with pytest.raises(MissingRows, match="corpus.jsonl changed while the job read it"):
+        score_corpus(runtime, [corpus], out, ScoreOptions(shard_rows=300, id_column="id"))
+    assert not (out / "_summary.json").exists()
+
+
+def test_an_unclosed_quote_is_a_row_error_and_exit_3(tmp_path, bundle):
+    corpus = tmp_path / "in.csv"
+    corpus.write_text(
+        'id,text\n1,a great movie\n2,"this quote never closes\n3,another review\n'
+        "4,yet another\n5,fifth\n6,sixth\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(corpus), "--output", str(out),
+        "--id-column", "id",
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "2 rows (1 with errors)" in result.stdout
+    rows = read_output(out).to_pylist()
+    assert [r["id"] for r in rows] == ["1", None]
+    assert "a quoted field never closes" in rows[1]["error"]
+
+
 def test_ray_engine_with_bundle_inputs_and_output_on_s3(tmp_path, bundle, imdb_test, s3_bucket):
     """Nothing on a local path: the bundle, the inputs and the output are s3:// URIs; the
     actors fetch the bundle themselves. The output equals the local engine's on local files."""

@@ -97,6 +97,11 @@ class Location:
     def size(self) -> int:
         return int(self._info().size)
 
+    def stamp(self) -> tuple[int, int]:
+        """(size, modification time in ns): changes when the file is rewritten."""
+        info = self._info()
+        return int(info.size or 0), int(info.mtime_ns or 0)
+
     def files(self, recursive: bool = True) -> list[Location]:
         """The files below this folder, sorted by path."""
         pafs = _pyarrow_fs()

@@ -6,9 +6,12 @@ raises (training: :func:`read_columns`) or is kept as data (scoring: :func:`iter
 
 Formats (:data:`INPUT_FORMATS`, one detector :func:`input_format`): Parquet (pyarrow, texts
 stay Arrow arrays), CSV/TSV, JSON Lines, plain text (one review per line) and aclImdb folders
-(one review per file). A UTF-8 byte-order mark is dropped. Blank lines are not rows in CSV/TSV
-and JSON Lines; in plain text every line is a row. Inputs are local paths or storage URIs
-(:mod:`critic.storage`); every file is opened by :func:`open_binary` or :func:`parquet_file`.
+(one review per file). A UTF-8 byte-order mark is dropped. One rule in every line format (CSV,
+TSV, JSON Lines, plain text): a blank line (only whitespace) is not a row; errors still quote
+the file's line numbers. A CSV record that breaks the quoting rules (a quote that never closes
+swallows the rest of the file) is a row error, never silently merged text. Inputs are local
+paths or storage URIs (:mod:`critic.storage`); every file is opened by :func:`open_binary` or
+:func:`parquet_file`.
 TF-free and Ray-free.
 """
 
@@ -150,7 +153,7 @@ def batch_starts(path: Source, batch_rows: int, fmt: str | None = None) -> tuple
         records = _csv_records(path, fmt)
         begin = next(records, (None, 0))[1]  # the header
         for number, (record, end) in enumerate(records, 1):
-            if record:  # a blank line is not a row
+            if not _blank_record(record):
                 if rows % batch_rows == 0:
                     starts.append(Start(rows, begin, number))
                 rows += 1
@@ -159,7 +162,7 @@ def batch_starts(path: Source, batch_rows: int, fmt: str | None = None) -> tuple
     with open_binary(path) as fh:
         offset = 0
         for number, raw in enumerate(fh, 1):
-            if fmt == "txt" or raw.strip():  # JSON Lines: blank lines are not rows
+            if (raw.removeprefix(BOM) if number == 1 else raw).strip():  # blank: not a row
                 if rows % batch_rows == 0:
                     starts.append(Start(rows, offset, number))
                 rows += 1
@@ -271,6 +274,8 @@ def _txt(path: Location, start: Start):
             line = raw.rstrip(b"\r\n")
             if n == 1:
                 line = line.removeprefix(BOM)
+            if not line.strip():
+                continue  # a blank line is not a row
             try:
                 yield line.decode("utf-8"), {}, None
             except UnicodeDecodeError as e:
@@ -317,9 +322,15 @@ def _jsonl(path: Location, wanted: list[str], start: Start):
                 yield text, cells, None
 
 
+class BrokenRecord(str):
+    """A CSV record that breaks the quoting rules; the str is why (from Python's csv)."""
+
+
 def _csv_records(path: Location, fmt: str, offset: int = 0):
     """(record, byte offset just past it) from ``offset`` on. Lines end at LF, CR or CRLF
-    as with ``open(newline="")``; invalid UTF-8 survives as surrogates (reported per row)."""
+    as with ``open(newline="")``; invalid UTF-8 survives as surrogates (reported per row).
+    A record that breaks the quoting rules comes as a BrokenRecord, and reading goes on
+    from the next line (a quote that never closes is reported at the end of the file)."""
     csv.field_size_limit(sys.maxsize)
     end = offset
 
@@ -336,22 +347,43 @@ def _csv_records(path: Location, fmt: str, offset: int = 0):
 
     # csv.reader takes a line only when the record it is reading needs it, so ``end`` is
     # where the record just returned ends.
-    for record in csv.reader(lines(), delimiter="\t" if fmt == "tsv" else ","):
+    reader = csv.reader(lines(), delimiter="\t" if fmt == "tsv" else ",", strict=True)
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            problem = str(e)
+            if "unexpected end of data" in problem:
+                problem = "a quoted field never closes (it runs to the end of the file)"
+            yield BrokenRecord(problem), end
+            continue
         yield record, end
+
+
+def _blank_record(record: list[str] | BrokenRecord) -> bool:
+    """A record read from a line holding only whitespace (or nothing)."""
+    return isinstance(record, list) and (not record or (len(record) == 1 and not record[0].strip()))
 
 
 def _csv(path: Location, fmt: str, wanted: list[str], start: Start):
     header = next(_csv_records(path, fmt), ([], 0))[0]
+    if isinstance(header, BrokenRecord):
+        raise CorpusError(f"{path}: the header line is not valid CSV ({header})")
     missing = [c for c in wanted if c not in header]
     if missing:
-        raise CorpusError(f"{path}: no column {missing[0]!r} (have {header})")
+        raise CorpusError(f"{path}: no column {missing[0]!r} (have {_short(header)})")
     where = [header.index(c) for c in wanted]
     records = _csv_records(path, fmt, start.offset)
     if start.offset == 0:
         next(records, None)  # the header
     for n, (row, _) in enumerate(records, start.line):
-        if not row:
+        if _blank_record(row):
             continue  # a blank line is not a row
+        if isinstance(row, BrokenRecord):
+            yield None, {}, f"record {n} is not valid CSV: {row}"
+            continue
         if len(row) != len(header):
             yield None, {}, f"record {n}: {len(row)} fields, the header has {len(header)}"
             continue
@@ -361,6 +393,12 @@ def _csv(path: Location, fmt: str, wanted: list[str], start: Start):
             yield None, cells, f"record {n}: column {wanted[0]!r} is not valid UTF-8"
             continue
         yield text, cells, None
+
+
+def _short(values: list, limit: int = 200) -> str:
+    """A header for an error message: a binary file's 'header' can be kilobytes of garbage."""
+    text = repr(values)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def is_utf8(text: str) -> bool:

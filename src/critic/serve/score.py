@@ -131,6 +131,12 @@ def fingerprint(path: Location) -> dict[str, Any]:
     return {"path": path.uri, "bytes": path.size(), "sha256": path.sha256()}
 
 
+def input_stamps(inputs: list[Location]) -> list:
+    """Size and modification time of every input file (cheap: metadata only), to tell at
+    the end of a job whether an input was rewritten while it ran."""
+    return [[f.stamp() for f in acl_imdb_files(p)] if p.is_dir() else p.stamp() for p in inputs]
+
+
 def job_manifest(bundle: Bundle, inputs: list[Location], options: ScoreOptions) -> dict[str, Any]:
     return {
         "critic_score": 1,
@@ -208,6 +214,7 @@ def score_corpus(
     inputs = [location(p) for p in inputs]
     output = location(output)
     prepare_output(runtime.bundle, inputs, output, options)
+    stamps = input_stamps(inputs)
     expected = sum(count_rows(p) for p in inputs)
     bar = _progress_bar(expected, progress)
     summary = Summary(output=str(output))
@@ -237,7 +244,7 @@ def score_corpus(
     finally:
         bar.close()
     summary.seconds = time.perf_counter() - start_time
-    return close_output(summary, output, options.format, expected)
+    return close_output(summary, output, options.format, expected, inputs, stamps)
 
 
 def prepare_output(
@@ -255,9 +262,27 @@ class MissingRows(ScoreError):
     changed during the run): the job did not succeed."""
 
 
-def close_output(summary: Summary, output: Location, fmt: str, expected: int) -> Summary:
-    """Count what the output holds, check it is every row of the inputs, and write
+def close_output(
+    summary: Summary,
+    output: Location,
+    fmt: str,
+    expected: int,
+    inputs: list[Location],
+    stamps: list,
+) -> Summary:
+    """Check no input was rewritten since ``stamps`` (:func:`input_stamps` at the start),
+    count what the output holds, check it is every row of the inputs, and write
     ``_summary.json`` (only then: a job without one did not finish)."""
+    changed = [
+        str(path)
+        for path, old, new in zip(inputs, stamps, input_stamps(inputs), strict=True)
+        if old != new
+    ]
+    if changed:
+        raise MissingRows(
+            f"{', '.join(changed)} changed while the job read it: the output mixes two "
+            "versions of the input; score it again into a new --output"
+        )
     summary.rows_per_second = summary.scored_rows / summary.seconds if summary.seconds else 0.0
     summary.files = sorted(committed_shards(output))
     summary.rows, summary.errors = count_output(output, fmt, summary.files)

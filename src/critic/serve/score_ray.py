@@ -35,6 +35,7 @@ from .score import (
     Summary,
     close_output,
     committed_shards,
+    input_stamps,
     prepare_output,
     score_shard,
     shard_input,
@@ -201,13 +202,14 @@ def score_corpus_ray(
     inputs = [location(p) for p in inputs]
     output = location(output)
     prepare_output(bundle, inputs, output, options)
+    stamps = input_stamps(inputs)
     offsets, pending, summary, expected = plan_shards(inputs, output, options)
     start_time = time.perf_counter()
     if pending:
         pool = actor_pool(actors, options, batch_size, device)
         _run(bundle, inputs, offsets, pending, output, options, pool)
     summary.seconds = time.perf_counter() - start_time
-    return close_output(summary, output, options.format, expected)
+    return close_output(summary, output, options.format, expected, inputs, stamps)
 
 
 def plan_shards(
