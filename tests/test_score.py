@@ -442,7 +442,7 @@ def test_an_input_rewritten_during_the_job_fails_it(tmp_path, runtime, imdb_test
 
     monkeypatch.setattr(score, "write_shard", rewrite_after_the_first_shard)
     out = tmp_path / "out"
-    with pytest.raises(MissingRows, match="corpus.jsonl changed while the job read it"):
+    with pytest.raises(MissingRows, match=r"corpus\.jsonl changed while the job read it"):
         score_corpus(runtime, [corpus], out, ScoreOptions(shard_rows=300, id_column="id"))
     assert not (out / "_summary.json").exists()
 
