@@ -323,19 +323,22 @@ def _jsonl(path: Location, wanted: list[str], start: Start):
 
 
 class BrokenRecord(str):
-    """A CSV record that breaks the quoting rules; the str is why (from Python's csv)."""
+    """A CSV record that cannot be read as one; the str says why."""
 
 
 def _csv_records(path: Location, fmt: str, offset: int = 0):
     """(record, byte offset just past it) from ``offset`` on. Lines end at LF, CR or CRLF
     as with ``open(newline="")``; invalid UTF-8 survives as surrogates (reported per row).
-    A record that breaks the quoting rules comes as a BrokenRecord, and reading goes on
-    from the next line (a quote that never closes is reported at the end of the file)."""
+    Parsing is as tolerant as Python's csv (a stray quote inside a field is text), except
+    that a record the csv module cannot read, or whose quote never closes (so it swallowed
+    every line to the end of the file), comes as a BrokenRecord."""
     csv.field_size_limit(sys.maxsize)
     end = offset
+    quotes = lines_read = 0  # since the last record
+    at_eof = False
 
     def lines():
-        nonlocal end
+        nonlocal end, quotes, lines_read, at_eof
         with open_binary(path) as fh:
             fh.seek(offset)
             for raw in fh:
@@ -343,22 +346,27 @@ def _csv_records(path: Location, fmt: str, offset: int = 0):
                     end += len(line)
                     if end == len(line):  # the file's first line: no byte-order mark
                         line = line.removeprefix(BOM)
+                    quotes += line.count(b'"')
+                    lines_read += 1
                     yield line.decode("utf-8", "surrogateescape")
+        at_eof = True
 
     # csv.reader takes a line only when the record it is reading needs it, so ``end`` is
     # where the record just returned ends.
-    reader = csv.reader(lines(), delimiter="\t" if fmt == "tsv" else ",", strict=True)
+    reader = csv.reader(lines(), delimiter="\t" if fmt == "tsv" else ",")
     while True:
         try:
             record = next(reader)
         except StopIteration:
             return
         except csv.Error as e:
-            problem = str(e)
-            if "unexpected end of data" in problem:
-                problem = "a quoted field never closes (it runs to the end of the file)"
-            yield BrokenRecord(problem), end
-            continue
+            record = BrokenRecord(str(e))
+        if at_eof and lines_read > 1 and quotes % 2:
+            record = BrokenRecord(
+                f"a quoted field never closes: the {lines_read} lines to the end of the file "
+                "are inside it"
+            )
+        quotes = lines_read = 0
         yield record, end
 
 
