@@ -147,6 +147,65 @@ def test_an_unknown_format_version_is_refused(keras_bundle, tmp_path):
         load_bundle(folder)
 
 
+def _resealed(folder: Path, edit) -> None:
+    meta = json.loads((folder / "bundle.json").read_text())
+    edit(meta)
+    (folder / "bundle.json").write_bytes(seal_manifest(meta))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["models"]["fp32"].update(file="/abs/evil.onnx"), "models.fp32.file must"),
+        (
+            lambda m: m["models"]["fp32"].update(file="../../outside/evil.onnx"),
+            "models.fp32.file must name a checked .onnx entry",
+        ),
+        (lambda m: m["window"].update(file="../../../../../etc/passwd"), "window.file must"),
+        (lambda m: m["models"]["fp32"].update(file="extra.onnx"), "models.fp32.file must"),
+        (lambda m: m["models"]["int8"].update(file="README.md"), "models.int8.file must"),
+        (lambda m: m["files"].update({"README.md": "abc"}), "files.README.md must be"),
+        (lambda m: m["files"].update({"../x.onnx": m["files"]["README.md"]}), "invalid file"),
+        (lambda m: m.update(labels=["only"]), "labels must be two different names"),
+        (lambda m: m.update(labels=None), "labels must be two different names"),
+        (lambda m: m.update(threshold="abc"), "threshold must be a number in [0, 1], got 'abc'"),
+        (lambda m: m.pop("models"), "models must be a table of variants"),
+        (lambda m: m["model"].pop("maxlen"), "model.maxlen must be an integer"),
+        (lambda m: m.update(files=[]), "'files' must be a table"),
+    ],
+)
+def test_a_resealed_bundle_with_bad_fields_is_refused(keras_bundle, tmp_path, edit, message):
+    """A re-sealed bundle.json can name any file or hold any value: the loader opens only
+    checked entries of its own folder and names the bad field."""
+    folder = _copy(keras_bundle[0], tmp_path)
+    (folder / "extra.onnx").write_bytes((folder / "model.onnx").read_bytes())  # not in files
+    _resealed(folder, edit)
+    with pytest.raises(BundleError, match=re.escape(message)):
+        load_bundle(folder)
+
+
+def test_a_linked_file_is_refused(keras_bundle, tmp_path):
+    folder = _copy(keras_bundle[0], tmp_path)
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes((folder / "model.onnx").read_bytes())  # the same bytes, elsewhere
+    (folder / "model.onnx").unlink()
+    (folder / "model.onnx").symlink_to(outside)
+    with pytest.raises(BundleError, match=r"model\.onnx: is a link"):
+        load_bundle(folder)
+
+
+def test_the_runtime_runs_the_bytes_that_were_checked(keras_bundle, tmp_path):
+    """The model is read once, hashed and loaded from those bytes: replacing the file after
+    the check changes nothing the runtime runs."""
+    import critic
+
+    folder = _copy(keras_bundle[0], tmp_path)
+    bundle = load_bundle(folder)
+    (folder / "model.onnx").write_bytes(b"replaced after the check")
+    runtime = critic.Runtime(bundle)
+    assert 0.0 <= runtime.predict(["A fine film."])[0] <= 1.0
+
+
 def test_not_a_bundle(tmp_path):
     with pytest.raises(BundleError, match="not a bundle directory"):
         load_bundle(tmp_path / "nothing")

@@ -447,6 +447,20 @@ def test_an_input_rewritten_during_the_job_fails_it(tmp_path, runtime, imdb_test
     assert not (out / "_summary.json").exists()
 
 
+@pytest.mark.parametrize("manifest", ["[]", "{not json", '{"inputs": 5}'])
+def test_a_damaged_job_manifest_is_a_clear_error(tmp_path, bundle, imdb_test, manifest):
+    corpus = _corpus(tmp_path, imdb_test, 10)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "_manifest.json").write_text(manifest, encoding="utf-8")
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(corpus), "--output", str(out)
+    )
+    assert result.returncode == 2, result.stderr
+    assert "_manifest.json" in result.stderr and "use a new --output" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_an_unclosed_quote_is_a_row_error_and_exit_3(tmp_path, bundle):
     corpus = tmp_path / "in.csv"
     corpus.write_text(

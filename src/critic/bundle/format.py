@@ -13,7 +13,10 @@ A bundle is a directory::
 
 Loading checks every checksum and never runs code from the bundle (no pickle, no Keras).
 The checksums make a bundle tamper-evident against accidents (truncated copies, flipped
-bits, edited files); they are not a signature.
+bits, edited files); they are not a signature. Every file the loader uses is a checked entry
+of ``files``: a plain name inside the folder, not a link, read once, hashed, and used from
+those same bytes (so nothing can change between the check and the use; ONNX models are loaded
+from memory, which also refuses ONNX external-data references).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ BUNDLE_FILE = "bundle.json"
 REQUIRED_FILES = ("model.onnx", "tokenizer.json", "README.md")
 ENCODE_MODES = ("keras_tokenizer", "keras_imdb_index")
 _SEAL = "manifest_sha256"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BundleError(ValueError):
@@ -61,12 +66,14 @@ def file_entry(path: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A checked bundle: its folder and its ``bundle.json`` metadata."""
+    """A checked bundle: its folder, its ``bundle.json`` metadata and the verified bytes of
+    the files it uses (its ONNX models and tokenizer.json)."""
 
     path: Path
     meta: dict[str, Any]
     encode: dict[str, Any]
     source: str = ""  # where it was loaded from (a storage URI, or the local folder)
+    blobs: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def labels(self) -> tuple[str, str]:
@@ -85,6 +92,7 @@ class Bundle:
         return tuple(self.meta["models"])
 
     def model_file(self, variant: str = "fp32") -> Path:
+        """Where a variant's model is (for messages; run it from :meth:`model_bytes`)."""
         models = self.meta["models"]
         if variant not in models:
             raise BundleError(
@@ -92,17 +100,26 @@ class Bundle:
             )
         return self.path / models[variant]["file"]
 
+    def model_bytes(self, variant: str = "fp32") -> bytes:
+        """The checked bytes of a variant's ONNX model."""
+        return self.blobs[self.model_file(variant).name]
+
+    def window_bytes(self) -> bytes | None:
+        """The checked bytes of the padding-skipping window model, if the bundle has one."""
+        window = self.meta.get("window")
+        return self.blobs[window["file"]] if window else None
+
     def tokenizer_json(self) -> str:
         """The bundle's tokenizer.json (its ``encode`` section says which kernel reads it)."""
-        return (self.path / "tokenizer.json").read_text(encoding="utf-8")
+        return self.blobs["tokenizer.json"].decode("utf-8")
 
 
 def load_bundle(path: str | Path, cache: Path | None = None) -> Bundle:
     """Open a bundle (a folder, or a storage URI fetched into ``cache``) after checking its
-    format version and the size and sha256 of every file.
+    format version, the fields it is read by, and the size and sha256 of every file.
 
     Raises BundleError naming the file and what was expected for a missing, truncated,
-    altered or unknown-version bundle.
+    altered, malformed or unknown-version bundle.
     """
     source = location(path).uri  # what a worker on any node loads
     folder = fetch_bundle(path, cache) if is_uri(path) else Path(path)
@@ -130,15 +147,78 @@ def load_bundle(path: str | Path, cache: Path | None = None) -> Bundle:
             f"{manifest}: does not match its own checksum ({_SEAL}); it was edited or damaged "
             "after export"
         )
+    used = check_fields(doc, manifest)
+    blobs = {}
+    for name, entry in sorted(doc["files"].items()):
+        data = _checked_bytes(folder, name, entry)
+        if name in used:
+            blobs[name] = data
+    encode = _read_encode(folder / "tokenizer.json", blobs["tokenizer.json"], doc)
+    return Bundle(folder, doc, encode, source, blobs)
+
+
+def check_fields(doc: dict[str, Any], manifest: Path) -> set[str]:
+    """Check the fields of a sealed ``bundle.json`` the loader reads (a re-sealed bundle can
+    hold anything); returns the names of the files it uses. BundleError names the field."""
+
+    def fail(where: str, what: str, value: Any) -> BundleError:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        return BundleError(f"{manifest}: {where} {what}, got {shown}")
+
     files = doc.get("files")
     if not isinstance(files, dict):
-        raise BundleError(f"{manifest}: has no 'files' table")
+        raise fail("'files'", "must be a table of file name -> {bytes, sha256}", files)
+    for name, entry in files.items():
+        _check_name(manifest, name)
+        if not (
+            isinstance(entry, dict)
+            and _is_int(entry.get("bytes"))
+            and entry["bytes"] >= 0
+            and isinstance(entry.get("sha256"), str)
+            and _SHA256.fullmatch(entry["sha256"])
+        ):
+            raise fail(f"files.{name}", "must be {bytes: int, sha256: hex}", entry)
     for name in REQUIRED_FILES:
         if name not in files:
             raise BundleError(f"{manifest}: lists no checksum for required file {name}")
-    for name, entry in sorted(files.items()):
-        _check_file(folder, name, entry)
-    return Bundle(folder, doc, _read_encode(folder / "tokenizer.json", doc), source)
+    labels = doc.get("labels")
+    if not (
+        isinstance(labels, list)
+        and len(labels) == 2
+        and all(isinstance(x, str) and x for x in labels)
+        and labels[0] != labels[1]
+    ):
+        raise fail("labels", "must be two different names [negative, positive]", labels)
+    threshold = doc.get("threshold")
+    if not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)) or not (
+        0.0 <= threshold <= 1.0
+    ):
+        raise fail("threshold", "must be a number in [0, 1]", threshold)
+    model = doc.get("model")
+    if not isinstance(model, dict):
+        raise fail("model", "must be a table", model)
+    if not (_is_int(model.get("maxlen")) and model["maxlen"] >= 1):
+        raise fail("model.maxlen", "must be an integer >= 1", model.get("maxlen"))
+    if not isinstance(model.get("input"), str):
+        raise fail("model.input", "must be the model's input name", model.get("input"))
+    models = doc.get("models")
+    if not isinstance(models, dict) or "fp32" not in models:
+        raise fail("models", "must be a table of variants with 'fp32'", models)
+    used = {"tokenizer.json"}
+    tables = {f"models.{variant}": entry for variant, entry in models.items()}
+    if "window" in doc:
+        tables["window"] = doc["window"]
+    for where, entry in tables.items():
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if name not in files or not str(name).endswith(".onnx"):
+            raise fail(f"{where}.file", "must name a checked .onnx entry of 'files'", name)
+        used.add(name)
+    return used
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def fetch_bundle(uri: str | Path, cache: Path | None = None) -> Path:
@@ -189,29 +269,35 @@ def _check_name(manifest: Path | Location, name: Any) -> None:
         raise BundleError(f"{manifest}: invalid file name {name!r} in 'files'")
 
 
-def _check_file(folder: Path, name: str, entry: Any) -> None:
-    _check_name(folder / BUNDLE_FILE, name)
+def _checked_bytes(folder: Path, name: str, entry: dict[str, Any]) -> bytes:
+    """A ``files`` entry's bytes, read once and checked against its size and sha256."""
     target = folder / name
+    if target.is_symlink():
+        raise BundleError(f"{target}: is a link; a bundle holds its own files")
     if not target.is_file():
         raise BundleError(f"{folder}: incomplete bundle, {name} is missing")
     size = target.stat().st_size
-    if size != entry.get("bytes"):
+    if size != entry["bytes"]:
         raise BundleError(
-            f"{target}: expected {entry.get('bytes')} bytes, found {size} (truncated or replaced)"
+            f"{target}: expected {entry['bytes']} bytes, found {size} (truncated or replaced)"
         )
-    digest = sha256_file(target)
-    if digest != entry.get("sha256"):
+    data = target.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != entry["bytes"] or digest != entry["sha256"]:
         raise BundleError(
-            f"{target}: sha256 {digest} does not match the expected {entry.get('sha256')} "
+            f"{target}: sha256 {digest} does not match the expected {entry['sha256']} "
             "(the file was altered)"
         )
+    return data
 
 
-def _read_encode(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
+def _read_encode(path: Path, data: bytes, doc: dict[str, Any]) -> dict[str, Any]:
     try:
-        encode = json.loads(path.read_text(encoding="utf-8"))["encode"]
+        encode = json.loads(data.decode("utf-8"))["encode"]
     except (KeyError, TypeError, ValueError) as e:
         raise BundleError(f"{path}: no valid 'encode' section ({e})") from e
+    if not isinstance(encode, dict):
+        raise BundleError(f"{path}: 'encode' must be a table, got {type(encode).__name__}")
     if encode.get("mode") not in ENCODE_MODES:
         raise BundleError(
             f"{path}: unknown encode mode {encode.get('mode')!r}; known {ENCODE_MODES}"

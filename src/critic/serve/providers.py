@@ -34,8 +34,9 @@ def providers_for(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def session_for(model: Path, device: str, threads: int):
-    """An InferenceSession and the device it actually runs on."""
+def session_for(model: bytes | Path, device: str, threads: int):
+    """An InferenceSession (from a model's bytes, or its file) and the device it actually
+    runs on."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -46,7 +47,8 @@ def session_for(model: Path, device: str, threads: int):
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     wanted = providers_for(device)
-    session = ort.InferenceSession(str(model), opts, providers=wanted)
+    source = model if isinstance(model, bytes) else str(model)
+    session = ort.InferenceSession(source, opts, providers=wanted)
     used = session.get_providers()
     if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in used:
         _say_once("critic: onnxruntime could not start CUDA; running on CPU")

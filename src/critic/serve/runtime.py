@@ -57,12 +57,10 @@ class Runtime:
         self.threads = threads or _cores()
         self.tokenizer = bundle_tokenizer(bundle)
         self._encode_options = {k: bundle.encode[k] for k in ("maxlen", "padding", "truncating")}
-        self.session, self.device = session_for(bundle.model_file(variant), device, self.threads)
+        self.session, self.device = session_for(bundle.model_bytes(variant), device, self.threads)
         self.window = None
-        if window and variant == "fp32" and "window" in bundle.meta:
-            session, _ = session_for(
-                bundle.path / bundle.meta["window"]["file"], device, self.threads
-            )
+        if window and variant == "fp32" and bundle.window_bytes() is not None:
+            session, _ = session_for(bundle.window_bytes(), device, self.threads)
             self.window = Window(session)
         self._input = bundle.meta["model"]["input"]
         self._trim = bundle.encode["padding"] if bundle.meta["model"].get("any_length") else None

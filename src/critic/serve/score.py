@@ -155,7 +155,12 @@ def open_output(output: Location, manifest: dict[str, Any]) -> None:
     output.make_dirs()
     path = output / JOB_MANIFEST
     if path.is_file():
-        old = json.loads(path.read_text())
+        try:
+            old = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ScoreError(f"{path}: damaged ({e}); use a new --output") from None
+        if not isinstance(old, dict) or old.get("critic_score") != 1:
+            raise ScoreError(f"{path}: not a critic score manifest; use a new --output")
         changes = _differences(old, manifest)
         if changes and not committed_shards(output):
             # A job that stopped before its first shard (a typo in a column name, say)
