@@ -4,7 +4,8 @@ then an open-loop overload at 10x the sustainable rate.
     python bench/bench_serve.py BUNDLE [--seconds 20] [--concurrency 1,8,64]
 
 Starts ``critic serve`` (embedded Ray, default limits) in a subprocess, drives it with an
-aiohttp load generator in this process (one IMDB test review per request), then stops it.
+aiohttp load generator in this process (1-16 IMDB test reviews per request), then slow
+clients (stalled mid-body) and huge chunked bodies; then stops it.
 Memory is the server's whole process tree (Ray included), from /proc. The load generator
 shares the 2 cores with the server, so these are lower bounds for a separate client machine.
 Writes bench/results/serve.{json,md}.
@@ -41,25 +42,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def closed_loop(url: str, texts: list[str], concurrency: int, seconds: float) -> dict:
-    """``concurrency`` clients, each sending its next request when the last one returns."""
-    latencies, statuses = [], {}
+async def closed_loop(
+    url: str, texts: list[str], concurrency: int, seconds: float, max_texts: int = 16
+) -> dict:
+    """``concurrency`` clients, each sending its next request (1..max_texts reviews) when the
+    last one returns; a client told 503 waits the ``Retry-After`` it was given (at most 1 s,
+    jittered), as a well-behaved client does."""
+    latencies, statuses, fast_503 = [], {}, []
     deadline = time.perf_counter() + seconds
     rng = random.Random(concurrency)
 
     async def client(session: aiohttp.ClientSession) -> None:
         while time.perf_counter() < deadline:
-            body = {"texts": [rng.choice(texts)]}
+            body = {"texts": rng.choices(texts, k=rng.randint(1, max_texts))}
             start = time.perf_counter()
-            async with session.post(url, json=body) as response:
-                await response.read()
-                statuses[response.status] = statuses.get(response.status, 0) + 1
-            if response.status == 200:
+            try:
+                async with session.post(url, json=body) as response:
+                    await response.read()
+                    status, retry = response.status, response.headers.get("Retry-After")
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                status, retry = type(e).__name__, None
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 200:
                 latencies.append(time.perf_counter() - start)
+            elif status == 503:
+                fast_503.append(time.perf_counter() - start)
+                await asyncio.sleep(min(float(retry or 1), 1.0) * rng.uniform(0.5, 1.0))
 
     connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
     start = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await asyncio.gather(*(client(session) for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
     lat = np.array(latencies) * 1000
@@ -68,8 +81,90 @@ async def closed_loop(url: str, texts: list[str], concurrency: int, seconds: flo
         "requests_per_second": len(latencies) / elapsed,
         "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
         "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
-        "statuses": statuses,
+        "p50_503_ms": float(np.percentile(fast_503, 50)) * 1000 if fast_503 else None,
+        "statuses": {str(k): v for k, v in statuses.items()},
     }
+
+
+async def slow_clients(url: str, texts: list[str], slow: int, normal: int) -> dict:
+    """``slow`` connections send headers and the start of a 1 MB body, then stall; meanwhile
+    ``normal`` requests are sent one after another. How many normal ones get a 200?"""
+    host, port = url.removeprefix("http://").split("/")[0].split(":")
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        'Content-Length: 1000000\r\n\r\n{"texts": ["'
+    ).encode()
+    stalled = []
+    for _ in range(slow):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(head)
+        await writer.drain()
+        stalled.append((reader, writer))
+    statuses: dict[str, int] = {}
+    start = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        for i in range(normal):
+            async with session.post(url, json={"texts": [texts[i]]}) as response:
+                await response.read()
+                statuses[str(response.status)] = statuses.get(str(response.status), 0) + 1
+    normal_seconds = time.perf_counter() - start
+
+    async def answer(reader, writer) -> str:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 60)
+            return line.split(b" ")[1].decode() if line else "closed"
+        except asyncio.TimeoutError:
+            return "still open after 60 s"
+        except OSError as e:
+            return type(e).__name__
+        finally:
+            writer.close()
+
+    slow_statuses: dict[str, int] = {}
+    for key in await asyncio.gather(*(answer(r, w) for r, w in stalled)):
+        slow_statuses[key] = slow_statuses.get(key, 0) + 1
+    return {
+        "slow_connections": slow,
+        "normal_statuses": statuses,
+        "normal_seconds": normal_seconds,
+        "slow_statuses": slow_statuses,
+    }
+
+
+async def huge_bodies(url: str, pid: int, count: int, size: int) -> dict:
+    """``count`` bodies of ``size`` bytes at once, streamed without a Content-Length
+    (chunked: the server cannot refuse them by their header), and the server's memory."""
+    before = tree_pss(pid)
+    peak = before
+
+    async def body():
+        yield b'{"texts": ["'
+        chunk = b"x" * (1 << 20)
+        for _ in range(size >> 20):
+            yield chunk
+        yield b'"]}'
+
+    async def one(session: aiohttp.ClientSession) -> str:
+        try:
+            async with session.post(url, data=body()) as response:
+                await response.read()
+                return str(response.status)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            return type(e).__name__
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, tree_pss(pid))
+            await asyncio.sleep(0.2)
+
+    watcher = asyncio.create_task(watch())
+    async with aiohttp.ClientSession() as session:
+        statuses = await asyncio.gather(*(one(session) for _ in range(count)))
+    await asyncio.sleep(1)
+    watcher.cancel()
+    return {"count": count, "bytes": size, "statuses": statuses, "pss_before": before,
+            "pss_peak": peak, "pss_after": tree_pss(pid)}  # fmt: skip
 
 
 async def open_loop(url: str, texts: list[str], rate: float, seconds: float, pid: int) -> dict:
@@ -80,7 +175,8 @@ async def open_loop(url: str, texts: list[str], rate: float, seconds: float, pid
 
     async def one(session: aiohttp.ClientSession) -> None:
         try:
-            async with session.post(url, json={"texts": [rng.choice(texts)]}) as response:
+            body = {"texts": rng.choices(texts, k=rng.randint(1, 16))}
+            async with session.post(url, json=body) as response:
                 await response.read()
                 key = str(response.status)
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
@@ -109,7 +205,8 @@ def main() -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--concurrency", default="1,8,64")
+    parser.add_argument("--concurrency", default="1,8,64,128,256,1000")
+    parser.add_argument("--skip-abuse", action="store_true", help="no slow or huge clients")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
 
@@ -145,6 +242,12 @@ def main() -> None:
         overload["alive_after"] = server.poll() is None
         overload["rss_after"] = tree_pss(server.pid)
         print({k: v for k, v in overload.items() if k != "rss_samples"}, flush=True)
+        abuse = {}
+        if not args.skip_abuse:
+            abuse["slow"] = asyncio.run(slow_clients(base + "/predict", texts, 330, 20))
+            print(abuse["slow"], flush=True)
+            abuse["huge"] = asyncio.run(huge_bodies(base + "/predict", server.pid, 3, 300 << 20))
+            print(abuse["huge"], flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -156,21 +259,24 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "levels": levels,
         "overload": overload,
+        "abuse": abuse,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serve.json").write_text(json.dumps(report, indent=2))
     mb = 2**20
     md = [
-        f"critic serve, one IMDB review per request, loopback, {args.seconds:.0f} s per level; "
+        f"critic serve, 1-16 IMDB reviews per request, loopback, {args.seconds:.0f} s per level; "
         f"{report['machine']} shared by server and load generator.",
         "",
-        "| concurrency | requests/s | p50 (ms) | p99 (ms) | statuses |",
-        "|---:|---:|---:|---:|---|",
+        "| concurrency | requests/s (200) | p50 (ms) | p99 (ms) | p50 of a 503 (ms) | statuses |",
+        "|---:|---:|---:|---:|---:|---|",
     ]
     for level in levels:
+        fast = level["p50_503_ms"]
         md.append(
             f"| {level['concurrency']} | {level['requests_per_second']:.0f} | "
-            f"{level['p50_ms']:.1f} | {level['p99_ms']:.1f} | {level['statuses']} |"
+            f"{level['p50_ms']:.1f} | {level['p99_ms']:.1f} | "
+            f"{'-' if fast is None else f'{fast:.1f}'} | {level['statuses']} |"
         )
     samples = overload["rss_samples"] or [0]
     md += [
@@ -181,6 +287,18 @@ def main() -> None:
         f" idle, {min(samples) / mb:.0f}-{max(samples) / mb:.0f} MB during, "
         f"{overload['rss_after'] / mb:.0f} MB after.",
     ]
+    if abuse:
+        slow, huge = abuse["slow"], abuse["huge"]
+        md += [
+            "",
+            f"Slow clients: {slow['slow_connections']} connections stalled mid-body; 20 normal "
+            f"requests meanwhile -> {slow['normal_statuses']} in {slow['normal_seconds']:.1f} s; "
+            f"the stalled ones -> {slow['slow_statuses']}.",
+            "",
+            f"Huge bodies: {huge['count']} chunked bodies of {huge['bytes'] >> 20} MB at once "
+            f"-> {huge['statuses']}; server memory {huge['pss_before'] / mb:.0f} MB before, "
+            f"{huge['pss_peak'] / mb:.0f} MB peak, {huge['pss_after'] / mb:.0f} MB after.",
+        ]
     (args.out / "serve.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

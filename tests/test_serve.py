@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -96,11 +97,16 @@ def test_health_and_model_metadata(server, sample_bundle):
         ({"texts": ["x"] * 51}, 413, "51 texts in one request; the limit is 50"),
         ({"texts": ["ok", "y" * 5001]}, 413, "texts[1] has 5001 characters"),
         (None, 400, "not valid JSON"),
+        ("nested", 400, "not valid JSON"),  # 100,000 nested [ was an uncaught RecursionError
     ],
 )
 def test_bad_requests_get_a_clear_4xx(server, body, status, message):
-    raw = b"{not json" if body is None else None
-    got_status, got = call(server + "/predict", body, raw=raw)
+    raw = (
+        {None: b"{not json", "nested": b"[" * 100_000}.get(body)
+        if body in (None, "nested")
+        else None
+    )
+    got_status, got = call(server + "/predict", None if raw else body, raw=raw)
     assert got_status == status and message in got["error"]
 
 
@@ -116,6 +122,82 @@ def test_concurrent_requests_are_batched_but_answered_separately(server, sample_
         np.testing.assert_allclose(body["probabilities"], rt.predict(texts), atol=1e-6)
 
 
+def _raw_request(url: str, head: bytes, body_parts=(), pause: float = 0.0) -> socket.socket:
+    """A connection that sends ``head`` then each body part after ``pause`` seconds."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=30)
+    conn.sendall(head)
+    for part in body_parts:
+        time.sleep(pause)
+        conn.sendall(part)
+    return conn
+
+
+def _status(conn: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    with contextlib.suppress(OSError):  # the guard's answers close the connection
+        while chunk := conn.recv(65536):
+            data += chunk
+    conn.close()
+    return int(data.split(b" ", 2)[1]), data
+
+
+def test_a_huge_declared_body_is_refused_before_it_is_read(server):
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 300000000\r\n\r\n"
+    )
+    start = time.perf_counter()
+    status, data = _status(_raw_request(server, head, [b'{"texts": ["']))
+    assert status == 413 and b"the limit is 4194304" in data
+    assert time.perf_counter() - start < 10
+
+
+def test_a_chunked_body_past_the_limit_gets_413(server):
+    """No Content-Length: the body is counted as it streams in."""
+    request = urllib.request.Request(
+        server + "/predict",
+        data=iter([b'{"texts": ["', b"x" * (3 << 20), b"y" * (3 << 20), b'"]}']),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)
+    caught.value.close()
+    assert caught.value.code == 413
+
+
+def test_slow_bodies_time_out_without_starving_normal_requests(sample_bundle, tmp_path):
+    """Clients that send headers and then stall hold no admission place or replica slot:
+    with more of them connected than there are places, normal requests are answered, and
+    the slow ones get 408 when their time is up."""
+    options = ["--max-ongoing", "2", "--max-queued", "2", "--body-timeout", "3"]
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000000\r\n\r\n{"texts": ["'
+    )
+    with serving(sample_bundle[0], tmp_path, *options) as url:
+        slow = [_raw_request(url, head) for _ in range(12)]  # 3x the 4 admission places
+        answers = [call(url + "/predict", {"texts": ["A fine film."]}) for _ in range(5)]
+        assert [status for status, _ in answers] == [200] * 5
+        statuses = [_status(conn)[0] for conn in slow]
+        assert statuses == [408] * 12
+
+
+def test_a_second_server_on_a_busy_port_is_refused(server, sample_bundle):
+    port = server.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "critic", "serve", "--model", str(sample_bundle[0]), "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert call(server + "/healthz")[0] == 200  # the first one still serves
+
+
 def test_overload_gets_503_not_a_crash(sample_bundle, tmp_path, imdb_test):
     # One request at a time per replica, one waiting; every batch waits 300 ms for company.
     options = ["--max-ongoing", "1", "--max-queued", "1", "--batch-wait-ms", "300"]
@@ -126,5 +208,6 @@ def test_overload_gets_503_not_a_crash(sample_bundle, tmp_path, imdb_test):
             )
         statuses = sorted(status for status, _ in answers)
         assert set(statuses) == {200, 503}, statuses
+        assert all("retry" in body["error"] for status, body in answers if status == 503)
         assert statuses.count(503) >= 12
         assert call(url + "/predict", {"texts": imdb_test[:2]})[0] == 200  # still serving

@@ -38,8 +38,33 @@ def _register_serve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms)
     parser.add_argument("--max-texts", type=int, default=d.max_texts, help="texts per request")
     parser.add_argument("--max-chars", type=int, default=d.max_chars, help="characters per text")
-    parser.add_argument("--max-ongoing", type=int, default=d.max_ongoing_requests)
-    parser.add_argument("--max-queued", type=int, default=d.max_queued_requests)
+    parser.add_argument(
+        "--max-ongoing",
+        type=int,
+        default=d.max_ongoing_requests,
+        help=f"requests a replica runs at once ({d.max_ongoing_requests})",
+    )
+    parser.add_argument(
+        "--max-queued",
+        type=int,
+        default=d.max_queued_requests,
+        help="requests admitted beyond what the replicas run; past that, an immediate 503 "
+        f"with Retry-After ({d.max_queued_requests})",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=d.max_body_bytes,
+        help=f"largest request body; larger gets 413 before it is read ({d.max_body_bytes})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=d.body_timeout_s,
+        metavar="SECONDS",
+        help="time for a request body to arrive after its headers; slower gets 408, and "
+        f"no replica is held meanwhile ({d.body_timeout_s:g})",
+    )
     parser.add_argument("--threads", type=int, help="onnxruntime threads per replica")
     parser.add_argument("--variant", default=d.variant, help="bundle model variant (fp32, int8)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
@@ -66,11 +91,14 @@ def _run_serve(args: argparse.Namespace) -> int:
         max_chars=args.max_chars,
         max_ongoing_requests=args.max_ongoing,
         max_queued_requests=args.max_queued,
+        max_body_bytes=args.max_body_bytes,
+        body_timeout_s=args.body_timeout,
         threads=args.threads,
         variant=args.variant,
         device=args.device,
     )
     options.validate()
+    refuse_a_busy_port(args.host, args.port)
     connect_ray(args.num_cpus)
     from ray import serve
 
@@ -78,7 +106,10 @@ def _run_serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.start(
+        http_options={"host": args.host, "port": args.port},
+        controller_options={"runtime_env": {"env_vars": options.proxy_env()}},
+    )
     try:
         serve.run(build_app(bundle.source, options), name="critic", route_prefix="/")
         print(
@@ -94,6 +125,23 @@ def _run_serve(args: argparse.Namespace) -> int:
     finally:
         serve.shutdown()
     return 0
+
+
+def refuse_a_busy_port(host: str, port: int) -> None:
+    """An error when something already listens on host:port (Ray Serve's proxy binds with
+    SO_REUSEPORT, so a second server would silently share the port with the first)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not busy
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise OSError(
+                f"cannot listen on {host}:{port} ({e.strerror}); is another critic serve "
+                "running there? Stop it or pick another --port"
+            ) from None
 
 
 def _register_score(commands: argparse._SubParsersAction) -> None:

@@ -5,14 +5,17 @@ GET  /healthz                  -> {"status": "ok"}
 GET  /model                    -> the bundle's metadata
 
 Requests are validated (a non-empty list of strings, at most ``max_texts`` texts of at most
-``max_chars`` characters; else 4xx with the reason). Each replica queues at most
-``max_ongoing_requests``; beyond ``max_queued_requests`` waiting in the proxy, requests get a
-503 instead of growing memory.
+``max_chars`` characters; else 4xx with the reason). Before a request reaches a replica, the
+HTTP proxy admits it (:mod:`critic.serve.guard`): its whole body read first
+(``max_body_bytes``, ``body_timeout_s``), so slow or huge bodies never hold a replica slot;
+then at most ``replicas x max_ongoing_requests`` routed at once, ``max_queued_requests``
+waiting in the proxy, and beyond that an immediate 503 with ``Retry-After``.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations
 # (`request: Request`, imported inside build_app) as real objects.
 import asyncio
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,7 +30,10 @@ class ServeOptions:
     max_texts: int = 256  # per request
     max_chars: int = 100_000  # per text
     max_ongoing_requests: int = 64  # per replica
-    max_queued_requests: int = 256  # waiting for a replica, per deployment handle
+    max_queued_requests: int = 256  # admitted beyond what the replicas run at once
+    max_body_bytes: int = 4 << 20  # per request body
+    body_timeout_s: float = 10.0  # for a request body to arrive, after its headers
+    max_buffered_bytes: int = 256 << 20  # request bodies held by the proxy at once
     threads: int | None = None  # onnxruntime threads per replica (default: cores / replicas)
     variant: str = "fp32"
     device: str = "auto"
@@ -40,6 +46,21 @@ class ServeOptions:
             raise ValueError("--max-ongoing must be >= 1 and --max-queued >= 0")
         if self.batch_wait_ms < 0:
             raise ValueError("--batch-wait-ms must be >= 0")
+        if self.max_body_bytes < 1 or self.body_timeout_s <= 0:
+            raise ValueError("--max-body-bytes must be >= 1 and --body-timeout > 0")
+
+    def proxy_env(self) -> dict[str, str]:
+        """Environment for the Serve controller (inherited by its HTTP proxies) that puts
+        critic's admission middleware in front of every request (:mod:`critic.serve.guard`)."""
+        from critic.serve.guard import proxy_env
+
+        return proxy_env(
+            capacity=self.replicas * self.max_ongoing_requests,
+            max_waiting=self.max_queued_requests,
+            max_body_bytes=self.max_body_bytes,
+            body_timeout_s=self.body_timeout_s,
+            max_buffered_bytes=max(self.max_buffered_bytes, self.max_body_bytes),
+        )
 
 
 class RequestError(ValueError):
@@ -117,8 +138,8 @@ def build_app(model: str, options: ServeOptions):
         @api.post("/predict")
         async def predict(self, request: Request):
             try:
-                body = await request.json()
-            except ValueError:
+                body = json.loads(await request.body())
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 return JSONResponse({"error": "the body is not valid JSON"}, status_code=400)
             try:
                 texts = check_texts(body, self.options.max_texts, self.options.max_chars)
