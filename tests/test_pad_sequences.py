@@ -67,6 +67,9 @@ def _error_of(fn):
         {"truncating": "middle"},
         {"value": "x"},
         {"maxlen": -1},
+        {"maxlen": 2.5},
+        {"maxlen": "3"},
+        {"maxlen": True},
     ],
 )
 def test_invalid_arguments_raise_like_keras(keras_pad, kwargs):
@@ -82,6 +85,29 @@ def test_invalid_sequences_raise_like_keras(keras_pad):
         assert keras_error is not None, bad
         with pytest.raises(keras_error):
             pad_sequences(bad)
+
+
+def test_empty_input_with_any_value_is_empty_like_keras(keras_pad):
+    for value in (None, 0, 1.5):
+        expected = keras_pad([], maxlen=1, value=value)
+        got = pad_sequences([], maxlen=1, value=value)
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+
+
+def test_kernel_arguments_of_the_wrong_type_are_type_errors():
+    """A float or str maxlen/threads was a pybind cast RuntimeError."""
+    from critic.kernels import Tokenizer
+
+    tok = Tokenizer()
+    tok.fit_on_texts(["a fine film", "a dull film"])
+    for kwargs in ({"maxlen": 2.0}, {"maxlen": "2"}, {"threads": 1.5}, {"threads": "2"}):
+        with pytest.raises(TypeError, match="must be an int or None"):
+            tok.encode(["a fine film"], **kwargs)
+    with pytest.raises(TypeError, match="`threads` must be an int"):
+        tok.fit_on_texts(["x"], threads=True)
+    with pytest.raises(TypeError, match="`threads` must be an int"):
+        pad_sequences([[1]], threads="2")
+    assert tok.encode(["a fine film"], maxlen=np.int64(2), threads=np.int32(1)).shape == (1, 2)
 
 
 def test_out_of_range_values_raise_like_numpy(keras_pad):

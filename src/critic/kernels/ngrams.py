@@ -60,12 +60,16 @@ class Ngrams:
     ) -> Ngrams:
         """Count the n-grams (orders 2..order) of ``tokenizer``'s word ids on ``texts`` and
         keep the ``max_ngrams`` most frequent that occur at least ``min_count`` times."""
-        from .text_input import as_text_input
+        from .text_input import as_text_input, int_arg
 
         if order == 1:
             return cls(1, id_base(tokenizer), distinct=distinct)
         keys, counts, _ = _core.fit_ngrams(
-            tokenizer._splitter(), tokenizer._vocab(), as_text_input(texts), order, threads
+            tokenizer._splitter(),
+            tokenizer._vocab(),
+            as_text_input(texts),
+            order,
+            int_arg("threads", threads),
         )
         # Count descending, ties by first occurrence (a stable sort), as Keras ranks words.
         ranked = np.argsort(-counts, kind="stable")

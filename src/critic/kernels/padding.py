@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from .text_input import int_arg
 
 
 def pad_sequences(
@@ -33,8 +34,9 @@ def pad_sequences(
         raise ValueError(f'Truncating type "{truncating}" not understood')
     if not hasattr(sequences, "__len__"):
         raise ValueError("`sequences` must be iterable.")
+    maxlen, threads = int_arg("maxlen", maxlen), int_arg("threads", threads)
     dt = np.dtype(dtype) if dtype is not object else None
-    fast = dt is not None and dt.name in ("int32", "int64") and maxlen != 0
+    fast = dt is not None and dt.name in ("int32", "int64") and maxlen != 0 and len(sequences)
     if fast and not isinstance(value, str):
         fill = int(np.full((), value, dtype=dt))
         out = _core.pad(sequences, maxlen, padding, truncating, fill, dt.name, threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,16 @@ import numpy as np
 from ._core import TextInput
 
 ERRORS = ("strict", "replace")
+
+
+def int_arg(name: str, value: Any) -> int | None:
+    """An optional integer argument (``maxlen``, ``threads``): None, or an int; a bool, float
+    or str is a TypeError, as in Keras (not a conversion error from the C++ binding)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an int or None, got {type(value).__name__} {value!r}")
+    return int(value)
 
 
 def _arrow_chunk(arr: Any) -> tuple:
@@ -72,12 +83,12 @@ def encode_texts(
         splitter,
         vocab,
         as_text_input(texts, errors),
-        maxlen,
+        int_arg("maxlen", maxlen),
         padding,
         truncating,
         fill,
         np.dtype(dtype).name,
-        threads,
+        int_arg("threads", threads),
         out,
         ngrams,
     )

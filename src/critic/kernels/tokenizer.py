@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _core
 from .ngrams import Ngrams, reference
-from .text_input import as_text_input, encode_texts
+from .text_input import as_text_input, encode_texts, int_arg
 
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 _JSON_FIELDS = ("word_counts", "word_docs", "index_docs", "index_word", "word_index")
@@ -161,7 +161,7 @@ class Tokenizer:
             self._fit_python(texts)
         else:
             words, counts, docs, n = _core.fit(
-                self._splitter(), as_text_input(texts, errors), threads
+                self._splitter(), as_text_input(texts, errors), int_arg("threads", threads)
             )
             self.document_count += n
             wc, wd = self.word_counts, self.word_docs
@@ -217,7 +217,9 @@ class Tokenizer:
         if self._python_path():
             return self._with_ngrams([self._ids_python(self.analyzer(t)) for t in texts])
         texts = as_text_input(texts, errors)
-        return _core.sequences(self._splitter(), self._vocab(), texts, threads, self._table())
+        return _core.sequences(
+            self._splitter(), self._vocab(), texts, int_arg("threads", threads), self._table()
+        )
 
     def texts_to_sequences_generator(
         self, texts: Iterable[str], *, batch_size: int = 4096
@@ -290,7 +292,7 @@ class Tokenizer:
             truncating,
             fill,
             dtype,
-            threads,
+            int_arg("threads", threads),
             errors,
             out,
             self._table(),
@@ -348,7 +350,7 @@ class Tokenizer:
             idf,
             np.dtype(dtype).name,
             sparse,
-            threads,
+            int_arg("threads", threads),
             self._table(),
         )
 
