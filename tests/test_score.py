@@ -78,7 +78,7 @@ def test_a_job_that_wrote_no_shard_does_not_block_the_corrected_one(tmp_path, bu
     base = ["score", "--model", str(bundle), "--input", str(corpus), "--output", str(out)]
     typo = critic_cli(*base, "--text-column", "review")  # a CSV has no column of that name
     assert typo.returncode == 2 and "review" in typo.stderr
-    assert not list(out.glob("part-*"))
+    assert not out.exists()  # the columns are checked before the output is made
     fixed = critic_cli(*base)
     assert fixed.returncode == 0, fixed.stderr
     assert read_output(out).num_rows == 30
@@ -293,8 +293,10 @@ def test_ray_engine_writes_the_local_engines_output_exactly_once(tmp_path, bundl
     again = critic_cli(*ray_args)
     assert again.returncode == 3, again.stderr[-3000:]
     summary = json.loads((tmp_path / "ray" / "_summary.json").read_text())
-    assert summary["skipped_shards"] == 6 and summary["scored_rows"] == 400 + 4
-    assert summary["rows"] == 2_504 and summary["errors"] == 1
+    assert (
+        summary["skipped_shards"] == 6 and summary["scored_rows"] == 400 + 3
+    )  # the blank line is not a row
+    assert summary["rows"] == 2_503 and summary["errors"] == 1
     assert sorted(p.name for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")) == []
     assert read_output(tmp_path / "ray").equals(read_output(tmp_path / "local"))
 
@@ -459,6 +461,29 @@ def test_a_damaged_job_manifest_is_a_clear_error(tmp_path, bundle, imdb_test, ma
     assert result.returncode == 2, result.stderr
     assert "_manifest.json" in result.stderr and "use a new --output" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unusable_parquet_is_refused_before_the_output_exists(tmp_path, bundle):
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"id": [[1, 2], [3]], "text": ["Fine.", "Dull."]}), nested)
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(nested.read_bytes()[:-20])
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(256)) * 40)
+    for path, message in (
+        (nested, "id column 'id' is list<element: int64>; an id must be text or a number"),
+        (damaged, "damaged.parquet: not a readable Parquet file"),
+        (binary, "binary.csv: no column 'text'"),
+    ):
+        out = tmp_path / f"out-{path.stem}"
+        result = critic_cli(
+            "score", "--model", str(bundle), "--input", str(path), "--output", str(out),
+            "--id-column", "id",
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr) < 600
+        assert not out.exists()
 
 
 def test_an_unclosed_quote_is_a_row_error_and_exit_3(tmp_path, bundle):

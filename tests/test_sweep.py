@@ -98,8 +98,15 @@ def test_a_damaged_archive_leaves_no_run_folder(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local):
+def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local, monkeypatch, capsys):
+    """Also: a plot that fails is a warning; the leaderboard is still written."""
+    from critic.orchestrator import sweep
     from critic.orchestrator.sweep import run_sweep
+
+    def broken_plot(*args, **kwargs):
+        raise ValueError("no room for a figure")
+
+    monkeypatch.setattr(sweep, "plot_overview", broken_plot)
 
     cfg = SweepConfig.from_dict(
         tiny_sweep_config(
@@ -113,6 +120,7 @@ def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local):
     first, second = run_sweep(cfg), run_sweep(cfg)
     assert (first.name, second.name) == ("tiny", "tiny-2")
     assert (second / "leaderboard.csv").read_text().count("\n") == 2
+    assert "warning: the plots were not written (ValueError: no room" in capsys.readouterr().out
 
 
 def test_tune_export_top_writes_verified_bundles(tmp_path, ray_local, capsys):

@@ -87,7 +87,11 @@ def parquet_file(path: Source):
     path = location(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
-    return pq.ParquetFile(path.path, filesystem=path.fs, pre_buffer=False)
+    try:
+        return pq.ParquetFile(path.path, filesystem=path.fs, pre_buffer=False)
+    except Exception as e:  # pyarrow's ArrowInvalid & co. do not name the file
+        problem = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise CorpusError(f"{path}: not a readable Parquet file ({problem})") from None
 
 
 @dataclass
@@ -426,7 +430,13 @@ def _parquet(path, batch_rows, text_column, id_column, keep, start: int) -> Iter
     wanted = list(dict.fromkeys(c for c in (text_column, id_column, *keep) if c))
     missing = [c for c in wanted if c not in names]
     if missing:
-        raise CorpusError(f"{path}: no column {missing[0]!r} (have {names})")
+        raise CorpusError(f"{path}: no column {missing[0]!r} (have {_short(names)})")
+    if id_column:
+        kind = pf.schema_arrow.field(id_column).type
+        if pa.types.is_nested(kind) or pa.types.is_dictionary(kind):
+            raise CorpusError(
+                f"{path}: id column {id_column!r} is {kind}; an id must be text or a number"
+            )
     # Read from the row group that holds row ``start``; skip the rows before it.
     group, skip = 0, start
     while group < pf.num_row_groups and skip >= pf.metadata.row_group(group).num_rows:

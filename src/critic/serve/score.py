@@ -258,6 +258,13 @@ def prepare_output(
     """Check the options and the variant, open (or re-open) the output folder."""
     options.validate()
     bundle.model_file(options.variant)  # a BundleError when the bundle lacks the variant
+    for path in inputs:  # missing or unusable columns end here, before the output exists
+        next(
+            iter_batches(
+                path, 1, options.text_column, options.id_column, tuple(options.keep_columns)
+            ),
+            None,
+        )
     open_output(output, job_manifest(bundle, inputs, options))
     _remove_leftovers(output)
 
