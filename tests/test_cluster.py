@@ -291,3 +291,51 @@ def test_a_sweep_survives_losing_a_worker_node(cluster, tmp_path, s3_bucket):
     assert board["failed"] == [] and len(board["trials"]) == 2
     assert all(t["epochs"] == 6 for t in board["trials"])
     cluster.wait_for_cpus(2)
+
+
+def test_serve_a_local_bundle_on_nodes_that_cannot_read_it(cluster, tmp_path, sample_bundle):
+    """critic serve with a bundle folder only this machine has: the replica runs on a worker
+    node (the head has no CPUs), gets the bundle through Ray's object store and answers
+    /predict as the runtime does here."""
+    import urllib.request
+
+    import numpy as np
+
+    import critic
+
+    bundle = Path(shutil.copytree(sample_bundle[0], tmp_path / "bundle"))
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "critic", "serve", "--model", str(bundle), "--port", str(port)],
+        env=cluster.env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    texts = ["A wonderful, moving film.", "Dull and far too long.", "Fine."]
+    try:
+        deadline = time.time() + 240
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("critic serve did not start:\n" + (tmp_path / "serve.log").read_text())
+            time.sleep(1)
+        request = urllib.request.Request(
+            url + "/predict",
+            data=json.dumps({"texts": texts}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.loads(response.read())
+        with urllib.request.urlopen(url + "/model", timeout=30) as response:
+            card = json.loads(response.read())
+    finally:
+        stop(proc, whole_group=False, timeout=60)
+        log.close()
+    expected = critic.Runtime.load(bundle).predict(texts)
+    np.testing.assert_allclose(body["probabilities"], expected, atol=1e-6)
+    assert card["path"] == str(bundle)

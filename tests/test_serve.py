@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,12 +13,14 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import free_port, stop
 
 import critic
+from critic.bundle import seal_manifest
 
 pytestmark = [pytest.mark.tf, pytest.mark.ray]
 
@@ -196,6 +200,30 @@ def test_a_second_server_on_a_busy_port_is_refused(server, sample_bundle):
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
     assert call(server + "/healthz")[0] == 200  # the first one still serves
+
+
+def test_a_model_the_replica_cannot_load_is_a_clear_error(sample_bundle, tmp_path):
+    """Checksums pass (the bundle is re-sealed) but onnxruntime cannot load the model: the
+    replica fails, and critic serve says why in one line instead of Ray's deployment report."""
+    folder = Path(shutil.copytree(sample_bundle[0], tmp_path / "bundle"))
+    garbage = b"this is not an onnx model" * 10
+    (folder / "model.onnx").write_bytes(garbage)
+    meta = json.loads((folder / "bundle.json").read_text())
+    meta["files"]["model.onnx"] = {
+        "bytes": len(garbage),
+        "sha256": hashlib.sha256(garbage).hexdigest(),
+    }
+    (folder / "bundle.json").write_bytes(seal_manifest(meta))
+    result = subprocess.run(
+        [sys.executable, "-m", "critic", "serve", "--model", str(folder), "--port",
+         str(free_port()), "--num-cpus", "2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("critic serve: error: the model replica could not start: ")
+    assert "Protobuf parsing failed" in last or "INVALID_PROTOBUF" in last, last
+    assert len(last) < 600
 
 
 def test_overload_gets_503_not_a_crash(sample_bundle, tmp_path, imdb_test):

@@ -9,10 +9,12 @@ from .format import (
     FORMAT_VERSION,
     Bundle,
     BundleError,
+    bundle_files,
     file_entry,
     load_bundle,
     seal_manifest,
     sha256_file,
+    unpack_bundle,
 )
 
 __all__ = [
@@ -22,8 +24,10 @@ __all__ = [
     "FORMAT_VERSION",
     "Bundle",
     "BundleError",
+    "bundle_files",
     "file_entry",
     "load_bundle",
     "seal_manifest",
     "sha256_file",
+    "unpack_bundle",
 ]

@@ -228,13 +228,58 @@ def fetch_bundle(uri: str | Path, cache: Path | None = None) -> Path:
     manifest = remote / BUNDLE_FILE
     try:
         raw = manifest.read_bytes()
+    except OSError as e:
+        raise BundleError(f"{manifest}: cannot read the bundle's {BUNDLE_FILE} ({e})") from e
+
+    def read(name: str) -> bytes:
+        try:
+            return (remote / name).read_bytes()
+        except OSError as e:
+            raise BundleError(f"{remote / name}: cannot fetch ({e})") from e
+
+    return _install(manifest, raw, read, cache)
+
+
+def bundle_files(folder: str | Path) -> dict[str, bytes]:
+    """Every file of a local bundle folder (``bundle.json`` and its ``files``), to ship to a
+    machine that cannot read the folder (see :func:`unpack_bundle`)."""
+    folder = Path(folder)
+    raw = (folder / BUNDLE_FILE).read_bytes()
+    files = _sealed_files(folder / BUNDLE_FILE, raw)
+    for name in files:
+        _check_name(folder / BUNDLE_FILE, name)
+    return {BUNDLE_FILE: raw, **{name: (folder / name).read_bytes() for name in files}}
+
+
+def unpack_bundle(files: dict[str, bytes], cache: Path | None = None) -> Path:
+    """The bundle shipped as :func:`bundle_files`, installed in critic's cache under its seal
+    (:func:`load_bundle` then checks every file as for any bundle)."""
+    manifest = Path(BUNDLE_FILE)
+
+    def read(name: str) -> bytes:
+        if name not in files:
+            raise BundleError(f"{name}: missing from the shipped bundle")
+        return files[name]
+
+    return _install(manifest, read(BUNDLE_FILE), read, cache)
+
+
+def _sealed_files(manifest: Path | Location, raw: bytes) -> dict[str, Any]:
+    try:
         doc = json.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BundleError(f"{manifest}: cannot read the bundle's {BUNDLE_FILE} ({e})") from e
     files = doc.get("files") if isinstance(doc, dict) else None
     seal = doc.get(_SEAL) if isinstance(doc, dict) else None
     if not isinstance(files, dict) or not isinstance(seal, str) or not seal.isalnum():
         raise BundleError(f"{manifest}: not a sealed critic bundle")
+    return files
+
+
+def _install(manifest: Path | Location, raw: bytes, read, cache: Path | None) -> Path:
+    """Write a bundle's files (``read(name)`` gives each) into the cache under its seal, once."""
+    files = _sealed_files(manifest, raw)
+    seal = json.loads(raw.decode("utf-8"))[_SEAL]
     dest = Path(cache or cache_dir()) / "bundles" / seal[:32]
     if (dest / BUNDLE_FILE).is_file():
         return dest
@@ -243,14 +288,11 @@ def fetch_bundle(uri: str | Path, cache: Path | None = None) -> Path:
     try:
         for name in files:
             _check_name(manifest, name)
-            try:
-                (tmp / name).write_bytes((remote / name).read_bytes())
-            except OSError as e:
-                raise BundleError(f"{remote / name}: cannot fetch ({e})") from e
+            (tmp / name).write_bytes(read(name))
         (tmp / BUNDLE_FILE).write_bytes(raw)
         try:
             os.replace(tmp, dest)
-        except OSError:  # another process fetched it first
+        except OSError:  # another process installed it first
             if not (dest / BUNDLE_FILE).is_file():
                 raise
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 EXIT_ROW_ERRORS = 3
@@ -111,7 +112,15 @@ def _run_serve(args: argparse.Namespace) -> int:
         controller_options={"runtime_env": {"env_vars": options.proxy_env()}},
     )
     try:
-        serve.run(build_app(bundle.source, options), name="critic", route_prefix="/")
+        try:
+            serve.run(build_app(bundle, options), name="critic", route_prefix="/")
+        except RuntimeError as e:
+            if "Deploying application" not in str(e):
+                raise
+            app = serve.status().applications.get("critic")
+            report = "\n".join(d.message for d in app.deployments.values()) if app else ""
+            reason = replica_error(report or str(e))
+            raise ValueError(f"the model replica could not start: {reason}") from None
         print(
             f"critic serve: {bundle.meta['model'].get('family')} model at "
             f"http://{args.host}:{args.port} (POST /predict, GET /healthz, GET /model); "
@@ -125,6 +134,18 @@ def _run_serve(args: argparse.Namespace) -> int:
     finally:
         serve.shutdown()
     return 0
+
+
+def replica_error(report: str) -> str:
+    """The replica's own exception out of Ray Serve's deployment report (tracebacks of
+    Ray's frames around it): its last ``SomeError: why`` line, without the module path."""
+    report = re.sub(r"\x1b\[[0-9;]*m", "", report)
+    found = re.findall(r"^(?:\w+\.)*([A-Z]\w*): (.+)$", report, re.M)
+    if not found:
+        lines = report.strip().splitlines()
+        return lines[-1][:500] if lines else "unknown (see the Ray Serve controller log)"
+    name, why = found[-1]
+    return f"{name}: {why}"[:500]
 
 
 def refuse_a_busy_port(host: str, port: int) -> None:

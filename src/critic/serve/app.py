@@ -88,19 +88,28 @@ def check_texts(body: Any, max_texts: int, max_chars: int) -> list[str]:
     return texts
 
 
-def model_summary(bundle) -> dict[str, Any]:
+def model_summary(bundle, source: str) -> dict[str, Any]:
     """What GET /model shows: the bundle's metadata without the file table."""
     meta = {k: v for k, v in bundle.meta.items() if k not in ("files", "manifest_sha256")}
-    return {"path": str(bundle.path), "manifest_sha256": bundle.meta["manifest_sha256"], **meta}
+    return {"path": source, "manifest_sha256": bundle.meta["manifest_sha256"], **meta}
 
 
-def build_app(model: str, options: ServeOptions):
-    """The Ray Serve application for the bundle at ``model``."""
+def build_app(bundle, options: ServeOptions):
+    """The Ray Serve application for a loaded ``bundle``. A bundle on a storage URI is
+    fetched by each replica; a local one is shipped to them through Ray's object store, so
+    replicas on nodes that cannot read this machine's files load it too."""
+    import ray
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
     from ray import serve
 
+    from critic.bundle import bundle_files
+    from critic.storage import is_uri
+
     options.validate()
+    # Wrapped in a list, the reference reaches the replica as a reference (Ray resolves only
+    # top-level arguments): each replica gets the bytes itself when it starts.
+    shipped = None if is_uri(bundle.source) else [ray.put(bundle_files(bundle.path))]
     api = FastAPI(title="critic", description="Review sentiment from a critic bundle.")
 
     @serve.deployment(
@@ -112,18 +121,22 @@ def build_app(model: str, options: ServeOptions):
     )
     @serve.ingress(api)
     class Critic:
-        def __init__(self, model: str, options: dict[str, Any]) -> None:
+        def __init__(self, source: str, shipped: list | None, options: dict[str, Any]) -> None:
             import os
 
+            import ray
+
+            from critic.bundle import unpack_bundle
             from critic.serve import Runtime
 
             self.options = ServeOptions(**options)
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
             threads = self.options.threads or max(1, cores // self.options.replicas)
+            model = unpack_bundle(ray.get(shipped[0])) if shipped else source
             self.runtime = Runtime.load(
                 model, variant=self.options.variant, device=self.options.device, threads=threads
             )
-            self.card = model_summary(self.runtime.bundle)
+            self.card = model_summary(self.runtime.bundle, source)
             self.predict_batch.set_max_batch_size(self.options.max_batch_size)
             self.predict_batch.set_batch_wait_timeout_s(self.options.batch_wait_ms / 1000)
 
@@ -159,4 +172,4 @@ def build_app(model: str, options: ServeOptions):
         async def model_info(self):
             return self.card
 
-    return Critic.bind(model, asdict(options))
+    return Critic.bind(bundle.source, shipped, asdict(options))
