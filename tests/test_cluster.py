@@ -221,14 +221,25 @@ def test_sweep_export_and_score_with_everything_on_s3(cluster, tmp_path, s3_buck
     assert first.returncode == 0, first.stderr[-4000:]
     assert _s3_table(f"{s3_bucket}/out").equals(reference)
 
+    # The bundle as a folder on this machine only: the actors get it through Ray.
+    from critic.bundle.format import fetch_bundle
+
+    folder = fetch_bundle(bundle, cache=tmp_path / "cache")
+    with_folder = [*on_s3[:2], str(folder), *on_s3[3:]]
+    assert with_folder[1:3] == ["--model", str(folder)]
+    shipped = critic(cluster, *with_folder, "--output", f"{s3_bucket}/out-folder")
+    assert shipped.returncode == 0, shipped.stderr[-4000:]
+    assert _s3_table(f"{s3_bucket}/out-folder").equals(reference)
+
     # A worker node dies while a second job scores: the job fails or finishes; the same
     # command, run again once a node is back, ends with exactly the rows of a clean run.
     out = location(f"{s3_bucket}/out-lost")
+    job_log = open(tmp_path / "lost-node-job.log", "w")
     job = subprocess.Popen(
         [sys.executable, "-m", "critic", *on_s3, "--output", out.uri],
         env=cluster.env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=job_log,
         start_new_session=True,
     )
     deadline = time.time() + 300
@@ -241,6 +252,13 @@ def test_sweep_export_and_score_with_everything_on_s3(cluster, tmp_path, s3_buck
         job.wait(timeout=300)
     except subprocess.TimeoutExpired:
         stop(job, whole_group=True, timeout=30)  # stalled without the node: end it
+    else:  # it finished, or failed saying why and how to go on
+        job_log.close()
+        err = (tmp_path / "lost-node-job.log").read_text()
+        assert job.returncode in (0, 2), err[-4000:]
+        if job.returncode == 2:
+            assert "the Ray job failed: " in err and "run the same command again" in err
+    job_log.close()
     cluster.add_worker()
     cluster.wait_for_cpus(2)
     again = critic(cluster, *on_s3, "--output", out.uri)

@@ -301,6 +301,38 @@ def test_ray_engine_writes_the_local_engines_output_exactly_once(tmp_path, bundl
     assert read_output(tmp_path / "ray").equals(read_output(tmp_path / "local"))
 
 
+def test_ray_engine_failure_names_the_cause_and_exits_2(tmp_path, bundle, imdb_test):
+    """The scoring actors cannot load the model (checksums pass, onnxruntime refuses it):
+    exit 2 with the actors' own error in one line, not Ray's traceback."""
+    import hashlib
+    import shutil
+
+    from critic.bundle import seal_manifest
+
+    broken = Path(shutil.copytree(bundle, tmp_path / "broken"))
+    garbage = b"not an onnx model" * 8
+    (broken / "model.onnx").write_bytes(garbage)
+    meta = json.loads((broken / "bundle.json").read_text())
+    meta["files"]["model.onnx"] = {
+        "bytes": len(garbage),
+        "sha256": hashlib.sha256(garbage).hexdigest(),
+    }
+    (broken / "bundle.json").write_bytes(seal_manifest(meta))
+    corpus = _corpus(tmp_path, imdb_test, 50)
+    result = critic_cli(
+        "score", "--model", str(broken), "--input", str(corpus), "--output",
+        str(tmp_path / "out"), "--engine", "ray", "--num-cpus", "2",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("critic score: error: the Ray job failed: "), last
+    assert "INVALID_PROTOBUF" in last or "Protobuf parsing failed" in last, last
+    assert "run the same command again" in last
+    # No traceback of the driver: the command ended on its own error (Ray's raylet may still
+    # echo the actors' failures above it).
+    assert "critic/cli/main.py" not in result.stderr
+
+
 def test_ray_engine_keeps_shards_whole_when_ray_data_would_cut_blocks(
     tmp_path, bundle, runtime, imdb_test, ray_local
 ):

@@ -15,11 +15,12 @@ the same: a re-run skips committed shards and ends with exactly the rows of one 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from critic.bundle import Bundle
+from critic.bundle import Bundle, bundle_files
 from critic.data.readers import (
     Start,
     acl_imdb_files,
@@ -28,9 +29,10 @@ from critic.data.readers import (
     iter_batches,
     parquet_file,
 )
-from critic.storage import Location, location
+from critic.storage import Location, is_uri, location
 
 from .score import (
+    ScoreError,
     ScoreOptions,
     Summary,
     close_output,
@@ -118,11 +120,17 @@ def _shard_source(
 
 
 class ScoreActor:
-    """One Runtime per actor; scores whole shards (one block each)."""
+    """One Runtime per actor; scores whole shards (one block each). The bundle is ``source``
+    (a storage URI the actor fetches) or, for a bundle on the driver's disk, ``shipped``: a
+    one-element list holding an object reference to its files."""
 
-    def __init__(self, model: str, options: dict[str, Any]) -> None:
+    def __init__(self, source: str, shipped: list | None, options: dict[str, Any]) -> None:
+        import ray
+
+        from critic.bundle import unpack_bundle
         from critic.serve import Runtime
 
+        model = unpack_bundle(ray.get(shipped[0])) if shipped else source
         self.runtime = Runtime.load(model, **options)
 
     def __call__(self, block):
@@ -169,19 +177,37 @@ def _shard_sink(output: str, fmt: str):
 
 @contextlib.contextmanager
 def _data_context(object_store_bytes: int):
-    """Ray Data settings for this job only: whole-shard blocks, a bounded read-ahead."""
+    """Ray Data settings for this job only: whole-shard blocks, a bounded read-ahead, and a
+    quiet console (critic's summary says what matters; a failure ends in one line naming its
+    cause; Ray Data's progress and tracebacks stay in its log in the Ray session folder)."""
+    import logging
+
     from ray.data import DataContext, ExecutionResources
 
     ctx = DataContext.get_current()
-    saved = ctx.target_max_block_size, ctx.execution_options.resource_limits
+    logger = logging.getLogger("ray.data")  # configured when ray.data is imported: set after
+    saved = (
+        ctx.target_max_block_size,
+        ctx.execution_options.resource_limits,
+        ctx.enable_progress_bars,
+        logger.level,
+    )
     ctx.target_max_block_size = NEVER_CUT
     ctx.execution_options.resource_limits = ExecutionResources.for_limits(
         object_store_memory=object_store_bytes
     )
+    ctx.enable_progress_bars = False
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        ctx.target_max_block_size, ctx.execution_options.resource_limits = saved
+        (
+            ctx.target_max_block_size,
+            ctx.execution_options.resource_limits,
+            ctx.enable_progress_bars,
+            level,
+        ) = saved
+        logger.setLevel(level)
 
 
 def score_corpus_ray(
@@ -195,10 +221,6 @@ def score_corpus_ray(
     device: str = "auto",
 ) -> Summary:
     """Score ``inputs`` on the connected Ray cluster (see the module docstring)."""
-    import logging
-
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # our summary says what matters
-
     inputs = [location(p) for p in inputs]
     output = location(output)
     prepare_output(bundle, inputs, output, options)
@@ -207,9 +229,49 @@ def score_corpus_ray(
     start_time = time.perf_counter()
     if pending:
         pool = actor_pool(actors, options, batch_size, device)
-        _run(bundle, inputs, offsets, pending, output, options, pool)
+        try:
+            _run(bundle, inputs, offsets, pending, output, options, pool)
+        except Exception as e:
+            if not _from_ray(e):
+                raise
+            raise ScoreError(
+                f"the Ray job failed: {root_cause(e)}; the shards written so far are kept: run "
+                "the same command again to finish the output"
+            ) from None
     summary.seconds = time.perf_counter() - start_time
     return close_output(summary, output, options.format, expected, inputs, stamps)
+
+
+def _from_ray(error: BaseException) -> bool:
+    """An error Ray raised for a task, an actor or a pipeline (not critic's own)."""
+    return any(type(e).__module__.startswith("ray.") for e in _chain(error))
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what caused it, outermost first (Ray's ``cause`` included)."""
+    seen: list[BaseException] = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = getattr(error, "cause", None) or error.__cause__
+    return seen
+
+
+def root_cause(error: BaseException) -> str:
+    """One line for a Ray failure (an actor that died, a task that raised): the innermost
+    error with a message, its last traceback line or its first line, without Ray's frames
+    and colour codes."""
+    for inner in reversed(_chain(error)):
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(inner))
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            continue
+        # A traceback's last line is the error; any other message says it first.
+        traceback = any(line.startswith('File "') for line in lines)
+        line = lines[-1] if traceback else lines[0]
+        if not traceback and not line.startswith(type(inner).__name__):
+            line = f"{type(inner).__name__}: {line}"
+        return re.sub(r"^(?:\w+\.)+(?=[A-Z]\w*: )", "", line)[:400]
+    return type(error).__name__
 
 
 def plan_shards(
@@ -283,9 +345,11 @@ def _run(bundle, inputs, offsets, pending, output, options, pool: ActorPool) -> 
             num_cpus=0.25,
             concurrency=io_tasks,
         )
+        # A list keeps the reference a reference (Ray resolves only top-level arguments).
+        shipped = None if is_uri(bundle.source) else [ray.put(bundle_files(bundle.path))]
         scored = ds.map_batches(
             ScoreActor,
-            fn_constructor_args=(bundle.source, pool.runtime_options),
+            fn_constructor_args=(bundle.source, shipped, pool.runtime_options),
             batch_size=None,
             batch_format="pyarrow",
             zero_copy_batch=True,
