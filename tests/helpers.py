@@ -73,3 +73,24 @@ def tiny_sweep_config(tmp_path: Path, **overrides) -> dict:
     }
     cfg.update(overrides)
     return cfg
+
+
+def unloadable_bundle(bundle: Path, dest: Path) -> Path:
+    """A copy of ``bundle`` whose model.onnx is not ONNX but whose checksums pass (re-sealed):
+    it loads as a bundle and fails only where onnxruntime opens the model."""
+    import hashlib
+    import json
+    import shutil
+
+    from critic.bundle import seal_manifest
+
+    folder = Path(shutil.copytree(bundle, dest))
+    garbage = b"this is not an onnx model" * 10
+    (folder / "model.onnx").write_bytes(garbage)
+    meta = json.loads((folder / "bundle.json").read_text())
+    meta["files"]["model.onnx"] = {
+        "bytes": len(garbage),
+        "sha256": hashlib.sha256(garbage).hexdigest(),
+    }
+    (folder / "bundle.json").write_bytes(seal_manifest(meta))
+    return folder

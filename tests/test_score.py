@@ -304,20 +304,9 @@ def test_ray_engine_writes_the_local_engines_output_exactly_once(tmp_path, bundl
 def test_ray_engine_failure_names_the_cause_and_exits_2(tmp_path, bundle, imdb_test):
     """The scoring actors cannot load the model (checksums pass, onnxruntime refuses it):
     exit 2 with the actors' own error in one line, not Ray's traceback."""
-    import hashlib
-    import shutil
+    from helpers import unloadable_bundle
 
-    from critic.bundle import seal_manifest
-
-    broken = Path(shutil.copytree(bundle, tmp_path / "broken"))
-    garbage = b"not an onnx model" * 8
-    (broken / "model.onnx").write_bytes(garbage)
-    meta = json.loads((broken / "bundle.json").read_text())
-    meta["files"]["model.onnx"] = {
-        "bytes": len(garbage),
-        "sha256": hashlib.sha256(garbage).hexdigest(),
-    }
-    (broken / "bundle.json").write_bytes(seal_manifest(meta))
+    broken = unloadable_bundle(bundle, tmp_path / "broken")
     corpus = _corpus(tmp_path, imdb_test, 50)
     result = critic_cli(
         "score", "--model", str(broken), "--input", str(corpus), "--output",

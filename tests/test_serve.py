@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,14 +11,12 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port, stop
+from helpers import free_port, stop, unloadable_bundle
 
 import critic
-from critic.bundle import seal_manifest
 
 pytestmark = [pytest.mark.tf, pytest.mark.ray]
 
@@ -205,15 +201,7 @@ def test_a_second_server_on_a_busy_port_is_refused(server, sample_bundle):
 def test_a_model_the_replica_cannot_load_is_a_clear_error(sample_bundle, tmp_path):
     """Checksums pass (the bundle is re-sealed) but onnxruntime cannot load the model: the
     replica fails, and critic serve says why in one line instead of Ray's deployment report."""
-    folder = Path(shutil.copytree(sample_bundle[0], tmp_path / "bundle"))
-    garbage = b"this is not an onnx model" * 10
-    (folder / "model.onnx").write_bytes(garbage)
-    meta = json.loads((folder / "bundle.json").read_text())
-    meta["files"]["model.onnx"] = {
-        "bytes": len(garbage),
-        "sha256": hashlib.sha256(garbage).hexdigest(),
-    }
-    (folder / "bundle.json").write_bytes(seal_manifest(meta))
+    folder = unloadable_bundle(sample_bundle[0], tmp_path / "bundle")
     result = subprocess.run(
         [sys.executable, "-m", "critic", "serve", "--model", str(folder), "--port",
          str(free_port()), "--num-cpus", "2"],
