@@ -1,10 +1,19 @@
-"""A finished sweep's figures: learning curves of the top trials, and every trial's curve."""
+"""A finished sweep's figures: learning curves of the top trials, and every trial's curve.
+
+Figures for a report: 150 dpi, whole-number epochs, every trial named in a legend (its short
+id, family and best validation accuracy), the best epoch of each curve marked, the sweep's best
+trial drawn on top.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .leaderboard import short_trial_name
+
 COLUMNS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss")
+DPI = 150
+LEGEND_TRIALS = 20  # the overview names at most this many trials (best first)
 
 
 def history(row: dict):
@@ -21,59 +30,124 @@ def history(row: dict):
     return pd.DataFrame([{c: metrics.get(c, float("nan")) for c in COLUMNS}])
 
 
+def _best(df) -> tuple[float, float]:
+    """(epoch, validation accuracy) of the best epoch (the earliest of equals)."""
+    i = df["val_accuracy"].fillna(-1.0).to_numpy().argmax()
+    return float(df["epoch"].iloc[i]), float(df["val_accuracy"].iloc[i])
+
+
+def _label(row: dict, df) -> str:
+    _, best = _best(df)
+    return f"{short_trial_name(row['trial'])} {row['params'].get('family', '?')} ({best:.3f})"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _whole_epochs(ax) -> None:
+    import matplotlib.ticker
+
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+
+def curves_figure(rank: int, row: dict):
+    """Train vs validation accuracy and loss per epoch of one trial, its best epoch marked."""
+    plt = _pyplot()
+    df = history(row)
+    epoch, best = _best(df)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    for ax, metric in ((ax1, "accuracy"), (ax2, "loss")):
+        ax.plot(df["epoch"], df[metric], "o-", label="train")
+        ax.plot(df["epoch"], df[f"val_{metric}"], "o-", label="validation")
+        ax.axvline(epoch, color="grey", linestyle=":", linewidth=1)
+        ax.set(title=metric, xlabel="epoch")
+        _whole_epochs(ax)
+        ax.grid(alpha=0.3)
+    ax1.plot([epoch], [best], "*", color="black", markersize=12, label=f"best epoch ({epoch:g})")
+    ax1.legend(loc="lower right")
+    fig.suptitle(
+        f"#{rank} {row['params'].get('family', '?')}, trial {short_trial_name(row['trial'])}: "
+        f"best validation accuracy {best:.4f} at epoch {epoch:g}"
+    )
+    return fig
+
+
 def plot_curves(run_dir: Path, rows: list[dict]) -> list[str]:
-    """Learning curves (train vs validation accuracy and loss per epoch) of the top trials;
-    returns the file names written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    for i, row in enumerate(rows):
-        df = history(row)
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-        ax1.plot(df["epoch"], df["accuracy"], "o-", label="train")
-        ax1.plot(df["epoch"], df["val_accuracy"], "o-", label="validation")
-        ax1.set(title="accuracy", xlabel="epoch")
-        ax2.plot(df["epoch"], df["loss"], "o-", label="train")
-        ax2.plot(df["epoch"], df["val_loss"], "o-", label="validation")
-        ax2.set(title="loss", xlabel="epoch")
-        for ax in (ax1, ax2):
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax1.legend()
-        fig.suptitle(f"#{i + 1} {row['params'].get('family', '')} ({row['trial']})")
-        fig.tight_layout()
-        fig.savefig(run_dir / f"curves_{i + 1}.png", dpi=80)
+    """Learning curves of the top trials (``rows`` best first); returns the names written."""
+    plt = _pyplot()
+    names = []
+    for rank, row in enumerate(rows, 1):
+        fig = curves_figure(rank, row)
+        fig.savefig(run_dir / f"curves_{rank}.png", dpi=DPI)
         plt.close(fig)
-    return [f"curves_{i + 1}.png" for i in range(len(rows))]
+        names.append(f"curves_{rank}.png")
+    return names
 
 
-def plot_overview(run_dir: Path, rows: list[dict]) -> list[str]:
-    """Every trial's validation-accuracy curve, coloured by model family; returns the file
-    name written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
+def overview_figure(rows: list[dict]):
+    """Every trial's validation accuracy per epoch (``rows`` best first): one colour per
+    trial, one marker per family, the best trial drawn thick and on top with its best epoch
+    starred; the legend names the best LEGEND_TRIALS trials."""
+    plt = _pyplot()
     families = sorted({str(r["params"].get("family", "?")) for r in rows})
-    colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for row in rows:
+    markers = dict(zip(families, "osD^v<>ph*", strict=False))
+    colours = plt.cm.viridis_r if len(rows) > 10 else plt.cm.tab10
+    fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
+    for rank, row in reversed(list(enumerate(rows))):  # the best drawn last: on top
         df = history(row)
         family = str(row["params"].get("family", "?"))
-        ax.plot(df["epoch"], df["val_accuracy"], "o-", color=colours[family], alpha=0.7)
-    for family in families:
-        ax.plot([], [], "o-", color=colours[family], label=family)
+        best = rank == 0
+        colour = colours(rank / max(1, len(rows) - 1)) if len(rows) > 10 else colours(rank % 10)
+        ax.plot(
+            df["epoch"],
+            df["val_accuracy"],
+            marker=markers.get(family, "o"),
+            color=colour,
+            linewidth=2.5 if best else 1.2,
+            alpha=1.0 if best else 0.75,
+            zorder=3 if best else 2,
+            label=_label(row, df) if rank < LEGEND_TRIALS else None,
+        )
+        if best:
+            epoch, value = _best(df)
+            ax.plot([epoch], [value], "*", color="black", markersize=16, zorder=4)
+            ax.annotate(
+                f"best: {value:.4f}",
+                (epoch, value),
+                textcoords="offset points",
+                xytext=(8, 8),
+                fontsize=9,
+            )
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(
+        handles[::-1],  # drawn worst first: listed best first
+        labels[::-1],
+        title="trial, family (best val. acc.)",
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
+    shown = f"; the best {LEGEND_TRIALS} named" if len(rows) > LEGEND_TRIALS else ""
     ax.set(
-        title=f"sweep: validation accuracy of {len(rows)} trials",
+        title=f"Validation accuracy of {len(rows)} trials{shown}",
         xlabel="epoch",
         ylabel="validation accuracy",
     )
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / "overview.png", dpi=80)
+    _whole_epochs(ax)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_overview(run_dir: Path, rows: list[dict]) -> list[str]:
+    """overview.png for ``rows`` (best first); returns the name written."""
+    plt = _pyplot()
+    fig = overview_figure(rows)
+    fig.savefig(run_dir / "overview.png", dpi=DPI)
     plt.close(fig)
     return ["overview.png"]
