@@ -240,3 +240,30 @@ def test_a_missing_extra_names_the_extra_to_install(tmp_path, sample_bundle, blo
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"pip install 'critic[{extra}]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    """--help: every option of every command has a help text; one with a default shows it."""
+    import argparse
+
+    from critic.cli.main import build_parser
+
+    def commands(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield name, sub
+                    yield from commands(sub)
+
+    checked = 0
+    for name, sub in commands(build_parser()):
+        for action in sub._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings[-1]} has no help"
+            if action.default not in (None, False, []):
+                assert "default" in action.help, f"{name} {action.option_strings[-1]}"
+                checked += 1
+    assert checked > 30
+    text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()
+    assert "(default: 8000)" in text and "(default: 127.0.0.1)" in text

@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "source", metavar="SOURCE", help="run directory (a folder or storage URI) or checkpoint"
     )
     parser.add_argument("--out", type=Path, required=True, help="bundle folder (or parent)")
-    parser.add_argument("--top", type=int, default=1, help="trials to export from a run (1)")
+    parser.add_argument("--top", type=int, default=1, help="trials to export from a run")
     parser.add_argument(
         "--ensemble",
         type=int,
@@ -39,11 +39,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--quantize", choices=["int8"], help="also write model.int8.onnx (dynamic quantization)"
     )
     parser.add_argument(
-        "--verify-rows", type=int, default=1000, help="sequences compared with Keras (1000)"
+        "--verify-rows", type=int, default=1000, help="sequences compared with Keras"
     )
-    parser.add_argument(
-        "--opset", type=int, default=17, help="ONNX opset (17; tf2onnx allows <= 18)"
-    )
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (tf2onnx allows <= 18)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing bundles")
     parser.set_defaults(run=_run)
 

@@ -36,7 +36,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in (tokenizer, tune, run, export, serve):
         command.register(commands)
+    explain_defaults(parser)
     return parser
+
+
+def explain_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append ``(default: X)`` to every option's help that has a default and does not say
+    it already, in every subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                explain_defaults(sub)
+            continue
+        help_text, default = action.help, action.default
+        if (
+            not action.option_strings
+            or help_text in (None, argparse.SUPPRESS)
+            or default in (None, False, [], argparse.SUPPRESS)
+            or "default" in help_text
+        ):
+            continue
+        action.help = f"{help_text.rstrip()} (default: %(default)s)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,31 +32,41 @@ def _register_serve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model", required=True, metavar="BUNDLE", help="bundle folder (path or storage URI)"
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (8000)")
-    parser.add_argument("--replicas", type=int, default=d.replicas, help="model replicas (1)")
-    parser.add_argument("--max-batch-size", type=int, default=d.max_batch_size)
-    parser.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument("--replicas", type=int, default=d.replicas, help="model replicas")
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=d.max_batch_size,
+        help="requests merged into one inference call",
+    )
+    parser.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=d.batch_wait_ms,
+        help="how long a batch waits for more requests",
+    )
     parser.add_argument("--max-texts", type=int, default=d.max_texts, help="texts per request")
     parser.add_argument("--max-chars", type=int, default=d.max_chars, help="characters per text")
     parser.add_argument(
         "--max-ongoing",
         type=int,
         default=d.max_ongoing_requests,
-        help=f"requests a replica runs at once ({d.max_ongoing_requests})",
+        help="requests a replica runs at once",
     )
     parser.add_argument(
         "--max-queued",
         type=int,
         default=d.max_queued_requests,
         help="requests admitted beyond what the replicas run; past that, an immediate 503 "
-        f"with Retry-After ({d.max_queued_requests})",
+        "with Retry-After",
     )
     parser.add_argument(
         "--max-body-bytes",
         type=int,
         default=d.max_body_bytes,
-        help=f"largest request body; larger gets 413 before it is read ({d.max_body_bytes})",
+        help="largest request body in bytes; larger gets 413 before it is read",
     )
     parser.add_argument(
         "--body-timeout",
@@ -64,11 +74,16 @@ def _register_serve(commands: argparse._SubParsersAction) -> None:
         default=d.body_timeout_s,
         metavar="SECONDS",
         help="time for a request body to arrive after its headers; slower gets 408, and "
-        f"no replica is held meanwhile ({d.body_timeout_s:g})",
+        "no replica is held meanwhile",
     )
     parser.add_argument("--threads", type=int, help="onnxruntime threads per replica")
     parser.add_argument("--variant", default=d.variant, help="bundle model variant (fp32, int8)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=d.device,
+        help="onnxruntime device; auto takes CUDA when there is one, else the CPU",
+    )
     parser.add_argument("--num-cpus", type=int, help="CPUs of an embedded Ray (default: all)")
     parser.set_defaults(run=_run_serve)
 
@@ -190,17 +205,26 @@ def _register_score(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--output", required=True, metavar="PATH_OR_URI", help="output folder (path or URI)"
     )
-    parser.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
-    parser.add_argument("--text-column", default="text", help="column with the review (text)")
+    parser.add_argument(
+        "--format", choices=["parquet", "csv", "jsonl"], default="parquet", help="shard format"
+    )
+    parser.add_argument("--text-column", default="text", help="column with the review")
     parser.add_argument(
         "--id-column", help="column copied to `id` as text (default: the row's position)"
     )
     parser.add_argument("--keep-columns", nargs="*", default=[], help="columns copied as they are")
     parser.add_argument("--batch-size", type=int, default=64, help="rows per inference call")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (cores)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="onnxruntime threads (default: all cores)"
+    )
     parser.add_argument("--shard-rows", type=int, default=20_000, help="rows per output shard")
     parser.add_argument("--variant", default="fp32", help="bundle model variant (fp32, int8)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="onnxruntime device; auto takes CUDA when there is one, else the CPU",
+    )
     parser.add_argument(
         "--engine",
         choices=["local", "ray"],

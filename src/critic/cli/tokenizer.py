@@ -33,12 +33,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--num-words",
         type=int,
         default=20000,
-        help="keep words whose index is below this (default: %(default)s)",
+        help="keep words whose index is below this",
     )
     fit.add_argument(
         "--oov-token",
         default="<OOV>",
-        help="token for unknown words, index 1; '' for none (default: %(default)s)",
+        help="token for unknown words, index 1; '' for none",
     )
     fit.add_argument("--no-lower", action="store_true", help="do not lower-case text")
     fit.add_argument("--char-level", action="store_true", help="one token per character")
@@ -58,9 +58,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         required=True,
         help="tokenizer JSON (from critic or from Keras' to_json)",
     )
-    enc.add_argument("--maxlen", type=int, default=500, help="row width (default: %(default)s)")
-    enc.add_argument("--padding", choices=("pre", "post"), default="pre")
-    enc.add_argument("--truncating", choices=("pre", "post"), default="pre")
+    enc.add_argument("--maxlen", type=int, default=500, help="row width")
+    enc.add_argument(
+        "--padding", choices=("pre", "post"), default="pre", help="which side the zeros go"
+    )
+    enc.add_argument(
+        "--truncating", choices=("pre", "post"), default="pre", help="which side a long row loses"
+    )
     enc.add_argument("--threads", type=int, default=None, help="default: all cores")
     enc.add_argument("--out", type=Path, required=True, help="output .npy file")
     enc.set_defaults(run=_encode)
@@ -74,10 +78,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--train", type=Path, help="corpus to fit on (default: shipped sample)")
     bench.add_argument("--test", type=Path, help="corpus to encode (default: shipped sample)")
-    bench.add_argument("--text-column", default="text")
-    bench.add_argument("--num-words", type=int, default=20000)
-    bench.add_argument("--oov-token", default="<OOV>")
-    bench.add_argument("--maxlen", type=int, default=500)
+    bench.add_argument("--text-column", default="text", help="column/field holding the text")
+    bench.add_argument("--num-words", type=int, default=20000, help="vocabulary size")
+    bench.add_argument("--oov-token", default="<OOV>", help="token for unknown words")
+    bench.add_argument("--maxlen", type=int, default=500, help="row width")
     bench.add_argument("--repeat", type=int, default=5, help="runs per measurement")
     bench.set_defaults(run=_bench)
 
