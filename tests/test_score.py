@@ -110,6 +110,35 @@ def test_text_csv_tsv_and_glob_inputs(tmp_path, bundle, runtime, imdb_test, out_
     np.testing.assert_allclose(got.column("probability").to_numpy(), expected, atol=1e-6)
 
 
+def test_a_folder_of_files_is_read_file_by_file(tmp_path, bundle, runtime, imdb_test):
+    """Not aclImdb-shaped: the folder stands for its readable files (sorted, nested ones too);
+    hidden and _-prefixed files are skipped."""
+    folder = tmp_path / "reviews"
+    (folder / "more").mkdir(parents=True)
+    pq.write_table(pa.table({"text": imdb_test[:10]}), folder / "a.parquet")
+    (folder / "more" / "b.jsonl").write_text(
+        "".join(json.dumps({"text": t}) + "\n" for t in imdb_test[10:15]), encoding="utf-8"
+    )
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".a.parquet.crc").write_bytes(b"\x00")
+    (folder / "notes.md").write_text("not a corpus")
+    out = tmp_path / "out"
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(folder), "--output", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    got = read_output(out)
+    expected = runtime.predict(imdb_test[:15])
+    np.testing.assert_allclose(got.column("probability").to_numpy(), expected, atol=1e-6)
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.md").write_text("x")
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(empty), "--output", str(out)
+    )
+    assert result.returncode == 2 and "no files of a known format" in result.stderr
+
+
 def test_acl_imdb_folder(tmp_path, bundle, runtime, imdb_test):
     for split, label, rows in (("test", "pos", range(0, 4)), ("test", "neg", range(4, 7))):
         folder = tmp_path / "aclImdb" / split / label

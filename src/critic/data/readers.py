@@ -48,8 +48,39 @@ class CorpusError(ValueError):
     """A corpus that cannot be read as asked (names the file and the row)."""
 
 
+def folder_inputs(folder: Source) -> list[Location]:
+    """The inputs a folder stands for: the folder itself when it is aclImdb-shaped (reviews
+    in pos/neg/unsup folders), else every file in it (recursively, sorted) whose name gives
+    its format, skipping hidden and ``_``-prefixed files (``_SUCCESS``, ``.crc``)."""
+    folder = location(folder)
+    files = folder.files()
+    if any(f.name.endswith(".txt") and f.parent.name in ACL_IMDB_CLASSES for f in files):
+        return [folder]
+    found = [
+        f
+        for f in files
+        if not any(part.startswith((".", "_")) for part in f.relative_to(folder).split("/"))
+        and _suffix_format(f.name) is not None
+    ]
+    if not found:
+        raise CorpusError(
+            f"{folder}: no aclImdb reviews and no files of a known format "
+            f"({', '.join(sorted(_SUFFIXES))}) in this folder"
+        )
+    return found
+
+
+def _suffix_format(name: str) -> str | None:
+    suffixes = ["." + s for s in name.lower().split(".")[1:]]
+    for suffix in reversed(suffixes):
+        if suffix in _SUFFIXES:
+            return _SUFFIXES[suffix]
+    return None
+
+
 def input_format(path: Source, fmt: str | None = None) -> str:
-    """``fmt`` when given, else the format of ``path``: a folder is aclImdb; a file's suffix."""
+    """``fmt`` when given, else the format of ``path``: a folder is aclImdb (see
+    :func:`folder_inputs` for other folders); a file's suffix."""
     if fmt is not None:
         if fmt not in INPUT_FORMATS:
             raise CorpusError(f"unknown format {fmt!r}; expected one of {INPUT_FORMATS}")
@@ -59,10 +90,9 @@ def input_format(path: Source, fmt: str | None = None) -> str:
         return "acl_imdb"
     if not path.exists():
         raise CorpusError(f"{path}: no such file or folder")
-    suffixes = ["." + s for s in path.name.lower().split(".")[1:]]
-    for suffix in reversed(suffixes):
-        if suffix in _SUFFIXES:
-            return _SUFFIXES[suffix]
+    found = _suffix_format(path.name)
+    if found is not None:
+        return found
     raise CorpusError(
         f"{path}: cannot tell the format from the name; pass one of {INPUT_FORMATS[:-1]}"
     )

@@ -29,6 +29,7 @@ from critic.data.readers import (
     CorpusError,
     acl_imdb_files,
     count_rows,
+    folder_inputs,
     input_format,
     is_utf8,
     iter_batches,
@@ -95,7 +96,8 @@ def _count(n: int, noun: str) -> str:
 
 
 def expand_inputs(patterns: list[str]) -> list[Location]:
-    """Files and folders named by paths, URIs or globs, in a stable order, each once."""
+    """Files and folders named by paths, URIs or globs, in a stable order, each once. An
+    aclImdb folder is one input; any other folder stands for the files in it."""
     found: list[Location] = []
     for pattern in patterns:
         try:
@@ -104,11 +106,16 @@ def expand_inputs(patterns: list[str]) -> list[Location]:
             raise ScoreError(str(e)) from e
         if not matches:
             raise ScoreError(f"{pattern}: matches no file")
-        for path in matches:
-            if not path.exists():
-                raise ScoreError(f"{path}: no such file or folder")
-            if path.uri not in {p.uri for p in found}:
-                found.append(path)
+        for match in matches:
+            if not match.exists():
+                raise ScoreError(f"{match}: no such file or folder")
+            try:
+                paths = folder_inputs(match) if match.is_dir() else [match]
+            except CorpusError as e:
+                raise ScoreError(str(e)) from e
+            for path in paths:
+                if path.uri not in {p.uri for p in found}:
+                    found.append(path)
     if not found:
         raise ScoreError("no input given")
     for path in found:
