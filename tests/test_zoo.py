@@ -59,7 +59,7 @@ def test_reverse_reads_the_sequence_backwards(batch, family, tmp_path):
 
 @pytest.mark.parametrize("family", ["bilstm", "conv1d", "cnn_lstm", "flatten"])
 def test_reverse_is_refused_where_it_would_not_reverse_the_input(family):
-    with pytest.raises(ValueError, match="reverse needs a one-way recurrent family"):
+    with pytest.raises(ValueError, match="reverse: needs a one-way recurrent family"):
         ModelSpec.from_dict({"family": family, "reverse": True, **TINY})
 
 

@@ -11,9 +11,19 @@ def connect_ray(num_cpus: int | None = None) -> None:
     embedded local Ray. Does nothing when Ray is already initialized."""
     import ray
 
+    from critic.console import quietly, ray_logging_level
+
     if ray.is_initialized():
         return
-    if os.environ.get("RAY_ADDRESS") or os.environ.get("RAY_JOB_ID"):
-        ray.init(address="auto", log_to_driver=False)
+    quiet = {"log_to_driver": False, "logging_level": ray_logging_level()}
+    # Quietly: Ray's C++ core prints its start-up lines to stderr whatever the log level.
+    if joins_a_cluster():
+        quietly(ray.init, address="auto", **quiet)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        quietly(ray.init, num_cpus=num_cpus, include_dashboard=False, **quiet)
+
+
+def joins_a_cluster() -> bool:
+    """Whether :func:`connect_ray` joins a running cluster (else it starts an embedded Ray,
+    which ends with this process)."""
+    return bool(os.environ.get("RAY_ADDRESS") or os.environ.get("RAY_JOB_ID"))

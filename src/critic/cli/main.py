@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from critic import __version__
+from critic import __version__, console
 
-from . import export, run, serve, tokenizer, tune
+from . import export, predict, run, serve, tokenizer, tune
 
 # The extra that brings each optional dependency (pyproject.toml).
 EXTRAS = {
@@ -33,8 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, export and serve fast review-sentiment classifiers.",
     )
     parser.add_argument("--version", action="version", version=f"critic {__version__}")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's, Ray's and Tune's own logs and tables too",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (tokenizer, tune, run, export, serve):
+    for command in (tokenizer, tune, run, export, predict, serve):
         command.register(commands)
     explain_defaults(parser)
     return parser
@@ -59,10 +64,17 @@ def explain_defaults(parser: argparse.ArgumentParser) -> None:
         action.help = f"{help_text.rstrip()} (default: %(default)s)"
 
 
+# Commands that load TensorFlow: imported first, with its start-up noise kept off the screen.
+NEEDS_TENSORFLOW = ("tune", "run", "export")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    console.set_verbose(args.verbose)
     try:
+        if args.command in NEEDS_TENSORFLOW:
+            console.quiet_import("tensorflow")
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

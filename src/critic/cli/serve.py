@@ -93,7 +93,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     import time
 
     from critic.bundle import load_bundle
-    from critic.cluster import connect_ray
+    from critic.cluster import connect_ray, joins_a_cluster
     from critic.serve.app import ServeOptions, build_app
 
     bundle = load_bundle(args.model)  # refuse a bad bundle before starting anything
@@ -117,6 +117,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     refuse_a_busy_port(args.host, args.port)
     connect_ray(args.num_cpus)
     from ray import serve
+
+    from critic.console import quiet_loggers
+
+    quiet_loggers()  # Ray Serve sets its logger's level when it is imported
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
@@ -145,9 +149,16 @@ def _run_serve(args: argparse.Namespace) -> int:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # the first one stops; a second waits
+            signal.signal(sig, signal.SIG_IGN)
         print("critic serve: stopping", flush=True)
     finally:
-        serve.shutdown()
+        if joins_a_cluster():
+            serve.shutdown()  # the cluster stays; the application and its proxies go
+        else:  # an embedded Ray: ending it ends Serve, without Serve's shutdown warnings
+            import ray
+
+            ray.shutdown()
     return 0
 
 
@@ -244,7 +255,7 @@ def _register_score(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from critic.serve.score import ScoreOptions, expand_inputs, score_corpus
+    from critic.serve.score import ScoreOptions, count_noun, expand_inputs, score_corpus
 
     inputs = expand_inputs(args.input)
     options = ScoreOptions(
@@ -286,7 +297,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"critic score: {summary.line()}")
     if summary.errors:
         print(
-            f"critic score: {summary.errors} rows could not be scored; see their `error` column",
+            f"critic score: {count_noun(summary.errors, 'row')} could not be scored; see the "
+            "`error` column",
             file=sys.stderr,
         )
         return EXIT_ROW_ERRORS

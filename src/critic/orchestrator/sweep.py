@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from critic.cluster import connect_ray
+from critic.console import verbose
 from critic.storage import Location, is_uri, location, pull, push, working_copy
 
 from .config import ConfigError, SweepConfig, to_tune_space
@@ -25,6 +26,7 @@ from .prepare import (
     trial_arrays,
     trial_setting,
 )
+from .progress import TrialLines
 from .trainable import train_trial
 
 RunDir = Path | Location  # a run directory: a Path when local
@@ -139,7 +141,8 @@ def run_sweep(
                 checkpoint_score_attribute=METRIC,
                 checkpoint_score_order=MODE,
             ),
-            verbose=1,
+            verbose=1 if verbose() else 0,
+            callbacks=[] if verbose() else [TrialLines(expected_trials(cfg), cfg.epochs)],
         ),
     )
     results = tuner.fit()
@@ -189,6 +192,16 @@ class SweepInterrupted(RuntimeError):
     """The sweep stopped before every trial ended (Ctrl-C, a stopped job)."""
 
 
+def expected_trials(cfg: SweepConfig) -> int:
+    """Trials the sweep runs: num_samples for each combination of grid values."""
+    return cfg.num_samples * math.prod(
+        len(next(iter(v.values())))
+        for section in (cfg.model, cfg.tokenizer)
+        for v in section.values()
+        if isinstance(v, dict) and next(iter(v), None) == "grid"
+    )
+
+
 def _require_complete(cfg: SweepConfig, run: Location) -> None:
     """Raise SweepInterrupted unless every trial of the sweep has ended. Read from the
     experiment state Tune saved (the in-memory results mark interrupted trials as ended)."""
@@ -196,12 +209,7 @@ def _require_complete(cfg: SweepConfig, run: Location) -> None:
 
     trials = ExperimentAnalysis((run / "tune").uri).trials
     unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
-    expected = cfg.num_samples * math.prod(
-        len(next(iter(v.values())))
-        for section in (cfg.model, cfg.tokenizer)
-        for v in section.values()
-        if isinstance(v, dict) and next(iter(v), None) == "grid"
-    )
+    expected = expected_trials(cfg)
     if unfinished or len(trials) < expected:
         left = max(len(unfinished), expected - len(trials) + len(unfinished))
         raise SweepInterrupted(
@@ -246,13 +254,21 @@ def write_results(cfg: SweepConfig, run: Location, results) -> None:
     rows, failed = rank_trials(results)
     for f in failed:  # left out of the ranking, never silently
         print(f"critic tune: trial {f['trial']} failed after its retries: {f['error']}")
-    if not rows:
-        raise RuntimeError(f"no trial finished; see {run / 'tune'}")
-    for row in rows:
+    for row in list(rows):
         row["data"] = f"data/{setting_key(trial_setting(row['result'].config))}"
-        checkpoint = row["result"].get_best_checkpoint(METRIC, MODE)
+        try:
+            checkpoint = row["result"].get_best_checkpoint(METRIC, MODE)
+        except RuntimeError:  # a PBT trial can end on another's checkpoint with none of its own
+            checkpoint = None
+        if checkpoint is None:
+            rows.remove(row)
+            failed.append({"trial": row["trial"], "error": "finished without a checkpoint"})
+            print(f"critic tune: trial {row['trial']} left out: it kept no checkpoint")
+            continue
         row["checkpoint"] = checkpoint
         row["checkpoint_dir"] = checkpoint.path[len(run.path.rstrip("/")) + 1 :]
+    if not rows:
+        raise RuntimeError(f"no trial finished with a checkpoint; see {run / 'tune'}")
     score_on_test(local, rows[: cfg.top_k])
     refit = refit_best(cfg, local, rows[0]) if cfg.training.get("refit") else None
     write_leaderboard(local, rows)

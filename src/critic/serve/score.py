@@ -80,18 +80,18 @@ class Summary:
 
     def line(self) -> str:
         text = (
-            f"{_count(self.rows, 'row')} ({self.errors} with errors) in "
-            f"{_count(self.shards, 'shard')} -> {self.output}; scored "
-            f"{_count(self.scored_rows, 'row')} in {self.seconds:.1f}s "
+            f"{count_noun(self.rows, 'row')} ({self.errors} with errors) in "
+            f"{count_noun(self.shards, 'shard')} -> {self.output}; scored "
+            f"{count_noun(self.scored_rows, 'row')} in {self.seconds:.1f}s "
             f"({self.rows_per_second:.0f} rows/s)"
         )
         if self.skipped_shards:
             verb = "was" if self.skipped_shards == 1 else "were"
-            text += f"; {_count(self.skipped_shards, 'shard')} {verb} already done"
+            text += f"; {count_noun(self.skipped_shards, 'shard')} {verb} already done"
         return text
 
 
-def _count(n: int, noun: str) -> str:
+def count_noun(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 

@@ -353,7 +353,7 @@ def _run(bundle, inputs, offsets, pending, output, options, pool: ActorPool) -> 
             batch_size=None,
             batch_format="pyarrow",
             zero_copy_batch=True,
-            compute=ActorPoolStrategy(size=pool.size),
+            compute=ActorPoolStrategy(size=min(pool.size, len(pending))),  # none idle
             **pool.resources,
         )
         scored.write_datasink(
