@@ -10,6 +10,7 @@ import numpy as np
 
 from critic.data.kinds import dataset_kind
 from critic.orchestrator.config import ConfigError, SweepConfig
+from critic.orchestrator.leaderboard import short_trial_name
 from critic.orchestrator.sweep import run_sweep
 from critic.storage import Location, location, working_copy
 
@@ -69,7 +70,7 @@ def _accuracy(scored: Location, truth, runtime) -> tuple[float, int]:
 def print_report(report: dict) -> None:
     refit = ", refit on train + validation" if report.get("refit") else ""
     print(
-        f"critic run: best trial {report['best_trial']}: validation "
+        f"critic run: best trial {short_trial_name(report['best_trial'])}: validation "
         f"{100 * report['val_accuracy']:.2f} %, test {100 * report['keras_test_accuracy']:.2f} % "
         f"(Keras{refit}), {100 * report['bundle_test_accuracy']:.2f} % "
         f"(exported bundle on raw text, {report['scored_rows']} reviews, "

@@ -16,7 +16,7 @@ from critic.console import verbose
 from critic.storage import Location, is_uri, location, pull, push, working_copy
 
 from .config import ConfigError, SweepConfig, to_tune_space
-from .leaderboard import METRIC, write_leaderboard, write_leaderboard_json
+from .leaderboard import METRIC, short_trial_name, write_leaderboard, write_leaderboard_json
 from .plots import plot_curves, plot_overview
 from .prepare import (
     load_splits,
@@ -360,7 +360,8 @@ def refit_best(cfg: SweepConfig, local: Path, row: dict) -> dict:
         "seconds": round(time.perf_counter() - start, 1),
     }
     print(
-        f"critic tune: refit {row['trial']} on train + validation ({refit['rows']} rows, "
+        f"critic tune: refit {short_trial_name(row['trial'])} on train + validation "
+        f"({refit['rows']} rows, "
         f"{refit['epochs']} epochs): test accuracy {refit['test_accuracy']:.4f} "
         f"(before refit {row['test_accuracy']:.4f})"
     )
