@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 
 def connect_ray(num_cpus: int | None = None) -> None:
@@ -27,3 +28,14 @@ def joins_a_cluster() -> bool:
     """Whether :func:`connect_ray` joins a running cluster (else it starts an embedded Ray,
     which ends with this process)."""
     return bool(os.environ.get("RAY_ADDRESS") or os.environ.get("RAY_JOB_ID"))
+
+
+def error_line(report: str) -> str | None:
+    """The last ``SomeError: why`` line of a Ray report or traceback, without colour codes
+    or the error's module path; None when it has no such line."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", report)
+    found = re.findall(r"^\s*(?:\w+\.)*([A-Z]\w*): (.+)$", plain, re.M)
+    if not found:
+        return None
+    name, why = found[-1]
+    return f"{name}: {why.strip()}"

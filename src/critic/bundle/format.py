@@ -245,7 +245,7 @@ def bundle_files(folder: str | Path) -> dict[str, bytes]:
     machine that cannot read the folder (see :func:`unpack_bundle`)."""
     folder = Path(folder)
     raw = (folder / BUNDLE_FILE).read_bytes()
-    files = _sealed_files(folder / BUNDLE_FILE, raw)
+    files, _ = _sealed_files(folder / BUNDLE_FILE, raw)
     for name in files:
         _check_name(folder / BUNDLE_FILE, name)
     return {BUNDLE_FILE: raw, **{name: (folder / name).read_bytes() for name in files}}
@@ -264,7 +264,8 @@ def unpack_bundle(files: dict[str, bytes], cache: Path | None = None) -> Path:
     return _install(manifest, read(BUNDLE_FILE), read, cache)
 
 
-def _sealed_files(manifest: Path | Location, raw: bytes) -> dict[str, Any]:
+def _sealed_files(manifest: Path | Location, raw: bytes) -> tuple[dict[str, Any], str]:
+    """A sealed bundle.json's ``files`` and its seal."""
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -273,13 +274,12 @@ def _sealed_files(manifest: Path | Location, raw: bytes) -> dict[str, Any]:
     seal = doc.get(_SEAL) if isinstance(doc, dict) else None
     if not isinstance(files, dict) or not isinstance(seal, str) or not seal.isalnum():
         raise BundleError(f"{manifest}: not a sealed critic bundle")
-    return files
+    return files, seal
 
 
 def _install(manifest: Path | Location, raw: bytes, read, cache: Path | None) -> Path:
     """Write a bundle's files (``read(name)`` gives each) into the cache under its seal, once."""
-    files = _sealed_files(manifest, raw)
-    seal = json.loads(raw.decode("utf-8"))[_SEAL]
+    files, seal = _sealed_files(manifest, raw)
     dest = Path(cache or cache_dir()) / "bundles" / seal[:32]
     if (dest / BUNDLE_FILE).is_file():
         return dest

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
 EXIT_ROW_ERRORS = 3
@@ -165,13 +164,13 @@ def _run_serve(args: argparse.Namespace) -> int:
 def replica_error(report: str) -> str:
     """The replica's own exception out of Ray Serve's deployment report (tracebacks of
     Ray's frames around it): its last ``SomeError: why`` line, without the module path."""
-    report = re.sub(r"\x1b\[[0-9;]*m", "", report)
-    found = re.findall(r"^(?:\w+\.)*([A-Z]\w*): (.+)$", report, re.M)
-    if not found:
+    from critic.cluster import error_line
+
+    line = error_line(report)
+    if line is None:
         lines = report.strip().splitlines()
-        return lines[-1][:500] if lines else "unknown (see the Ray Serve controller log)"
-    name, why = found[-1]
-    return f"{name}: {why}"[:500]
+        line = lines[-1] if lines else "unknown (see the Ray Serve controller log)"
+    return line[:500]
 
 
 def refuse_a_busy_port(host: str, port: int) -> None:

@@ -59,9 +59,9 @@ class Runtime:
         self._encode_options = {k: bundle.encode[k] for k in ("maxlen", "padding", "truncating")}
         self.session, self.device = session_for(bundle.model_bytes(variant), device, self.threads)
         self.window = None
-        if window and variant == "fp32" and bundle.window_bytes() is not None:
-            session, _ = session_for(bundle.window_bytes(), device, self.threads)
-            self.window = Window(session)
+        window_model = bundle.window_bytes() if window and variant == "fp32" else None
+        if window_model is not None:
+            self.window = Window(session_for(window_model, device, self.threads)[0])
         self._input = bundle.meta["model"]["input"]
         self._trim = bundle.encode["padding"] if bundle.meta["model"].get("any_length") else None
         self.variant = variant

@@ -15,12 +15,12 @@ the same: a re-run skips committed shards and ends with exactly the rows of one 
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from critic.bundle import Bundle, bundle_files
+from critic.cluster import error_line
 from critic.data.readers import (
     Start,
     acl_imdb_files,
@@ -261,16 +261,17 @@ def root_cause(error: BaseException) -> str:
     error with a message, its last traceback line or its first line, without Ray's frames
     and colour codes."""
     for inner in reversed(_chain(error)):
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(inner))
+        text = str(inner)
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         if not lines:
             continue
         # A traceback's last line is the error; any other message says it first.
-        traceback = any(line.startswith('File "') for line in lines)
-        line = lines[-1] if traceback else lines[0]
-        if not traceback and not line.startswith(type(inner).__name__):
+        if any(line.startswith('File "') for line in lines):
+            return (error_line(text) or lines[-1])[:400]
+        line = error_line(lines[0]) or lines[0]
+        if not line.startswith(type(inner).__name__):
             line = f"{type(inner).__name__}: {line}"
-        return re.sub(r"^(?:\w+\.)+(?=[A-Z]\w*: )", "", line)[:400]
+        return line[:400]
     return type(error).__name__
 
 
