@@ -89,10 +89,61 @@ def test_acl_imdb_folder_and_archive(tmp_path, sample_rows):
     archive = _tar(tmp_path / "aclImdb_v1.tar.gz", tmp_path / "src")
     cache = tmp_path / "cache"
     extracted = resolve_imdb(archive, cache=cache)
-    assert extracted.is_relative_to(cache)
+    assert extracted.local_path.is_relative_to(cache)
     from_tar = read_acl_imdb(extracted, "test")
     assert from_tar.texts == read_acl_imdb(tmp_path / "src", "test").texts
     assert resolve_imdb(archive, cache=cache) == extracted  # extracted once, then reused
+
+
+def test_acl_imdb_archive_and_folder_in_object_storage(
+    tmp_path, sample_rows, s3_bucket, monkeypatch
+):
+    """An aclImdb archive or folder on the S3 server reads as the local one; the archive is
+    extracted once and found again by its URI, size and time, without being read again."""
+    from critic.storage import location
+
+    _write_acl(tmp_path / "src", sample_rows[:40])
+    archive = _tar(tmp_path / "aclImdb_v1.tar.gz", tmp_path / "src")
+    remote = location(f"{s3_bucket}/data/aclImdb_v1.tar.gz")
+    remote.write_atomic(archive.read_bytes())
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CRITIC_CACHE", str(cache))
+    extracted = resolve_imdb(remote.uri, cache=cache)
+    assert extracted.local_path.is_relative_to(cache)
+    want = read_acl_imdb(tmp_path / "src", "train")
+    assert read_acl_imdb(remote.uri, "train").texts == want.texts
+    assert resolve_imdb(remote.uri, cache=cache) == extracted
+    assert len(list((cache / "extracted").iterdir())) == 1
+    # Rewritten in place: a new size/time, so it is extracted again.
+    _write_acl(tmp_path / "src2", sample_rows[40:60])
+    remote.write_atomic(_tar(tmp_path / "second.tar.gz", tmp_path / "src2").read_bytes())
+    assert len(read_acl_imdb(remote.uri, "train")) == 20
+
+    for path in sorted((tmp_path / "src").rglob("*.txt")):
+        rel = path.relative_to(tmp_path / "src").as_posix()
+        location(f"{s3_bucket}/folder/{rel}").write_atomic(path.read_bytes())
+    from_folder = read_acl_imdb(f"{s3_bucket}/folder", "train")
+    assert from_folder.texts == want.texts and from_folder.ids == want.ids
+    with pytest.raises(CorpusError, match="no such file or folder"):
+        read_acl_imdb(f"{s3_bucket}/missing.tar.gz", "train")
+
+
+def test_a_sweep_config_takes_an_imdb_uri(tmp_path, sample_rows, s3_bucket, monkeypatch):
+    monkeypatch.setenv("CRITIC_CACHE", str(tmp_path / "cache"))
+    from critic.orchestrator.config import SweepConfig
+    from critic.storage import location
+
+    _write_acl(tmp_path / "src", sample_rows[:40])
+    archive = _tar(tmp_path / "aclImdb_v1.tar.gz", tmp_path / "src")
+    uri = f"{s3_bucket}/aclImdb_v1.tar.gz"
+    location(uri).write_atomic(archive.read_bytes())
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\nmodel: {family: lstm}\n")
+    cfg = SweepConfig.load(config, imdb=uri)
+    assert cfg.dataset["path"] == uri
+    cfg.validate()
+    with pytest.raises(Exception, match="no such file or folder"):
+        SweepConfig.load(config, imdb=f"{s3_bucket}/nothing.tar.gz").validate()
 
 
 @pytest.mark.parametrize(
@@ -185,8 +236,9 @@ def test_imdb_location_says_where_the_data_comes_from(tmp_path, monkeypatch):
         imdb_location(None)
     assert IMDB_URL in str(info.value) and IMDB_SHA1 in str(info.value)
     monkeypatch.setenv("CRITIC_IMDB", str(tmp_path / "aclImdb"))
-    assert imdb_location(None) == tmp_path / "aclImdb"
-    assert imdb_location(tmp_path / "given") == tmp_path / "given"
+    assert imdb_location(None) == str(tmp_path / "aclImdb")
+    assert imdb_location(tmp_path / "given") == str(tmp_path / "given")
+    assert imdb_location("s3://bucket/aclImdb_v1.tar.gz") == "s3://bucket/aclImdb_v1.tar.gz"
 
 
 def test_extraction_into_a_new_cache_on_another_filesystem(tmp_path, monkeypatch, sample_rows):
@@ -202,7 +254,8 @@ def test_extraction_into_a_new_cache_on_another_filesystem(tmp_path, monkeypatch
         folder = resolve_imdb(archive, cache=tmp_path / "new-cache")
         assert len(read_acl_imdb(folder, "train")) == 6
         assert not list(other_fs.iterdir())  # nothing was staged on the other filesystem
-        assert not list(folder.parent.glob(".extracting-*"))  # the work folder was renamed
+        # The work folder was renamed.
+        assert not list(folder.local_path.parent.glob(".extracting-*"))
     finally:
         shutil.rmtree(other_fs, ignore_errors=True)
 

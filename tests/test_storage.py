@@ -45,6 +45,16 @@ def test_s3_round_trip_listing_and_globs(s3_bucket):
     assert expand(f"{s3_bucket}/corpus/*.parquet") == []
 
 
+@pytest.mark.parametrize("name", ["archive.tar.gz", "words.txt.bz2", "x.zst"])
+def test_s3_objects_hold_exactly_the_bytes_written(s3_bucket, name):
+    """Regression: pyarrow compressed again what was written under a .gz (.bz2, .zst) name,
+    so an aclImdb archive uploaded by critic could not be read back as one."""
+    data = bytes(range(256)) * 64
+    loc = location(f"{s3_bucket}/{name}")
+    loc.write_atomic(data)
+    assert loc.read_bytes() == data and loc.size() == len(data)
+
+
 def test_an_upload_killed_before_it_completes_leaves_no_object(s3_bucket):
     """What the scoring commit relies on: an object appears only when its upload completes.
     A writer killed mid-upload (a 24 MB multipart upload, parts already sent) leaves nothing

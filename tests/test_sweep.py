@@ -232,6 +232,49 @@ def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local
     assert report["rows_per_second"] > 0
 
 
+def test_critic_run_on_an_acl_imdb_archive_in_object_storage(
+    tmp_path, ray_local, s3_bucket, monkeypatch, capsys
+):
+    """--imdb s3://.../aclImdb_v1.tar.gz: the archive is read from the S3 server and
+    extracted into the cache; the main job trains on it and scores its raw test reviews."""
+    import io
+    import tarfile
+
+    from critic.cli.main import main
+    from critic.storage import location
+
+    monkeypatch.setenv("CRITIC_CACHE", str(tmp_path / "cache"))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for split, limit in (("train", 300), ("test", 120)):
+            with open(sample_path(split), encoding="utf-8") as fh:
+                rows = [json.loads(line) for line in fh][:limit]
+            for row in rows:
+                label = "pos" if row["label"] else "neg"
+                data = row["text"].encode("utf-8")
+                info = tarfile.TarInfo(f"aclImdb/{split}/{label}/{row['id']}_{row['rating']}.txt")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    archive = f"{s3_bucket}/data/aclImdb_v1.tar.gz"
+    location(archive).write_atomic(buffer.getvalue())
+    cfg = tiny_sweep_config(
+        tmp_path,
+        model={"family": "nbsvm"},
+        tokenizer={"num_words": 2000, "maxlen": 100},
+        search={"num_samples": 1, "scheduler": "fifo"},
+        training={"epochs": 2, "batch_size": 32},
+        top_k=1,
+    )
+    cfg.pop("dataset", None)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(cfg))
+    assert main(["run", "--config", str(path), "--imdb", archive]) == 0
+    report = json.loads((tmp_path / "runs" / "tiny" / "report.json").read_text())
+    assert report["scored_rows"] == 120 and report["row_errors"] == 0
+    assert report["bundle_test_accuracy"] == pytest.approx(report["keras_test_accuracy"], abs=0.01)
+    assert len(list((tmp_path / "cache" / "extracted").iterdir())) == 1
+
+
 def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, ray_local, capsys):
     """One sweep, three families: each trial reads the ids its family needs (word ids,
     distinct uni+bi+trigram ids, unigram+bigram ids), prepared once per setting; the best

@@ -153,8 +153,9 @@ class Location:
             _fsync_dir(path.parent)
             return
         # One upload of the finished bytes: the store publishes the object when the upload
-        # completes (a single PUT, or the completion of a multipart upload).
-        with self.fs.open_output_stream(self.path) as out:
+        # completes (a single PUT, or the completion of a multipart upload). compression=None:
+        # pyarrow would otherwise gzip a second time what is written under a .gz name.
+        with self.fs.open_output_stream(self.path, compression=None) as out:
             out.write(data)
 
 

@@ -18,7 +18,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "and the scoring speed. --imdb runs the same sweep on the full aclImdb data.",
     )
     parser.add_argument("--config", type=Path, required=True, help="sweep YAML")
-    parser.add_argument("--imdb", type=Path, metavar="ACLIMDB", help=IMDB_HELP)
+    parser.add_argument("--imdb", metavar="ACLIMDB", help=IMDB_HELP)
     parser.add_argument("--quantize", choices=["int8"], help="also export an int8 model")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs for an embedded Ray")
     parser.set_defaults(run=_run_pipeline)

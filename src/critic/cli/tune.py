@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 IMDB_HELP = (
-    "the full aclImdb data (folder or .tar.gz): the path of a config of kind imdb, or the "
+    "the full aclImdb data (folder or .tar.gz, local or a storage URI such as "
+    "s3://bucket/aclImdb_v1.tar.gz): the path of a config of kind imdb, or the "
     "data instead of another config's dataset (default for kind imdb: $CRITIC_IMDB)"
 )
 
@@ -27,7 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     group.add_argument(
         "--resume", metavar="RUN_DIR", help="continue this run (a folder or a storage URI)"
     )
-    parser.add_argument("--imdb", type=Path, metavar="ACLIMDB", help=IMDB_HELP)
+    parser.add_argument("--imdb", metavar="ACLIMDB", help=IMDB_HELP)
     parser.add_argument(
         "--num-cpus", type=int, default=None, help="CPUs for an embedded local Ray (default: all)"
     )

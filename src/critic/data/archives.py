@@ -1,9 +1,11 @@
-"""The aclImdb data on disk: a folder as it is, or a ``.tar.gz`` extracted safely, once, into
-critic's cache. critic never downloads it: :data:`IMDB_URL` and its checksum say where the
-canonical archive comes from."""
+"""The aclImdb data: a folder as it is (local or in object storage), or a ``.tar.gz``
+(local or a storage URI) extracted safely, once, into critic's cache. critic never downloads
+it from the web: :data:`IMDB_URL` and its checksum say where the canonical archive comes
+from."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tarfile
@@ -11,7 +13,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from critic.storage import cache_dir, location
+from critic.storage import Location, cache_dir, is_uri, location
 
 from .readers import CorpusError
 
@@ -28,28 +30,34 @@ MAX_TOTAL_BYTES = 2 << 30
 MAX_MEMBERS = 400_000
 
 
-def imdb_location(path: str | Path | None) -> Path:
+def imdb_location(path: str | Path | None) -> str:
     """``path``, else ``$CRITIC_IMDB``; neither is a CorpusError saying where to get the data."""
     chosen = path or os.environ.get(IMDB_ENV)
     if not chosen:
         raise CorpusError(
             "no aclImdb data given: pass --imdb PATH (critic tune / critic run), set "
             f"dataset.path in the config, or set {IMDB_ENV}=PATH; PATH is the aclImdb folder "
-            f"or its archive, {IMDB_URL} (sha1 {IMDB_SHA1})"
+            f"or its archive, local or a storage URI, {IMDB_URL} (sha1 {IMDB_SHA1})"
         )
-    return Path(chosen).expanduser()
+    return str(chosen) if is_uri(chosen) else os.path.expanduser(chosen)
 
 
-def resolve_imdb(source: str | Path, *, cache: Path | None = None) -> Path:
-    """A local aclImdb folder for ``source``: the folder itself, or an archive extracted once
-    into the cache."""
+def resolve_imdb(source: str | Path | Location, *, cache: Path | None = None) -> Location:
+    """An aclImdb folder for ``source``: the folder itself (local or in object storage), or an
+    archive extracted once into the cache. A local archive is known by its content; one in
+    object storage by its URI, size and modification time, so it is read once, not per run."""
     cache = Path(cache) if cache is not None else cache_dir()
-    source = Path(source)
+    source = location(source)
     if source.is_dir():
         return source
     if not source.is_file():
         raise CorpusError(f"{source}: no such file or folder")
-    return extract_archive(source, cache / "extracted" / location(source).sha256()[:16])
+    if source.is_local:
+        key = source.sha256()
+    else:
+        size, mtime = source.stamp()
+        key = hashlib.sha256(f"{source.uri}\0{size}\0{mtime}".encode()).hexdigest()
+    return location(extract_archive(source, cache / "extracted" / key[:16]))
 
 
 class _Guard:
@@ -80,9 +88,10 @@ class _Guard:
         return tarfile.data_filter(member, dest)
 
 
-def extract_archive(archive: Path, dest: Path) -> Path:
-    """Extract a .tar.gz once into dest, refusing absolute paths, '..', links and sizes far
-    past aclImdb's. The work folder is made beside ``dest`` (same filesystem, so the final
+def extract_archive(archive: str | Path | Location, dest: Path) -> Path:
+    """Extract a .tar.gz (read as a stream, so one in object storage is never downloaded
+    whole first) once into dest, refusing absolute paths, '..', links and sizes far past
+    aclImdb's. The work folder is made beside ``dest`` (same filesystem, so the final
     rename cannot cross one) and named after this process, so a later run removes the work
     folder of one that was killed."""
     done = dest / ".complete"
@@ -93,8 +102,9 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=dest.parent))
     try:
         try:
-            with tarfile.open(archive, "r:*") as tar:
-                tar.extractall(tmp, filter=_Guard())
+            with location(archive).open_input() as raw:
+                with tarfile.open(fileobj=raw, mode="r|*") as tar:
+                    tar.extractall(tmp, filter=_Guard())
         except tarfile.FilterError as e:
             raise CorpusError(f"{archive}: unsafe archive member ({e})") from e
         except (tarfile.TarError, EOFError, zlib.error, OSError) as e:

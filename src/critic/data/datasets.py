@@ -86,9 +86,10 @@ def read_labeled(
     return LabeledTexts(data[text_column], np.array(labels, dtype=np.int8), ids, tuple(label_names))
 
 
-def read_acl_imdb(root: str | Path, split: str) -> LabeledTexts:
+def read_acl_imdb(root: str | Path | Location, split: str) -> LabeledTexts:
     """``{split}/{neg,pos}/<id>_<rating>.txt`` under ``root`` (the aclImdb folder, a folder
-    holding it, or its .tar.gz archive, which is extracted safely into the cache), in the
+    holding it, or its .tar.gz archive, which is extracted safely into the cache; local or a
+    storage URI), in the
     order :func:`~critic.data.readers.acl_imdb_files` gives (``critic score`` reads the same)."""
     folder = acl_imdb_split(root, split)
     for name in DEFAULT_LABELS:
@@ -103,14 +104,14 @@ def read_acl_imdb(root: str | Path, split: str) -> LabeledTexts:
     return LabeledTexts(texts, np.array(labels, dtype=np.int8), ids)
 
 
-def acl_imdb_split(root: str | Path, split: str) -> Path:
+def acl_imdb_split(root: str | Path | Location, split: str) -> Location:
     """The ``{split}/`` folder (``pos/``, ``neg/``) of an aclImdb folder or archive."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     return _acl_root(resolve_imdb(root)) / split
 
 
-def _acl_root(path: Path) -> Path:
+def _acl_root(path: Location) -> Location:
     for candidate in (path, path / "aclImdb"):
         if (candidate / "train").is_dir() or (candidate / "test").is_dir():
             return candidate

@@ -1,7 +1,8 @@
 """Dataset kinds of a sweep config (``dataset.kind``), in one registry: which keys each needs,
 how its splits load, and where its raw test reviews are for the main job to score.
 
-``resolve`` turns a config value into a path (relative to the config file).
+``resolve`` turns a config value into a path (relative to the config file) or, for a storage
+URI, a :class:`~critic.storage.Location`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from critic.storage import Location
+
 from .archives import imdb_location
 from .datasets import LabeledTexts, acl_imdb_split, read_acl_imdb, read_labeled
 from .imdb_npz import RankSequences, read_imdb_npz, read_word_index
 from .readers import CorpusError
 
-Resolve = Callable[[Any], Path]
+Resolve = Callable[[Any], Path | Location]
 Split = LabeledTexts | RankSequences
 # The true labels of scored rows, from the ids critic score wrote.
 Truth = Callable[[list], np.ndarray]
@@ -33,7 +36,7 @@ class DatasetKind:
     name: str
     problems: Callable[[dict, Resolve], list[str]]
     load: Callable[[dict, Resolve], tuple[Split, Split]]
-    test_reviews: Callable[[dict, Resolve], tuple[Path, str | None, Truth]] | None = None
+    test_reviews: Callable[[dict, Resolve], tuple[Path | Location, str | None, Truth]] | None = None
     word_index: Callable[[dict, Resolve], dict[str, int]] | None = None
 
 
@@ -76,7 +79,7 @@ def _files_test(ds: dict, resolve: Resolve):
     return path, None, lambda ids: labels[np.asarray(ids, dtype=np.int64)]
 
 
-def _imdb_root(ds: dict, resolve: Resolve) -> Path:
+def _imdb_root(ds: dict, resolve: Resolve) -> Path | Location:
     return resolve(imdb_location(ds.get("path")))
 
 

@@ -242,7 +242,7 @@ def on_imdb(raw: dict[str, Any], imdb: str | Path) -> dict[str, Any]:
     dataset = raw.get("dataset") or {}
     if not isinstance(dataset, dict):
         raise ConfigError("dataset must be a mapping")
-    path = str(Path(imdb).expanduser().resolve())
+    path = str(imdb) if is_uri(imdb) else str(Path(imdb).expanduser().resolve())
     if dataset.get("kind", "imdb") == "imdb":
         return {**raw, "dataset": {**dataset, "path": path}}
     keep = {k: dataset[k] for k in ("validation_fraction", "seed") if k in dataset}
