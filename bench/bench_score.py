@@ -1,33 +1,46 @@
-"""``critic score`` on a large corpus: rows/s and peak memory, local and Ray engines.
+"""``critic score`` on a large corpus: rows/s and peak memory, local and Ray engines, with the
+corpus and the output on local disk and on an S3-compatible server.
 
-    python bench/bench_score.py BUNDLE [--rows 1000000] [--repeat 1] [--engines local,ray]
+    python bench/bench_score.py BUNDLE [--rows 1000000] [--repeat 3] [--engines local,ray]
+                                       [--storage local,s3]
 
 The corpus is the 50,000 IMDB reviews of ../shared/data/imdb repeated to --rows rows, written
-once as Parquet into a temporary folder. Each run is a fresh ``critic score`` process; its
-peak memory is the largest sum of PSS over the process and all its descendants (Ray's
-raylet, workers and actors included), sampled every 0.2 s from /proc (Linux only).
-Writes bench/results/score.{json,md}.
+once as Parquet into a temporary folder (and uploaded once to the S3 server for ``s3``). The
+S3 server is moto's standalone server (the test suite's, ``moto[server]``), started here on
+127.0.0.1 and reached through the standard AWS variables, as a user's store would be. Each
+run is a fresh ``critic score`` process; its peak memory is the largest sum of PSS over the
+process and all its descendants (Ray's raylet, workers and actors included; the S3 server is
+not one), sampled every 0.2 s from /proc (Linux only). The Ray engine's fixed cost per node is
+measured apart: each engine scoring --overhead-rows rows, where nothing but the engine itself
+takes memory. Writes bench/results/score.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
-import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imdb"
+BUCKET = "critic-bench"
 
 
 def tree_pss(root: int) -> int:
@@ -61,7 +74,7 @@ def make_corpus(data: Path, rows: int, folder: Path) -> Path:
     reviews = pa.concat_tables(
         [pq.read_table(data / f"{s}.parquet", columns=["text"]) for s in ("train", "test")]
     ).column("text")
-    path = folder / "reviews.parquet"
+    path = folder / f"reviews-{rows}.parquet"
     with pq.ParquetWriter(path, pa.schema([("id", pa.int64()), ("text", pa.large_string())])) as w:
         done = 0
         while done < rows:
@@ -70,6 +83,49 @@ def make_corpus(data: Path, rows: int, folder: Path) -> Path:
             w.write_table(pa.table({"id": ids, "text": reviews.slice(0, n)}), row_group_size=50_000)
             done += n
     return path
+
+
+@contextlib.contextmanager
+def s3_server():
+    """moto's standalone server on a free port of 127.0.0.1, with the standard AWS variables
+    set for this process and the commands it starts; stopped by its process group."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise SystemExit("the S3 server (moto) did not start") from None
+                time.sleep(0.2)
+        os.environ.update(
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench-secret",
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_DEFAULT_REGION="us-east-1",
+        )
+        fs, _ = pafs.FileSystem.from_uri(f"s3://{BUCKET}?allow_bucket_creation=true")
+        fs.create_dir(BUCKET)
+        yield fs
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def run(cmd: list[str]) -> dict:
@@ -87,60 +143,114 @@ def run(cmd: list[str]) -> dict:
     return {"seconds": seconds, "peak_pss_bytes": peak, "summary": line}
 
 
+def check_output(fs: pafs.FileSystem, folder: str, rows: int) -> None:
+    """Every id of the corpus exactly once in the output's shards."""
+    ids = pads.dataset(folder, filesystem=fs, format="parquet").to_table(columns=["id"])
+    got = ids.column("id").to_numpy()
+    got.sort()
+    assert np.array_equal(got, np.arange(rows)), f"{folder}: rows missing or doubled"
+    fs.delete_dir(folder)
+
+
+def score(bundle: Path, corpus: str, out: str, engine: str, variant: str) -> dict:
+    cmd = [sys.executable, "-m", "critic", "score", "--model", str(bundle), "--input", corpus,
+           "--output", out, "--id-column", "id", "--engine", engine, "--variant", variant,
+           "--no-progress"]  # fmt: skip
+    return run(cmd)
+
+
+def summarize(runs: list[dict], rows: int) -> dict:
+    med = statistics.median(r["seconds"] for r in runs)
+    peaks = [r["peak_pss_bytes"] / 2**20 for r in runs]
+    return {
+        "median_seconds": med,
+        "rows_per_second": rows / med,
+        "peak_pss_mb": max(peaks),
+        "peak_pss_mb_range": [min(peaks), max(peaks)],
+        "runs": runs,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--overhead-rows", type=int, default=1_000)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--engines", default="local,ray")
+    parser.add_argument("--storage", default="local,s3")
     parser.add_argument("--variant", default="fp32")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
+    engines, storages = args.engines.split(","), args.storage.split(",")
 
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    results, overhead = {}, {}
+    local_fs = pafs.LocalFileSystem()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         corpus = make_corpus(args.data, args.rows, Path(tmp))
-        for engine in args.engines.split(","):
+        where = {"local": (local_fs, str(corpus), tmp)}
+        if "s3" in storages:
+            s3 = stack.enter_context(s3_server())
+            start = time.perf_counter()
+            pafs.copy_files(str(corpus), f"{BUCKET}/{corpus.name}", local_fs, s3)
+            print(f"uploaded {corpus.name} in {time.perf_counter() - start:.0f} s", flush=True)
+            where["s3"] = (s3, f"s3://{BUCKET}/{corpus.name}", f"s3://{BUCKET}")
+        small = make_corpus(args.data, args.overhead_rows, Path(tmp))
+        for engine in engines:
             runs = []
             for i in range(args.repeat):
-                out = Path(tmp) / f"out-{engine}-{i}"
-                cmd = [sys.executable, "-m", "critic", "score", "--model", str(args.bundle),
-                       "--input", str(corpus), "--output", str(out), "--id-column", "id",
-                       "--engine", engine, "--variant", args.variant, "--no-progress"]  # fmt: skip
-                runs.append(run(cmd))
-                rows = pq.ParquetDataset(sorted(out.glob("part-*"))).read(columns=["id"]).num_rows
-                assert rows == args.rows, f"{engine}: {rows} rows written, expected {args.rows}"
-                shutil.rmtree(out)
-                print(f"{engine}: {runs[-1]}", flush=True)
-            med = statistics.median(r["seconds"] for r in runs)
-            results[engine] = {
-                "median_seconds": med,
-                "rows_per_second": args.rows / med,
-                "peak_pss_mb": max(r["peak_pss_bytes"] for r in runs) / 2**20,
-                "runs": runs,
-            }
+                out = f"{tmp}/small-{engine}-{i}"
+                runs.append(score(args.bundle, str(small), out, engine, args.variant))
+                check_output(local_fs, out, args.overhead_rows)
+            overhead[engine] = summarize(runs, args.overhead_rows)
+            print(f"{engine}, {args.overhead_rows} rows: {overhead[engine]['peak_pss_mb']:.0f} MB")
+        for storage in storages:
+            fs, source, root = where[storage]
+            for engine in engines:
+                runs = []
+                for i in range(args.repeat):
+                    out = f"{root}/out-{engine}-{i}"
+                    runs.append(score(args.bundle, source, out, engine, args.variant))
+                    check_output(fs, out.removeprefix("s3://"), args.rows)
+                    print(f"{engine}/{storage}: {runs[-1]}", flush=True)
+                results[f"{engine}/{storage}"] = summarize(runs, args.rows)
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "bundle": str(args.bundle.name),
         "rows": args.rows,
         "variant": args.variant,
-        "engines": results,
+        "repeat": args.repeat,
+        "runs": results,
+        "overhead_rows": args.overhead_rows,
+        "overhead": overhead,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "score.json").write_text(json.dumps(report, indent=2))
     md = [
         f"critic score, {args.rows:,} IMDB reviews (Parquet, 50,000 reviews repeated), "
         f"{args.variant} bundle; {report['machine']}; wall time of the whole command, median "
-        f"of {args.repeat}.",
+        f"of {args.repeat}; S3 = moto's server on 127.0.0.1 (same cores).",
         "",
-        "| engine | rows/s | wall (s) | peak memory, process tree PSS (MB) |",
-        "|---|---:|---:|---:|",
+        "| engine | corpus and output | rows/s | wall (s) | peak memory, process tree PSS (MB) |",
+        "|---|---|---:|---:|---:|",
     ]
-    for engine, r in results.items():
+    for key, r in results.items():
+        engine, storage = key.split("/")
+        low, high = r["peak_pss_mb_range"]
         md.append(
-            f"| {engine} | {r['rows_per_second']:.0f} | {r['median_seconds']:.0f} | "
-            f"{r['peak_pss_mb']:.0f} |"
+            f"| {engine} | {storage} | {r['rows_per_second']:.0f} | {r['median_seconds']:.0f} | "
+            f"{high:.0f} ({low:.0f}-{high:.0f}) |"
         )
+    md += [
+        "",
+        f"Fixed cost: each engine scoring {args.overhead_rows:,} rows (local files).",
+        "",
+        "| engine | wall (s) | peak memory (MB) |",
+        "|---|---:|---:|",
+    ]
+    for engine, r in overhead.items():
+        md.append(f"| {engine} | {r['median_seconds']:.1f} | {r['peak_pss_mb']:.0f} |")
     (args.out / "score.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -70,6 +70,38 @@ def test_parquet_in_parquet_out_with_ids_and_kept_columns(tmp_path, bundle, runt
     assert summary["rows"] == 700 and summary["errors"] == 0
 
 
+def test_kept_columns_are_renamed_and_never_mixed_with_the_text(
+    tmp_path, bundle, runtime, imdb_test
+):
+    """--keep-columns NAME:NEW_NAME keeps columns named like the output's own; a kept column
+    named `text` stays apart from the column scored (it used to replace it)."""
+    texts = imdb_test[:50]
+    table = pa.table(
+        {
+            "review": texts,
+            "id": np.arange(50) * 7,
+            "label": ["pos", "neg"] * 25,
+            "text": ["Dull."] * 50,
+        }
+    )
+    pq.write_table(table, tmp_path / "in.parquet")
+    out = tmp_path / "out"
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(tmp_path / "in.parquet"),
+        "--output", str(out), "--text-column", "review",
+        "--keep-columns", "id:source_id", "label:gold", "text",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    got = read_output(out)
+    assert got.column_names == ["id", "probability", "label", "error", "source_id", "gold", "text"]
+    assert got.column("id").type == pa.string()
+    assert got.column("id").to_pylist() == [str(i) for i in range(50)]
+    assert got.column("source_id").to_pylist() == table.column("id").to_pylist()
+    assert got.column("gold").to_pylist() == table.column("label").to_pylist()
+    assert got.column("text").to_pylist() == ["Dull."] * 50
+    np.testing.assert_allclose(got.column("probability").to_numpy(), runtime.predict(texts))
+
+
 def test_a_job_that_wrote_no_shard_does_not_block_the_corrected_one(tmp_path, bundle, imdb_test):
     corpus = tmp_path / "corpus.csv"
     table = pa.table({"id": [f"r{i}" for i in range(30)], "text": imdb_test[:30]})
@@ -102,8 +134,10 @@ def test_text_csv_tsv_and_glob_inputs(tmp_path, bundle, runtime, imdb_test, out_
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     got = read_output(out, out_fmt)
-    # Without an id column, the id is the row's position across the inputs, in order.
-    assert got.column("id").to_pylist() == list(range(90))
+    # Without an id column, the id is the row's position across the inputs, in order, as
+    # text (a CSV has no types: its reader takes the digits for numbers).
+    positions = list(range(90)) if out_fmt == "csv" else [str(i) for i in range(90)]
+    assert got.column("id").to_pylist() == positions
     expected = runtime.predict(
         [t.replace("\t", " ") if i >= 60 else t for i, t in enumerate(texts)]
     )
@@ -297,7 +331,9 @@ def test_a_changed_model_input_or_option_is_refused(tmp_path, bundle, sample_bun
         (["--input", "nope/*.jsonl"], "matches no file"),
         (["--input", "missing.parquet"], "no such file"),
         (["--input", "{corpus}", "--text-column", "body"], "no field 'body'"),
-        (["--input", "{corpus}", "--keep-columns", "label"], "clash with the output"),
+        (["--input", "{corpus}", "--keep-columns", "label"], "--keep-columns NAME:NEW_NAME"),
+        (["--input", "{corpus}", "--keep-columns", "text:x", "id:x"], "['x'] twice"),
+        (["--input", "{corpus}", "--keep-columns", "text:"], "no empty name"),
         (["--input", "{corpus}", "--shard-rows", "0"], "--shard-rows must be >= 1"),
     ],
 )

@@ -220,9 +220,18 @@ def _register_score(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--text-column", default="text", help="column with the review")
     parser.add_argument(
-        "--id-column", help="column copied to `id` as text (default: the row's position)"
+        "--id-column",
+        help="column copied to `id`, as text (default: the row's position across the inputs, as "
+        "text)",
     )
-    parser.add_argument("--keep-columns", nargs="*", default=[], help="columns copied as they are")
+    parser.add_argument(
+        "--keep-columns",
+        nargs="*",
+        default=[],
+        metavar="NAME[:NEW_NAME]",
+        help="input columns copied to the output, NAME:NEW_NAME to rename one (for "
+        "a name that clashes with id, probability, label or error)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="rows per inference call")
     parser.add_argument(
         "--threads", type=int, default=None, help="onnxruntime threads (default: all cores)"

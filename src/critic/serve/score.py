@@ -41,6 +41,8 @@ SUMMARY = "_summary.json"
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
 SHARD_ROWS = 20_000
 EXTENSIONS = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
+OUTPUT_COLUMNS = ("id", "probability", "label", "error")
+KEPT = "kept:"  # prefix of a kept column inside a shard, apart from critic's own columns
 
 
 class ScoreError(ValueError):
@@ -61,9 +63,31 @@ class ScoreOptions:
             raise ScoreError(f"--format must be one of {OUTPUT_FORMATS}, got {self.format!r}")
         if self.shard_rows < 1:
             raise ScoreError(f"--shard-rows must be >= 1, got {self.shard_rows}")
-        reserved = {"id", "probability", "label", "error"} & set(self.keep_columns)
+        outputs = [out for _, out in self.kept()]
+        if any(not name for pair in self.kept() for name in pair):
+            raise ScoreError("--keep-columns takes NAME or NAME:NEW_NAME, with no empty name")
+        reserved = set(OUTPUT_COLUMNS) & set(outputs)
         if reserved:
-            raise ScoreError(f"--keep-columns {sorted(reserved)} would clash with the output")
+            raise ScoreError(
+                f"--keep-columns {sorted(reserved)} would clash with the output's own columns; "
+                "keep them under another name: --keep-columns NAME:NEW_NAME"
+            )
+        doubled = sorted({name for name in outputs if outputs.count(name) > 1})
+        if doubled:
+            raise ScoreError(f"--keep-columns names the output column(s) {doubled} twice")
+
+    def kept(self) -> list[tuple[str, str]]:
+        """(input column, output column) of each --keep-columns entry: ``NAME`` keeps a
+        column as it is, ``NAME:NEW_NAME`` (split at the last colon) renames it."""
+        pairs = []
+        for spec in self.keep_columns:
+            source, _, out = spec.rpartition(":") if ":" in spec else (spec, "", spec)
+            pairs.append((source, out))
+        return pairs
+
+    def source_columns(self) -> tuple[str, ...]:
+        """The input columns --keep-columns reads, each once."""
+        return tuple(dict.fromkeys(source for source, _ in self.kept()))
 
 
 @dataclass
@@ -240,7 +264,7 @@ def score_corpus(
                 options.shard_rows,
                 options.text_column,
                 options.id_column,
-                tuple(options.keep_columns),
+                options.source_columns(),
             )
             for shard, batch in enumerate(batches):
                 name = shard_name(index, shard, options.format)
@@ -248,7 +272,7 @@ def score_corpus(
                 if name in done:
                     summary.skipped_shards += 1
                 else:
-                    table = score_shard(runtime, shard_input(batch, position))
+                    table = score_shard(runtime, shard_input(batch, position, options))
                     write_shard(table, output / name, options.format)
                     summary.scored_rows += len(batch)
                 position += len(batch)
@@ -267,9 +291,7 @@ def prepare_output(
     bundle.model_file(options.variant)  # a BundleError when the bundle lacks the variant
     for path in inputs:  # missing or unusable columns end here, before the output exists
         next(
-            iter_batches(
-                path, 1, options.text_column, options.id_column, tuple(options.keep_columns)
-            ),
+            iter_batches(path, 1, options.text_column, options.id_column, options.source_columns()),
             None,
         )
     open_output(output, job_manifest(bundle, inputs, options))
@@ -314,10 +336,12 @@ def close_output(
     return summary
 
 
-def shard_input(batch: Batch, position: int):
+def shard_input(batch: Batch, position: int, options: ScoreOptions):
     """One shard ready for a scorer: ``text`` (valid text; empty where unreadable), ``_error``
-    (why a row cannot be scored), ``id`` and the kept columns. Both engines build shards
-    here, so they write the same rows and the same error messages."""
+    (why a row cannot be scored), ``id`` (text: the id column's value, else the row's
+    position across the inputs) and the kept columns under their output names, prefixed with
+    :data:`KEPT`. Both engines build shards here, so they write the same rows and the same
+    error messages."""
     import pyarrow as pa
 
     errors = dict(batch.errors)
@@ -336,11 +360,11 @@ def shard_input(batch: Batch, position: int):
     if batch.ids is not None:
         ids = _string_column(batch.ids)
     else:
-        ids = pa.array(np.arange(position, position + len(batch), dtype=np.int64))
+        ids = pa.array(np.arange(position, position + len(batch)).astype(str), type=pa.string())
     error_list = [errors.get(row) for row in range(len(batch))]
     columns = {"text": text_array, "_error": pa.array(error_list, type=pa.string()), "id": ids}
-    for name, values in batch.columns.items():
-        columns[name] = _string_column(values)
+    for source, out in options.kept():
+        columns[KEPT + out] = _string_column(batch.columns[source])
     return pa.table(columns)
 
 
@@ -389,13 +413,13 @@ def score_shard(runtime, shard):
     failed = np.array([e is not None for e in errors], dtype=bool)
     labels = runtime.to_labels(np.nan_to_num(probabilities)).astype(object)
     labels[failed] = None
-    kept = [c for c in shard.column_names if c not in ("text", "_error", "id")]
+    kept = [c for c in shard.column_names if c.startswith(KEPT)]
     columns = {
         "id": shard.column("id"),
         "probability": pa.array(probabilities, mask=failed, type=pa.float32()),
         "label": pa.array(labels, type=pa.string()),
         "error": pa.array(errors, type=pa.string()),
-        **{c: shard.column(c) for c in kept},
+        **{c.removeprefix(KEPT): shard.column(c) for c in kept},
     }
     return pa.table(columns)
 

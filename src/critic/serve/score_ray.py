@@ -92,11 +92,11 @@ def _shard_source(
                 options.shard_rows,
                 options.text_column,
                 options.id_column,
-                options.keep_columns,
+                options.source_columns(),
                 start=start,
             )
         )
-        table = shard_input(batch, offsets[index] + batch.start)
+        table = shard_input(batch, offsets[index] + batch.start, options)
         n = table.num_rows
         for name, value in zip(ROUTE, (index, shard, n), strict=True):
             table = table.append_column(name, pa.array([value] * n, type=pa.int64()))
