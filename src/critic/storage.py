@@ -24,6 +24,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 _MAGIC = ("*", "?", "[")
+# Each read of an object store is one ranged GET, with a cost per request on top of the bytes
+# (0.13 s per request on the test S3 server for a 200 MB object; tens of ms on a real store):
+# objects are read in large pieces.
+REMOTE_BUFFER = 8 << 20
+WHOLE_READ_CHUNK = 32 << 20
 
 
 class StorageError(ValueError):
@@ -119,7 +124,7 @@ class Location:
         """A seekable, buffered binary file with lines (local files are opened directly)."""
         if self.is_local:
             return open(self.path, "rb")
-        return io.BufferedReader(_Raw(self.fs.open_input_file(self.path)), 1 << 20)
+        return io.BufferedReader(_Raw(self.fs.open_input_file(self.path)), REMOTE_BUFFER)
 
     def read_bytes(self) -> bytes:
         with self.open_input() as fh:
@@ -131,7 +136,7 @@ class Location:
     def sha256(self) -> str:
         digest = hashlib.sha256()
         with self.open_input() as fh:
-            while chunk := fh.read(1 << 20):
+            while chunk := fh.read(WHOLE_READ_CHUNK):
                 digest.update(chunk)
         return digest.hexdigest()
 
@@ -173,6 +178,10 @@ class _Raw(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         return self._native.readinto(buffer)
+
+    def readall(self) -> bytes:
+        # io.RawIOBase's readall reads 8 KiB at a time: one request each on an object store.
+        return self._native.read()
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self._native.seek(offset, whence)
