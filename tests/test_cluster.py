@@ -2,7 +2,7 @@
 a real S3-compatible server over HTTP (moto's standalone server on 127.0.0.1).
 
 One machine plays a cluster: a head node with no CPUs (so every trial, read task and actor
-runs on a worker node) and two worker nodes, each started inside a private mount namespace
+runs on a worker node; its dashboard on 127.0.0.1 takes `ray job submit`) and two worker nodes, each started inside a private mount namespace
 with a tmpfs over pytest's temporary folder, where this driver keeps its data, runs and
 outputs: to a worker node that folder is empty, as on another machine. Every node has its own
 ports and temp dir, runs in its own process group, and only those groups are ended (never
@@ -39,9 +39,18 @@ class Cluster:
         self.private = private  # the folder worker nodes see as an empty tmpfs
         self.env = env
         self.gcs_port = free_port()
+        dashboard_port = free_port()
+        self.dashboard = f"http://127.0.0.1:{dashboard_port}"  # where jobs are submitted
         self.temp_dirs: list[str] = []
         self.head = self._start(
-            ["--head", f"--port={self.gcs_port}", "--num-cpus=0", "--include-dashboard=false"],
+            [
+                "--head",
+                f"--port={self.gcs_port}",
+                "--num-cpus=0",
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard_port}",
+            ],
             private_mount=False,
         )
         self.env["RAY_ADDRESS"] = f"127.0.0.1:{self.gcs_port}"
@@ -357,3 +366,57 @@ def test_serve_a_local_bundle_on_nodes_that_cannot_read_it(cluster, tmp_path, sa
     expected = critic.Runtime.load(bundle).predict(texts)
     np.testing.assert_allclose(body["probabilities"], expected, atol=1e-6)
     assert card["path"] == str(bundle)
+
+
+def submit(cluster: Cluster, options: list[str], args: list[str], timeout: float = 600):
+    """`ray job submit [options] -- python -m critic ARGS` to the cluster, waiting for the
+    job. Until the head's job agent has registered, Ray refuses a submission before making a
+    job: that refusal is retried."""
+    command = [RAY, "job", "submit", "--address", cluster.dashboard, *options, "--"]
+    command += [sys.executable, "-m", "critic", *args]
+    env = {k: v for k, v in cluster.env.items() if k != "RAY_ADDRESS"}
+    deadline = time.time() + 300
+    while True:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        refused = "No available agent to submit job" in result.stdout + result.stderr
+        if not refused or time.time() > deadline:
+            return result
+        time.sleep(3)
+
+
+def test_a_sweep_as_a_ray_job_on_the_cluster(cluster, tmp_path, s3_bucket):
+    """`ray job submit --working-dir JOB -- critic tune` with the data in the job's folder and
+    the run on S3: trials run on the worker nodes, the run lands in the bucket. The same job
+    with a relative storage_path is refused before anything runs."""
+    from critic.storage import location
+
+    job = tmp_path / "job"
+    job.mkdir()
+    for split in ("train", "test"):
+        shutil.copy(sample_path(split), job / f"{split}.jsonl")
+    config = tiny_sweep_config(
+        tmp_path,
+        name="job-sweep",
+        dataset={"kind": "files", "train": "train.jsonl", "test": "test.jsonl", "limit": 300},
+        model={"family": "conv1d", "embedding_dim": 8, "filters": {"grid": [4, 8]}},
+        search={"num_samples": 1, "scheduler": "fifo", "max_concurrent_trials": 2},
+        training={"epochs": 1, "batch_size": 64},
+        storage_path=f"{s3_bucket}/runs",
+        top_k=1,
+    )
+    (job / "sweep.yaml").write_text(json.dumps(config))
+    # The job's own S3 settings, as a user would pass them to nodes that lack them.
+    aws = {k: v for k, v in cluster.env.items() if k.startswith("AWS_")}
+    options = ["--working-dir", str(job), "--runtime-env-json", json.dumps({"env_vars": aws})]
+    result = submit(cluster, options, ["tune", "--config", "sweep.yaml", "--export-top", "1"])
+    logs = result.stdout + result.stderr
+    assert result.returncode == 0, logs[-4000:]
+    run = location(f"{s3_bucket}/runs/job-sweep")
+    board = json.loads((run / "leaderboard.json").read_text())
+    assert len(board["trials"]) == 2 and board["failed"] == []
+    assert (run / "bundles" / "rank1" / "bundle.json").is_file()
+
+    (job / "sweep.yaml").write_text(json.dumps({**config, "storage_path": "runs"}))
+    refused = submit(cluster, options, ["tune", "--config", "sweep.yaml"])
+    logs = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "package cache" in logs, logs[-4000:]

@@ -8,6 +8,7 @@ machine). Clients reach the dashboard on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -151,3 +152,72 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
     assert "1000 rows (0 with errors) in 3 shards" in logs
     summary = json.loads((scored / "_summary.json").read_text())
     assert summary["rows"] == 1000 and len(summary["files"]) == 3
+
+
+def _get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_serve_as_a_ray_job(tmp_path, ray_head, sample_bundle):
+    """`ray job submit --no-wait -- critic serve`: the job serves /predict on the cluster;
+    `ray job stop` ends it, and with it the application: the port answers no more."""
+    import urllib.request
+
+    import numpy as np
+
+    import critic
+
+    address, env = ray_head
+    bundle = sample_bundle[0]
+    port = free_port()
+    job = "critic-serve-job"
+    submitted = _submit_critic_job(
+        env,
+        address,
+        ["--no-wait", "--submission-id", job],
+        ["serve", "--model", str(bundle), "--port", str(port), "--replicas", "1"],
+        timeout=120,
+    )
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    url = f"http://127.0.0.1:{port}"
+    texts = ["A wonderful, moving film.", "Dull and far too long."]
+    try:
+        deadline = time.time() + 300
+        while True:
+            with contextlib.suppress(OSError):
+                if _get(url + "/healthz")[0] == 200:
+                    break
+            status = _ray_cli(env, "job", "status", "--address", address, job).stdout
+            if "FAILED" in status or "SUCCEEDED" in status or time.time() > deadline:
+                logs = _ray_cli(env, "job", "logs", "--address", address, job).stdout
+                pytest.fail(f"critic serve did not start as a job:\n{status}\n{logs[-4000:]}")
+            time.sleep(2)
+        request = urllib.request.Request(
+            url + "/predict",
+            data=json.dumps({"texts": texts}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.loads(response.read())
+        expected = critic.Runtime.load(bundle).predict(texts)
+        np.testing.assert_allclose(body["probabilities"], expected, atol=1e-6)
+    finally:
+        stopped = _ray_cli(env, "job", "stop", "--address", address, job, timeout=180)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    logs = _ray_cli(env, "job", "logs", "--address", address, job).stdout
+    assert "critic serve: stopping" in logs, logs[-3000:]
+    deadline = time.time() + 60
+    while True:  # the application and its proxy are gone with the job
+        try:
+            _get(url + "/healthz", timeout=5)
+        except OSError:
+            break
+        assert time.time() < deadline, "the server still answers after `ray job stop`"
+        time.sleep(2)
