@@ -2,11 +2,12 @@
 a real S3-compatible server over HTTP (moto's standalone server on 127.0.0.1).
 
 One machine plays a cluster: a head node with no CPUs (so every trial, read task and actor
-runs on a worker node; its dashboard on 127.0.0.1 takes `ray job submit`) and two worker nodes, each started inside a private mount namespace
-with a tmpfs over pytest's temporary folder, where this driver keeps its data, runs and
-outputs: to a worker node that folder is empty, as on another machine. Every node has its own
-ports and temp dir, runs in its own process group, and only those groups are ended (never
-`ray stop`). Losing a node is ending its process group.
+runs on a worker node; its dashboard on 127.0.0.1 takes `ray job submit`) and two worker
+nodes, each started inside a private mount namespace with a tmpfs over pytest's temporary
+folder, where this driver keeps its data, runs and outputs: to a worker node that folder is
+empty, as on another machine. Every node has its own ports and temp dir, runs in its own
+process group, and only those groups are ended (never `ray stop`). Losing a node is ending
+its process group.
 """
 
 from __future__ import annotations

@@ -80,7 +80,8 @@ def test_a_relative_storage_path_is_refused_inside_a_ray_job(tmp_path, monkeypat
     from critic.orchestrator.sweep import run_sweep
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("RAY_JOB_ID", "02000000")
+    # What Ray's job supervisor sets for a job's entrypoint (test_cluster submits real jobs).
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", '{"runtime_env": {}}')
     cfg = SweepConfig.from_dict(tiny_sweep_config(tmp_path, storage_path="runs"))
     with pytest.raises(ConfigError, match="storage_path 'runs' is relative: inside a Ray job"):
         run_sweep(cfg)

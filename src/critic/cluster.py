@@ -27,7 +27,14 @@ def connect_ray(num_cpus: int | None = None) -> None:
 def joins_a_cluster() -> bool:
     """Whether :func:`connect_ray` joins a running cluster (else it starts an embedded Ray,
     which ends with this process)."""
-    return bool(os.environ.get("RAY_ADDRESS") or os.environ.get("RAY_JOB_ID"))
+    return bool(os.environ.get("RAY_ADDRESS")) or in_a_ray_job()
+
+
+def in_a_ray_job() -> bool:
+    """Whether this process is a Ray job's entrypoint (``ray job submit``): Ray's job
+    supervisor hands it the job's configuration in this variable (``RAY_JOB_ID`` is set for
+    a job's workers, not for its entrypoint)."""
+    return bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or os.environ.get("RAY_JOB_ID"))
 
 
 def error_line(report: str) -> str | None:

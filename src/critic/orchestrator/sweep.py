@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from critic.cluster import connect_ray
+from critic.cluster import connect_ray, in_a_ray_job
 from critic.console import verbose
 from critic.storage import Location, is_uri, location, pull, push, working_copy
 
@@ -156,11 +155,7 @@ def _check_storage_path(cfg: SweepConfig) -> None:
     directory (a package cache on the head node): a relative storage_path would put the run
     there, where nobody looks, and lose it with the cache. Refuse it."""
     path = str(cfg.storage_path)
-    if (
-        os.environ.get("RAY_JOB_ID")
-        and not is_uri(path)
-        and not Path(path).expanduser().is_absolute()
-    ):
+    if in_a_ray_job() and not is_uri(path) and not Path(path).expanduser().is_absolute():
         raise ConfigError(
             f"storage_path {path!r} is relative: inside a Ray job it would resolve into Ray's "
             "package cache for the job's working directory on the head node, not where you "
