@@ -387,8 +387,9 @@ def submit(cluster: Cluster, options: list[str], args: list[str], timeout: float
 
 def test_a_sweep_as_a_ray_job_on_the_cluster(cluster, tmp_path, s3_bucket):
     """`ray job submit --working-dir JOB -- critic tune` with the data in the job's folder and
-    the run on S3: trials run on the worker nodes, the run lands in the bucket. The same job
-    with a relative storage_path is refused before anything runs."""
+    the run on S3: trials run on the worker nodes, the run lands in the bucket, and `--resume`
+    takes it from there. The same job with a relative storage_path is refused before anything
+    runs."""
     from critic.storage import location
 
     job = tmp_path / "job"
@@ -416,6 +417,11 @@ def test_a_sweep_as_a_ray_job_on_the_cluster(cluster, tmp_path, s3_bucket):
     board = json.loads((run / "leaderboard.json").read_text())
     assert len(board["trials"]) == 2 and board["failed"] == []
     assert (run / "bundles" / "rank1" / "bundle.json").is_file()
+    # --resume from the bucket, on this machine, which never had the run: nothing to re-run.
+    resumed = critic(cluster, "tune", "--resume", run.uri)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
+    again = json.loads((run / "leaderboard.json").read_text())
+    assert [t["trial"] for t in again["trials"]] == [t["trial"] for t in board["trials"]]
 
     (job / "sweep.yaml").write_text(json.dumps({**config, "storage_path": "runs"}))
     refused = submit(cluster, options, ["tune", "--config", "sweep.yaml"])

@@ -79,14 +79,18 @@ class SweepConfig:
         return cls.from_dict(raw, base_dir=path.parent)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], base_dir: Path | None = None) -> SweepConfig:
+    def from_dict(
+        cls, raw: dict[str, Any], base_dir: Path | None = None, check_data: bool = True
+    ) -> SweepConfig:
+        """A checked config; ``check_data=False`` skips the check that the dataset's files
+        exist (a resume reads the run's prepared arrays, not the data)."""
         check_document(raw)
         raw = {**raw, **{key: raw.get(key) or {} for key in SECTIONS}}
         if dataset_kind(raw["dataset"]).name == "imdb":
             if not raw["dataset"].get("path") and os.environ.get(IMDB_ENV):
                 raw = on_imdb(raw, os.environ[IMDB_ENV])  # pinned, so a resume finds it
         cfg = cls(**raw, base_dir=Path(base_dir or Path.cwd()))
-        cfg.validate()
+        cfg.validate(check_data)
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,13 +123,14 @@ class SweepConfig:
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
-    def validate(self) -> None:
+    def validate(self, check_data: bool = True) -> None:
         """Raise ConfigError on the first thing that would stop a trial. The schema
         (:mod:`.schema`) has checked every key's type and range; these are the rules that
-        tie keys together, and the files the dataset names."""
-        problems = dataset_kind(self.dataset).problems(self.dataset, self.path)
-        if problems:
-            raise ConfigError(problems[0])
+        tie keys together, and (with ``check_data``) the files the dataset names."""
+        if check_data:
+            problems = dataset_kind(self.dataset).problems(self.dataset, self.path)
+            if problems:
+                raise ConfigError(problems[0])
         self._validate_models()
         self._validate_search()
         self._validate_spaces()

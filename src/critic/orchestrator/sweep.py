@@ -225,8 +225,12 @@ def resume_sweep(
     if not (run / "sweep.json").is_file():
         raise ConfigError(f"{run}: no sweep.json; is this a `critic tune` run directory?")
     raw = json.loads((run / "sweep.json").read_text())
+    # The run holds the prepared arrays: the dataset's files need not exist on this machine
+    # (a run of a Ray job names them in the job's working directory, on the head node).
     cfg = SweepConfig.from_dict(
-        {k: v for k, v in raw.items() if k != "base_dir"}, base_dir=Path(raw["base_dir"])
+        {k: v for k, v in raw.items() if k != "base_dir"},
+        base_dir=Path(raw["base_dir"]),
+        check_data=False,
     )
     keys = [setting_key(setting) for setting in tokenizer_settings(cfg)]
     folders = {key: str(pull(run, f"data/{key}", local)) for key in keys}
