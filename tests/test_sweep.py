@@ -619,3 +619,17 @@ def test_a_sweep_reads_its_dataset_files_from_s3(tmp_path, ray_local, s3_bucket)
     board = json.loads((run_dir / "leaderboard.json").read_text())
     (trial,) = board["trials"]
     assert 0.0 <= trial["test_accuracy"] <= 1.0 and board["dataset"]["train"] == dataset["train"]
+
+
+def test_tokenizer_bench_shows_no_tensorflow_start_up_lines(tmp_path):
+    """The README's main command starts with `critic tokenizer bench`: its comparison with
+    Keras, without TensorFlow's CUDA and absl lines on a CPU machine."""
+    quieting = ("TF_CPP_MIN_LOG_LEVEL", "GRPC_VERBOSITY", "RAY_AIR_NEW_OUTPUT")
+    env = {k: v for k, v in os.environ.items() if k not in quieting}
+    command = [sys.executable, "-m", "critic", "tokenizer", "bench", "--repeat", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "identical word_index" in result.stdout and "ids identical to Keras" in result.stdout
+    screen = result.stdout + result.stderr
+    for noise in ("cudart_stub", "cpu_feature_guard", "absl::InitializeLog", "cuInit"):
+        assert noise not in screen, noise

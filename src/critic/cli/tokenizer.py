@@ -159,7 +159,10 @@ def median_seconds(fn: Callable[[], object], repeat: int) -> tuple[float, object
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from critic import console
+
     try:
+        console.quiet_import("tensorflow")  # TensorFlow's start-up lines stay off the screen
         import tensorflow as tf
     except ImportError as e:
         raise ValueError("the comparison needs TensorFlow: pip install 'critic[train]'") from e
