@@ -89,8 +89,8 @@ def read_labeled(
 def read_acl_imdb(root: str | Path | Location, split: str) -> LabeledTexts:
     """``{split}/{neg,pos}/<id>_<rating>.txt`` under ``root`` (the aclImdb folder, a folder
     holding it, or its .tar.gz archive, which is extracted safely into the cache; local or a
-    storage URI), in the
-    order :func:`~critic.data.readers.acl_imdb_files` gives (``critic score`` reads the same)."""
+    storage URI), in the order :func:`~critic.data.readers.acl_imdb_files` gives (``critic
+    score`` reads the same)."""
     folder = acl_imdb_split(root, split)
     for name in DEFAULT_LABELS:
         if not (folder / name).is_dir():

@@ -360,8 +360,7 @@ def refit_best(cfg: SweepConfig, local: Path, row: dict) -> dict:
     }
     print(
         f"critic tune: refit {short_trial_name(row['trial'])} on train + validation "
-        f"({refit['rows']} rows, "
-        f"{refit['epochs']} epochs): test accuracy {refit['test_accuracy']:.4f} "
-        f"(before refit {row['test_accuracy']:.4f})"
+        f"({refit['rows']} rows, {refit['epochs']} epochs): "
+        f"test accuracy {refit['test_accuracy']:.4f} (before refit {row['test_accuracy']:.4f})"
     )
     return refit

@@ -63,8 +63,9 @@ class ScoreOptions:
             raise ScoreError(f"--format must be one of {OUTPUT_FORMATS}, got {self.format!r}")
         if self.shard_rows < 1:
             raise ScoreError(f"--shard-rows must be >= 1, got {self.shard_rows}")
-        outputs = [out for _, out in self.kept()]
-        if any(not name for pair in self.kept() for name in pair):
+        pairs = self.kept()
+        outputs = [out for _, out in pairs]
+        if any(not name for pair in pairs for name in pair):
             raise ScoreError("--keep-columns takes NAME or NAME:NEW_NAME, with no empty name")
         reserved = set(OUTPUT_COLUMNS) & set(outputs)
         if reserved:
