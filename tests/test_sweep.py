@@ -633,3 +633,19 @@ def test_tokenizer_bench_shows_no_tensorflow_start_up_lines(tmp_path):
     screen = result.stdout + result.stderr
     for noise in ("cudart_stub", "cpu_feature_guard", "absl::InitializeLog", "cuInit"):
         assert noise not in screen, noise
+
+
+def test_trials_tied_on_validation_rank_the_same_in_any_order():
+    """A resumed run gets its results back in another order; ties must not reorder the board."""
+    from ray.tune import Result
+
+    from critic.orchestrator.sweep import rank_trials
+
+    def result(name: str, accuracy: float) -> Result:
+        config = {"model": {"family": "conv1d"}, "tokenizer": {}}
+        metrics = {"val_accuracy": accuracy, "epoch": 1, "config": config}
+        return Result(metrics=metrics, checkpoint=None, error=None, path=f"run/{name}")
+
+    results = [result("trial_b", 0.75), result("trial_a", 0.75), result("trial_c", 0.8)]
+    orders = {tuple(r["trial"] for r in rank_trials(p)[0]) for p in itertools.permutations(results)}
+    assert orders == {("trial_c", "trial_a", "trial_b")}

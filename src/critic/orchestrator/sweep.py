@@ -309,7 +309,9 @@ def rank_trials(results) -> tuple[list[dict], list[dict]]:
                 "params": {**result.config["model"], **result.config["tokenizer"]},
             }
         )
-    rows.sort(key=lambda r: r["val_accuracy"], reverse=True)
+    # Ties (common on small validation splits) go by trial name, so the order does not
+    # depend on the order Tune hands the results back in, which differs after a resume.
+    rows.sort(key=lambda r: (-r["val_accuracy"], r["trial"]))
     return rows, failed
 
 
