@@ -233,6 +233,58 @@ def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local
     assert report["rows_per_second"] > 0
 
 
+def test_critic_run_ships_an_ensemble_of_refit_trials(tmp_path, ray_local, imdb_test, capsys):
+    """ensemble: 2 with refit: both best trials are retrained on train + validation, and the
+    run's model is one bundle whose logit is the mean of theirs (nbsvm members fold into one
+    weight table), scored on raw text as Keras scored the prepared ids."""
+    import keras
+
+    import critic
+    from critic.cli.main import main
+
+    cfg = tiny_sweep_config(
+        tmp_path,
+        dataset={
+            "kind": "files",
+            "train": str(sample_path("train")),
+            "test": str(sample_path("test")),
+        },
+        tokenizer={"num_words": 2000, "maxlen": 100},
+        model={"family": "nbsvm", "learning_rate": {"grid": [0.01, 0.003]}},
+        search={"num_samples": 1, "scheduler": "fifo", "max_concurrent_trials": 2},
+        training={"epochs": 2, "batch_size": 32, "refit": True},
+        top_k=2,
+        ensemble=2,
+    )
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps(cfg))
+    assert main(["run", "--config", str(path)]) == 0
+    assert "critic run: ensemble of " in capsys.readouterr().out
+    run_dir = tmp_path / "runs" / "tiny"
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["ensemble"] == [t["trial"] for t in board["trials"]]
+    assert report["bundle"].endswith("bundles/ensemble2") and report["refit"]
+    bundle = critic.load_bundle(run_dir / "bundles" / "ensemble2")
+    trial = bundle.meta["trial"]
+    assert trial["combine"].startswith("mean of logits") and trial["refit"] == {"members": 2}
+    assert [m["refit"]["rows"] for m in trial["ensemble"]] == [1000, 1000]
+    assert bundle.meta["metrics"]["val_accuracy"] is None  # the members trained on those rows
+    assert bundle.meta["model"]["op_types"]["Gather"] == 1  # one table: the cost of one member
+    assert report["bundle_test_accuracy"] == pytest.approx(report["keras_test_accuracy"], abs=0.002)
+    # The bundle on raw text == the mean of the two refit models' Keras logits.
+    texts = imdb_test[:200]
+    members = [
+        keras.models.load_model(run_dir / "refit" / f"rank{k}" / "model.keras") for k in (1, 2)
+    ]
+    ids = critic.Runtime(bundle).encode(texts)
+    logits = [
+        keras.Model(m.inputs[0], m.get_layer("logit").output).predict(ids, verbose=0) for m in members
+    ]
+    want = 1 / (1 + np.exp(-np.mean(logits, axis=0)[:, 0]))
+    np.testing.assert_allclose(critic.Runtime(bundle).predict(texts), want, atol=1e-5)
+
+
 def test_critic_run_on_an_acl_imdb_archive_in_object_storage(
     tmp_path, ray_local, s3_bucket, monkeypatch, capsys
 ):
@@ -323,9 +375,11 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
     assert sorted(t["model"]["family"] for t in board["trials"]) == ["conv1d", "fasttext", "nbsvm"]
     # The best configuration, retrained on train + validation for its best epoch count, is
     # what the pipeline exported and scored.
-    refit, best = board["refit"], board["trials"][0]
-    assert refit["trial"] == best["trial"] and refit["epochs"] == best["best_epoch"]
-    assert refit["rows"] == 1000 and (run_dir / "refit" / "model.keras").is_file()
+    best = board["trials"][0]
+    refit = best["refit"]
+    assert refit["epochs"] == best["best_epoch"] and refit["checkpoint"] == "refit/rank1"
+    assert refit["rows"] == 1000 and (run_dir / "refit" / "rank1" / "model.keras").is_file()
+    assert all("refit" not in t for t in board["trials"][1:])  # only the run's model
     bundle = load_bundle(run_dir / "bundles" / "rank1")
     assert bundle.meta["trial"]["refit"] == {"epochs": refit["epochs"], "rows": 1000}
     assert bundle.meta["metrics"]["val_accuracy"] is None  # the refit trained on those rows

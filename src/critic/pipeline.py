@@ -1,6 +1,7 @@
-"""The main job (``critic run``), end to end. A sweep -> export of the best trial -> scoring
-of the test split with the exported bundle -> the leaderboard, the test accuracy the bundle
-reaches on raw text, and the scoring speed."""
+"""The main job (``critic run``), end to end. A sweep -> export of the run's model (its best
+trial, or the ensemble of its best trials the config asks for) -> scoring of the test split
+with the exported bundle -> the leaderboard, the test accuracy the bundle reaches on raw
+text, and the scoring speed."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from critic.storage import Location, location, working_copy
 
 def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str | None = None):
     """Run the whole chain; returns (run_dir, report dict)."""
-    from critic.export.runs import export_run
+    from critic.export.runs import export_ensemble, export_run
     from critic.serve import Runtime
     from critic.serve.score import ScoreOptions, score_corpus
 
@@ -30,22 +31,28 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
     run_dir = run_sweep(cfg, num_cpus=num_cpus)
     run = location(run_dir)
     local = working_copy(run)
-    if not export_run(run, 1, quantize=quantize):
-        raise RuntimeError("the best trial failed verification; see the export message above")
+    board = json.loads((run / "leaderboard.json").read_text())
+    members = min(cfg.ensemble, len(board["trials"]))
+    if members > 1:
+        bundle, exported = f"ensemble{members}", export_ensemble(run, members, quantize=quantize)
+    else:
+        bundle, exported = "rank1", export_run(run, 1, quantize=quantize)
+    if not exported:
+        raise RuntimeError("the run's model failed verification; see the export message above")
     test_input, id_column, truth = kind.test_reviews(cfg.dataset, cfg.path)
-    runtime = Runtime.load(local / "bundles" / "rank1")
+    runtime = Runtime.load(local / "bundles" / bundle)
     options = ScoreOptions(id_column=id_column)
     summary = score_corpus(runtime, [test_input], run / "scored", options)
     accuracy, errors = _accuracy(run / "scored", truth, runtime)
-    board = json.loads((run / "leaderboard.json").read_text())
-    best = {**board["trials"][0], **board.get("refit", {})}
+    best = board["trials"][0]
     report = {
         "run_dir": run.uri,
-        "bundle": (run / "bundles" / "rank1").uri,
-        "best_trial": board["trials"][0]["trial"],
-        "val_accuracy": board["trials"][0]["val_accuracy"],
-        "keras_test_accuracy": best["test_accuracy"],
-        "refit": "refit" in board,
+        "bundle": (run / "bundles" / bundle).uri,
+        "best_trial": best["trial"],
+        "ensemble": [t["trial"] for t in board["trials"][:members]] if members > 1 else None,
+        "val_accuracy": best["val_accuracy"],
+        "keras_test_accuracy": _keras_test_accuracy(runtime, best),
+        "refit": "refit" in best,
         "bundle_test_accuracy": accuracy,
         "scored_rows": summary.rows,
         "row_errors": errors,
@@ -53,6 +60,13 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
     }
     (run / "report.json").write_atomic(json.dumps(report, indent=2).encode())
     return run_dir, report
+
+
+def _keras_test_accuracy(runtime, best: dict) -> float:
+    """The run's model's Keras test accuracy: a single trial's (or its refit's) from the
+    leaderboard, an ensemble's as its export measured it."""
+    trial = runtime.bundle.meta["trial"]
+    return float((trial if trial.get("ensemble") else best.get("refit", best))["test_accuracy"])
 
 
 def _accuracy(scored: Location, truth, runtime) -> tuple[float, int]:
@@ -69,9 +83,15 @@ def _accuracy(scored: Location, truth, runtime) -> tuple[float, int]:
 
 def print_report(report: dict) -> None:
     refit = ", refit on train + validation" if report.get("refit") else ""
+    model = f"best trial {short_trial_name(report['best_trial'])}"
+    if report.get("ensemble"):
+        names = ", ".join(short_trial_name(t) for t in report["ensemble"])
+        model = f"ensemble of {names} (best: validation {100 * report['val_accuracy']:.2f} %)"
+        validation = ""
+    else:
+        validation = f"validation {100 * report['val_accuracy']:.2f} %, "
     print(
-        f"critic run: best trial {short_trial_name(report['best_trial'])}: validation "
-        f"{100 * report['val_accuracy']:.2f} %, test {100 * report['keras_test_accuracy']:.2f} % "
+        f"critic run: {model}: {validation}test {100 * report['keras_test_accuracy']:.2f} % "
         f"(Keras{refit}), {100 * report['bundle_test_accuracy']:.2f} % "
         f"(exported bundle on raw text, {report['scored_rows']} reviews, "
         f"{report['row_errors']} row errors) scored at "

@@ -27,8 +27,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--ensemble",
         type=int,
         metavar="K",
-        help="instead, one bundle (OUT/ensembleK) averaging the run's K best trials; they must "
-        "share a tokenizer setting (verified against the mean of their Keras predictions)",
+        help="instead, one bundle (OUT/ensembleK) averaging the run's K best trials (their "
+        "refits where the run made them); they must share a tokenizer setting. nbsvm members "
+        "fold into one model (mean logit); others average their probabilities",
     )
     parser.add_argument(
         "--tokenizer",

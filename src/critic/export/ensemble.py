@@ -1,16 +1,24 @@
-"""One model averaging several trials: ``critic export RUN --ensemble K``.
+"""One model averaging several trials: ``critic export RUN --ensemble K`` (and a config's
+``ensemble: K``).
 
 The members must read the same ids (the same tokenizer JSON: one tokenizer setting of the
-sweep); their Keras models are nested in one functional model whose output is the mean of
-theirs, and that model is exported and verified like any other (ONNX == the members' mean
-Keras probability), so ``Runtime``, ``score`` and ``serve`` load it as one bundle.
+sweep). Members of mixed families are nested in one functional model whose output is the
+mean of their probabilities. nbsvm members are linear in their ids, so the mean of their
+logits is one nbsvm model whose weight table and bias are the means of theirs: the ensemble
+costs no more to run than one member (checked against the members' own logits). Either way
+the model is exported and verified like any other, so ``Runtime``, ``score`` and ``serve``
+load it as one bundle.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .sources import ExportSource, SourceError
+
+FOLD_TOLERANCE = 1e-5  # max |probability difference| of a folded ensemble vs its members
 
 
 def ensemble_source(members: list[ExportSource], work: Path) -> ExportSource:
@@ -36,18 +44,62 @@ def ensemble_source(members: list[ExportSource], work: Path) -> ExportSource:
     shapes = {tuple(model.inputs[0].shape) for model in models}
     if len(shapes) != 1:
         raise SourceError(f"members take different inputs {sorted(shapes)}")
-    tokens = keras.Input(shape=models[0].inputs[0].shape[1:], dtype="int32", name="tokens")
-    mean = keras.layers.Average(name="probability")([model(tokens) for model in models])
     work.mkdir(parents=True, exist_ok=True)
     path = work / "model.keras"
-    keras.Model(tokens, mean, name="ensemble").save(path)
+    if all(_family(m) == "nbsvm" for m in members):
+        _folded_nbsvm(models).save(path)
+        combine = "mean of logits (nbsvm weights averaged into one table)"
+    else:
+        tokens = keras.Input(shape=models[0].inputs[0].shape[1:], dtype="int32", name="tokens")
+        mean = keras.layers.Average(name="probability")([model(tokens) for model in models])
+        keras.Model(tokens, mean, name="ensemble").save(path)
+        combine = "mean of probabilities"
     trial = {
         "run": first.trial.get("run"),
         "ensemble": [{k: v for k, v in m.trial.items() if k != "run"} for m in members],
         "model": {"family": "ensemble of " + ", ".join(_family(m) for m in members)},
+        "combine": combine,
     }
+    if first.data is not None and (first.data / "x_test.npy").is_file():  # scored once, as a trial
+        trial["test_accuracy"] = _test_accuracy(keras.models.load_model(path), first.data)
+    refits = sum(1 for m in members if m.trial.get("refit"))
+    if refits:  # members trained on the validation rows: no validation metrics for it
+        trial["refit"] = {"members": refits}
     return ExportSource(path, first.tokenizer_json, first.labels, first.data, trial, first.dataset)
 
 
 def _family(source: ExportSource) -> str:
     return str(source.trial.get("model", {}).get("family", "?"))
+
+
+def _test_accuracy(model, data: Path) -> float:
+    x, y = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
+    p = model.predict(x, batch_size=256, verbose=0)[:, 0]
+    return float(((p >= 0.5) == (y >= 0.5)).mean())
+
+
+def _folded_nbsvm(models: list):
+    """One nbsvm model whose logit is the mean of ``models``' logits: the mean of their
+    ratio-scaled weight tables (scales set to 1) and of their biases."""
+    import keras
+
+    folded = keras.models.clone_model(models[0])
+    tables = [m.get_layer("nb_weights") for m in models]
+    table = np.mean([t.weights_per_id.numpy() * t.scales.numpy() for t in tables], axis=0)
+    bias = np.mean([m.get_layer("logit").bias.numpy() for m in models], axis=0)
+    folded.get_layer("nb_weights").scales.assign(np.ones_like(table))
+    folded.get_layer("nb_weights").weights_per_id.assign(table)
+    folded.get_layer("logit").bias.assign(bias)
+    # The members' own logits on random ids (the identity holds for any ids).
+    width, size = int(folded.inputs[0].shape[1]), table.shape[0]
+    ids = np.random.default_rng(0).integers(0, size, (256, width), dtype=np.int32)
+    ids[:, : width // 2] = 0  # padding, as real rows have
+    logits = [keras.Model(m.inputs[0], m.get_layer("logit").output)(ids) for m in models]
+    want = 1 / (1 + np.exp(-np.mean([np.asarray(x)[:, 0] for x in logits], axis=0)))
+    got = np.asarray(folded(ids))[:, 0]
+    if not np.abs(got - want).max() <= FOLD_TOLERANCE:
+        raise SourceError(
+            f"the folded nbsvm ensemble differs from its members' mean logit by "
+            f"{np.abs(got - want).max():.2e} (> {FOLD_TOLERANCE})"
+        )
+    return folded

@@ -27,17 +27,27 @@ def export_run(
     return ok
 
 
-def export_ensemble(run_dir: str | Path | Location, k: int, out: Path, **options) -> bool:
-    """One bundle, ``OUT/ensembleK``, averaging the run's K best trials (see
-    :mod:`.ensemble`). Returns whether it verified."""
+def export_ensemble(
+    run_dir: str | Path | Location, k: int, out: Path | None = None, **options
+) -> bool:
+    """One bundle, ``OUT/ensembleK``, averaging the run's K best trials (each as its refit on
+    train + validation where the run made one; see :mod:`.ensemble`). OUT defaults to the
+    run's bundles/ folder, as in :func:`export_run`. Returns whether it verified."""
     import tempfile
 
     from .ensemble import ensemble_source
 
+    run = location(run_dir)
+    local = working_copy(run)
+    folder = out if out is not None else local / "bundles"
     with tempfile.TemporaryDirectory(prefix="critic-ensemble-") as work:
-        # The trials as the sweep trained them (a refit saw the validation rows).
-        source = ensemble_source(from_run(run_dir, k, refit=False), Path(work))
-        return export_all([(source, out / f"ensemble{k}")], **options)
+        source = ensemble_source(from_run(run, k), Path(work))
+        # The run's own bundles/ folder is replaced, as export_run does.
+        options = {"overwrite": out is None, **options}
+        ok = export_all([(source, folder / f"ensemble{k}")], **options)
+    if ok and out is None:
+        push(local, run, "bundles")
+    return ok
 
 
 def export_all(targets: list, **options) -> bool:

@@ -35,7 +35,7 @@ def from_run(
     run_dir: str | Path | Location, top: int = 1, refit: bool = True
 ) -> list[ExportSource]:
     """The ``top`` best trials of a finished sweep (a local folder or a storage URI), best
-    first; with ``refit``, rank 1 is its refit on train + validation when the run made one.
+    first; with ``refit``, a trial the run retrained on train + validation is that refit.
     A remote run's files are fetched into its local working copy first."""
     run = location(run_dir)
     board = run / "leaderboard.json"
@@ -47,15 +47,23 @@ def from_run(
         raise SourceError(f"--top must be >= 1, got {top}")
     doc = json.loads(board.read_text())
     entries = list(doc["trials"][:top])
-    if refit and doc.get("refit") and entries:  # rank 1 retrained on train + validation
-        refit = doc["refit"]
-        entries[0] = {
-            **entries[0],
-            "checkpoint": refit["checkpoint"],
-            "test_accuracy": refit["test_accuracy"],
-            "refit": {k: refit[k] for k in ("epochs", "rows")},
-        }
-    return [_from_entry(run, doc, entry) for entry in entries]
+    if doc.get("refit") and entries:  # a run from before refits were kept per trial
+        entries[0] = {**entries[0], "refit": doc["refit"]}
+    return [_from_entry(run, doc, _as_exported(entry, refit)) for entry in entries]
+
+
+def _as_exported(entry: dict, refit: bool) -> dict:
+    """A leaderboard entry as exported: its refit on train + validation (with ``refit``, when
+    the run made one), else the trial's own checkpoint."""
+    if not (refit and entry.get("refit")):
+        return {k: v for k, v in entry.items() if k != "refit"}
+    done = entry["refit"]
+    return {
+        **entry,
+        "checkpoint": done["checkpoint"],
+        "test_accuracy": done["test_accuracy"],
+        "refit": {k: done[k] for k in ("epochs", "rows")},
+    }
 
 
 def from_checkpoint(path: str | Path, tokenizer: str | Path | None = None) -> ExportSource:

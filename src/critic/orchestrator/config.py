@@ -67,6 +67,9 @@ class SweepConfig:
     resources: dict[str, Any] = field(default_factory=dict)
     storage_path: str = "runs"
     top_k: int = 3
+    # The run's model (what `critic run` exports and scores): the mean of its `ensemble` best
+    # trials, each refit on train + validation when training.refit is on.
+    ensemble: int = 1
     base_dir: Path = field(default_factory=Path.cwd)
 
     @classmethod
@@ -131,6 +134,11 @@ class SweepConfig:
             problems = dataset_kind(self.dataset).problems(self.dataset, self.path)
             if problems:
                 raise ConfigError(problems[0])
+        if self.ensemble > self.top_k:
+            raise ConfigError(
+                f"ensemble: {self.ensemble} members need top_k >= {self.ensemble} (the trials "
+                f"scored on the test split), got top_k {self.top_k}"
+            )
         self._validate_models()
         self._validate_search()
         self._validate_spaces()

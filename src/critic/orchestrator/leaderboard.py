@@ -72,10 +72,10 @@ def write_leaderboard_json(
     run_dir: Path,
     rows: list[dict],
     failed: list[dict] | None = None,
-    refit: dict | None = None,
 ) -> None:
     """leaderboard.json: what ``critic export`` reads (no Ray needed to read a finished run).
-    Paths are relative to the run directory, so a run directory can be moved or copied."""
+    Paths are relative to the run directory, so a run directory can be moved or copied. A
+    trial retrained on train + validation has a ``refit`` entry (what export takes)."""
     trials = [
         {
             "rank": i + 1,
@@ -88,6 +88,7 @@ def write_leaderboard_json(
             "tokenizer": r["result"].config["tokenizer"],
             "checkpoint": r["checkpoint_dir"],
             "data": r["data"],
+            **({"refit": r["refit"]} if "refit" in r else {}),
         }
         for i, r in enumerate(rows)
     ]
@@ -99,6 +100,4 @@ def write_leaderboard_json(
         "trials": trials,
         "failed": failed or [],
     }
-    if refit is not None:  # rank 1 retrained on train + validation (what export takes first)
-        doc["refit"] = refit
     (run_dir / "leaderboard.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")

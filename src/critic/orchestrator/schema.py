@@ -94,6 +94,7 @@ class Document(_Section):
     resources: dict[str, Any] | None = None
     storage_path: Annotated[str, Field(min_length=1)] = "runs"
     top_k: PositiveInt = 3
+    ensemble: PositiveInt = 1
 
 
 SECTIONS: dict[str, type[_Section]] = {

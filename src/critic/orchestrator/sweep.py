@@ -269,16 +269,18 @@ def write_results(cfg: SweepConfig, run: Location, results) -> None:
     if not rows:
         raise RuntimeError(f"no trial finished with a checkpoint; see {run / 'tune'}")
     score_on_test(local, rows[: cfg.top_k])
-    refit = refit_best(cfg, local, rows[0]) if cfg.training.get("refit") else None
+    refit = cfg.training.get("refit")
+    if refit:  # the run's model: rank 1, or each member of its ensemble
+        refit_trials(cfg, local, rows[: cfg.ensemble])
     write_leaderboard(local, rows)
-    write_leaderboard_json(cfg, local, rows, failed, refit)
+    write_leaderboard_json(cfg, local, rows, failed)
     written = ["leaderboard.csv", "leaderboard.md", "leaderboard.json"]
     try:  # figures are a convenience: the leaderboard, export and scoring go on without them
         written += plot_curves(local, rows[: cfg.top_k])
         written += plot_overview(local, rows)
     except Exception as e:
         print(f"critic tune: warning: the plots were not written ({type(e).__name__}: {e})")
-    if refit is not None:
+    if refit:
         written.append("refit")
     for name in written:
         push(local, run, name)
@@ -334,35 +336,37 @@ def _test_accuracy(data: Path, checkpoint: Path) -> float:
     return float(((p >= 0.5) == (y_test >= 0.5)).mean())
 
 
-def refit_best(cfg: SweepConfig, local: Path, row: dict) -> dict:
-    """The best trial's configuration retrained on train + validation for its best epoch
-    count (a Ray task with a trial's resources, on any node), saved as ``refit/model.keras``
-    and scored once on the test split."""
+def refit_trials(cfg: SweepConfig, local: Path, rows: list[dict]) -> None:
+    """Each row's configuration retrained on train + validation for its best epoch count
+    (Ray tasks with a trial's resources, on any node, side by side), saved as
+    ``refit/rankN/model.keras``, scored once on the test split and recorded in
+    ``row["refit"]``."""
     import ray
 
     from .trainable import refit_model
 
-    key = row["data"].split("/", 1)[1]
-    arrays = trial_arrays({key: str(local / row["data"])})[key]
     resources = _resources(cfg)
     task = ray.remote(refit_model).options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
+    arrays = trial_arrays({row["data"]: str(local / row["data"]) for row in rows})
+    shared = {folder: ray.put(data) for folder, data in arrays.items()}  # once per setting
     start = time.perf_counter()
-    blob = ray.get(task.remote(row["result"].config, arrays, row["best_epoch"]))
-    folder = local / "refit"
-    folder.mkdir(exist_ok=True)
-    (folder / "model.keras").write_bytes(blob)
-    refit = {
-        "trial": row["trial"],
-        "epochs": row["best_epoch"],
-        "rows": int(len(arrays["x_train"]) + len(arrays["x_val"])),
-        "checkpoint": "refit",
-        "data": row["data"],
-        "test_accuracy": _test_accuracy(local / row["data"], folder),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    print(
-        f"critic tune: refit {short_trial_name(row['trial'])} on train + validation "
-        f"({refit['rows']} rows, {refit['epochs']} epochs): "
-        f"test accuracy {refit['test_accuracy']:.4f} (before refit {row['test_accuracy']:.4f})"
-    )
-    return refit
+    pending = [
+        task.remote(row["result"].config, shared[row["data"]], row["best_epoch"]) for row in rows
+    ]
+    for rank, (row, blob) in enumerate(zip(rows, ray.get(pending), strict=True), start=1):
+        folder = local / "refit" / f"rank{rank}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.keras").write_bytes(blob)
+        data = arrays[row["data"]]
+        row["refit"] = {
+            "epochs": row["best_epoch"],
+            "rows": int(len(data["x_train"]) + len(data["x_val"])),
+            "checkpoint": f"refit/rank{rank}",
+            "test_accuracy": _test_accuracy(local / row["data"], folder),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        print(
+            f"critic tune: refit {short_trial_name(row['trial'])} on train + validation "
+            f"({row['refit']['rows']} rows, {row['refit']['epochs']} epochs): test accuracy "
+            f"{row['refit']['test_accuracy']:.4f} (before refit {row['test_accuracy']:.4f})"
+        )

@@ -1,16 +1,17 @@
 """The inference runtime: a checked bundle, critic's C++ tokenizer and onnxruntime.
 
-Imports neither TensorFlow nor Ray. Work is pipelined in chunks of rows: while onnxruntime
-scores chunk i, a worker thread tokenizes chunk i+1 (both release the GIL). A bundle with a
-window model (single-LSTM families) skips the padding steps: each chunk is sorted by review
-length and each batch reads only its reviews' tokens (see ``critic.bundle.inference``). One Runtime
-may be shared by many threads.
+Imports neither TensorFlow nor Ray. Work is split into lanes: a call's rows are cut into
+chunks, and each of ``threads`` worker threads tokenizes a chunk and scores it with
+onnxruntime on its own core (both release the GIL; the session runs single-threaded per
+call, so lanes never contend for cores). A bundle with a window model (single-LSTM families)
+skips the padding steps: each chunk is sorted by review length and each batch reads only its
+reviews' tokens (see ``critic.bundle.inference``). One Runtime may be shared by many threads.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from .providers import session_for
 # with batch x steps (about 450 MB at 256 rows of 500 steps for the seed LSTM, 460 MB total
 # process at 64; see BENCHMARKS.md).
 BATCH_SIZE = 64
-CHUNK_BATCHES = 16  # rows tokenized ahead and sorted by length together: 16 batches
+CHUNK_BATCHES = 16  # at most this many batches per lane task (sorted by length together)
 
 
 def bundle_tokenizer(bundle: Bundle):
@@ -57,16 +58,17 @@ class Runtime:
         self.threads = threads or _cores()
         self.tokenizer = bundle_tokenizer(bundle)
         self._encode_options = {k: bundle.encode[k] for k in ("maxlen", "padding", "truncating")}
-        self.session, self.device = session_for(bundle.model_bytes(variant), device, self.threads)
+        # One onnxruntime thread per call: the parallelism is in the lanes (see the module).
+        self.session, self.device = session_for(bundle.model_bytes(variant), device, 1)
         self.window = None
         window_model = bundle.window_bytes() if window and variant == "fp32" else None
         if window_model is not None:
-            self.window = Window(session_for(window_model, device, self.threads)[0])
+            self.window = Window(session_for(window_model, device, 1)[0])
         self._input = bundle.meta["model"]["input"]
         self._trim = bundle.encode["padding"] if bundle.meta["model"].get("any_length") else None
         self.variant = variant
         self._labels = np.asarray(bundle.labels)
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="critic-tokenize")
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="critic-lane")
 
     @classmethod
     def load(cls, path: str | Path, **options: Any) -> Runtime:
@@ -111,33 +113,37 @@ class Runtime:
         size = int(batch_size or self.batch_size)
         if size < 1:
             raise ValueError(f"batch_size must be >= 1, got {size}")
-        chunk = size * CHUNK_BATCHES
+        # Enough chunks to keep every lane busy, none longer than CHUNK_BATCHES batches.
+        chunk = max(1, min(size * CHUNK_BATCHES, -(-n // self.threads)))
         out = np.empty(n, dtype=np.float32)
         errors: list = [None] * n
-        starts = list(range(0, n, chunk))
-        pending: Future | None = None
-        for k, start in enumerate(starts):
-            if pending is None:
-                pending = self._submit(texts, start, chunk, strict)
-            ids, bad = pending.result()
-            if k + 1 < len(starts):
-                pending = self._submit(texts, starts[k + 1], chunk, strict)
+
+        def lane(start: int) -> None:
+            ids, bad = self._encode_batch(texts[start : start + chunk], start, strict)
             out[start : start + len(ids)] = predict_ids(
                 self.session, ids, size, self.window, self._input, self._trim
             )
             for row, message in bad.items():
                 out[start + row] = np.nan
                 errors[start + row] = message
-        return out, errors
 
-    def _submit(self, texts: Any, start: int, size: int, strict: bool) -> Future:
-        return self._pool.submit(self._encode_batch, texts[start : start + size], start, strict)
+        starts = range(0, n, chunk)
+        if len(starts) <= 1:
+            for start in starts:
+                lane(start)
+            return out, errors
+        tasks = [self._pool.submit(lane, start) for start in starts]
+        try:
+            for task in tasks:  # in order: a strict call names the first bad row
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+        return out, errors
 
     def _encode_batch(self, batch: Any, start: int, strict: bool) -> tuple[np.ndarray, dict]:
         try:
-            # Every thread: while onnxruntime runs the previous chunk the tokenizer shares the
-            # cores with it, and a bag model's n-gram features can be the larger half.
-            return self.encode(batch, threads=self.threads), {}
+            return self.encode(batch), {}
         except (TypeError, ValueError):
             bad = self._row_errors(batch)
             if not bad:
