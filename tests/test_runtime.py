@@ -70,6 +70,10 @@ def test_a_bad_row_is_named_by_predict_and_kept_by_score(trained, imdb_test):
     # Good rows score exactly as they do alone.
     good = [t for i, t in enumerate(texts) if i not in bad]
     np.testing.assert_allclose(np.delete(p, bad), rt.predict(good), atol=1e-6)
+    # Bad rows in two lanes: the first one in reading order is named, whichever lane ends first.
+    two = critic.Runtime.load(trained[0], batch_size=4, threads=2)
+    with pytest.raises(TypeError, match=r"^row 1 is None"):
+        two.predict([imdb_test[0], None, *imdb_test[1:8], 5])
 
 
 def test_one_runtime_shared_by_threads(trained, imdb_test):
@@ -124,9 +128,11 @@ def test_cuda_request_falls_back_to_cpu_and_says_so_once(trained, caplog):
 
 
 def test_cpu_sessions_are_tuned_for_throughput(trained):
+    """Parallel lanes, each running a single-threaded session call: no thread waits on
+    another's onnxruntime thread pool, and none spins between calls."""
     rt = critic.Runtime.load(trained[0], threads=2)
     opts = rt.session.get_session_options()
-    assert opts.intra_op_num_threads == 2
+    assert opts.intra_op_num_threads == 1 and rt._pool._max_workers == 2
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 

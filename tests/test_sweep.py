@@ -278,9 +278,8 @@ def test_critic_run_ships_an_ensemble_of_refit_trials(tmp_path, ray_local, imdb_
         keras.models.load_model(run_dir / "refit" / f"rank{k}" / "model.keras") for k in (1, 2)
     ]
     ids = critic.Runtime(bundle).encode(texts)
-    logits = [
-        keras.Model(m.inputs[0], m.get_layer("logit").output).predict(ids, verbose=0) for m in members
-    ]
+    heads = [keras.Model(m.inputs[0], m.get_layer("logit").output) for m in members]
+    logits = [head.predict(ids, verbose=0) for head in heads]
     want = 1 / (1 + np.exp(-np.mean(logits, axis=0)[:, 0]))
     np.testing.assert_allclose(critic.Runtime(bundle).predict(texts), want, atol=1e-5)
 
