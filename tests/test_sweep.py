@@ -351,11 +351,14 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
         search={"num_samples": 1, "scheduler": "fifo", "max_concurrent_trials": 2},
         training={"epochs": 2, "batch_size": 32, "refit": True},
         top_k=3,
+        ensemble=2,  # no other trial reads the best one's ids: it stays alone, and says so
     )
     path = tmp_path / "sweep.yaml"
     path.write_text(json.dumps(cfg))
     assert main(["run", "--config", str(path)]) == 0
-    assert "refit on train + validation" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "refit on train + validation" in out
+    assert "ensemble: 2 asked for, but only 1 of the top trials read the best trial's ids" in out
     run_dir = tmp_path / "runs" / "tiny"
     folders = sorted((run_dir / "data").iterdir())
     orders = {}
@@ -379,6 +382,7 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
     assert refit["epochs"] == best["best_epoch"] and refit["checkpoint"] == "refit/rank1"
     assert refit["rows"] == 1000 and (run_dir / "refit" / "rank1" / "model.keras").is_file()
     assert all("refit" not in t for t in board["trials"][1:])  # only the run's model
+    assert board["model"] == [best["trial"]]
     bundle = load_bundle(run_dir / "bundles" / "rank1")
     assert bundle.meta["trial"]["refit"] == {"epochs": refit["epochs"], "rows": 1000}
     assert bundle.meta["metrics"]["val_accuracy"] is None  # the refit trained on those rows
@@ -421,6 +425,8 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
             "tokenizer.max_ngrams: must be greater than or equal to 1",
         ),
         ({"training": {"refit": "yes"}}, "training.refit: must be true or false"),
+        ({"ensemble": 5}, "ensemble: 5 members need top_k >= 5"),
+        ({"ensemble": 0}, "ensemble: must be greater than or equal to 1"),
         ({"model": {"family": "nbsvm", "glove_path": "g.txt"}}, "model.glove_path: for sequence"),
     ],
 )

@@ -32,9 +32,10 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
     run = location(run_dir)
     local = working_copy(run)
     board = json.loads((run / "leaderboard.json").read_text())
-    members = min(cfg.ensemble, len(board["trials"]))
-    if members > 1:
-        bundle, exported = f"ensemble{members}", export_ensemble(run, members, quantize=quantize)
+    members = board.get("model", [])
+    if len(members) > 1:
+        bundle = f"ensemble{len(members)}"
+        exported = export_ensemble(run, len(members), trials=members, quantize=quantize)
     else:
         bundle, exported = "rank1", export_run(run, 1, quantize=quantize)
     if not exported:
@@ -49,7 +50,7 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
         "run_dir": run.uri,
         "bundle": (run / "bundles" / bundle).uri,
         "best_trial": best["trial"],
-        "ensemble": [t["trial"] for t in board["trials"][:members]] if members > 1 else None,
+        "ensemble": members if len(members) > 1 else None,
         "val_accuracy": best["val_accuracy"],
         "keras_test_accuracy": _keras_test_accuracy(runtime, best),
         "refit": "refit" in best,

@@ -28,11 +28,16 @@ def export_run(
 
 
 def export_ensemble(
-    run_dir: str | Path | Location, k: int, out: Path | None = None, **options
+    run_dir: str | Path | Location,
+    k: int,
+    out: Path | None = None,
+    trials: list[str] | None = None,
+    **options,
 ) -> bool:
-    """One bundle, ``OUT/ensembleK``, averaging the run's K best trials (each as its refit on
-    train + validation where the run made one; see :mod:`.ensemble`). OUT defaults to the
-    run's bundles/ folder, as in :func:`export_run`. Returns whether it verified."""
+    """One bundle, ``OUT/ensembleK``, averaging the run's K best trials, or the named
+    ``trials`` (each as its refit on train + validation where the run made one; see
+    :mod:`.ensemble`). OUT defaults to the run's bundles/ folder, as in :func:`export_run`.
+    Returns whether it verified."""
     import tempfile
 
     from .ensemble import ensemble_source
@@ -41,7 +46,7 @@ def export_ensemble(
     local = working_copy(run)
     folder = out if out is not None else local / "bundles"
     with tempfile.TemporaryDirectory(prefix="critic-ensemble-") as work:
-        source = ensemble_source(from_run(run, k), Path(work))
+        source = ensemble_source(from_run(run, k, trials=trials), Path(work))
         # The run's own bundles/ folder is replaced, as export_run does.
         options = {"overwrite": out is None, **options}
         ok = export_all([(source, folder / f"ensemble{k}")], **options)

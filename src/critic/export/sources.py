@@ -32,11 +32,15 @@ class ExportSource:
 
 
 def from_run(
-    run_dir: str | Path | Location, top: int = 1, refit: bool = True
+    run_dir: str | Path | Location,
+    top: int = 1,
+    refit: bool = True,
+    trials: list[str] | None = None,
 ) -> list[ExportSource]:
-    """The ``top`` best trials of a finished sweep (a local folder or a storage URI), best
-    first; with ``refit``, a trial the run retrained on train + validation is that refit.
-    A remote run's files are fetched into its local working copy first."""
+    """The ``top`` best trials of a finished sweep (a local folder or a storage URI), or the
+    named ``trials``, best first; with ``refit``, a trial the run retrained on train +
+    validation is that refit. A remote run's files are fetched into its local working copy
+    first."""
     run = location(run_dir)
     board = run / "leaderboard.json"
     if not board.is_file():
@@ -46,9 +50,13 @@ def from_run(
     if top < 1:
         raise SourceError(f"--top must be >= 1, got {top}")
     doc = json.loads(board.read_text())
+    if doc.get("refit") and doc["trials"]:  # a run from before refits were kept per trial
+        doc["trials"][0]["refit"] = doc["refit"]
     entries = list(doc["trials"][:top])
-    if doc.get("refit") and entries:  # a run from before refits were kept per trial
-        entries[0] = {**entries[0], "refit": doc["refit"]}
+    if trials is not None:
+        entries = [e for e in doc["trials"] if e["trial"] in trials]
+        if len(entries) != len(set(trials)):
+            raise SourceError(f"{run}: not every trial of {trials} is on the leaderboard")
     return [_from_entry(run, doc, _as_exported(entry, refit)) for entry in entries]
 
 

@@ -72,10 +72,12 @@ def write_leaderboard_json(
     run_dir: Path,
     rows: list[dict],
     failed: list[dict] | None = None,
+    model: list[str] | None = None,
 ) -> None:
     """leaderboard.json: what ``critic export`` reads (no Ray needed to read a finished run).
     Paths are relative to the run directory, so a run directory can be moved or copied. A
-    trial retrained on train + validation has a ``refit`` entry (what export takes)."""
+    trial retrained on train + validation has a ``refit`` entry (what export takes);
+    ``model`` lists the trials the run's model averages (the best one alone by default)."""
     trials = [
         {
             "rank": i + 1,
@@ -99,5 +101,6 @@ def write_leaderboard_json(
         "dataset": cfg.dataset,
         "trials": trials,
         "failed": failed or [],
+        "model": model or [r["trial"] for r in rows[:1]],
     }
     (run_dir / "leaderboard.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")

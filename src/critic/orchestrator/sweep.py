@@ -269,11 +269,12 @@ def write_results(cfg: SweepConfig, run: Location, results) -> None:
     if not rows:
         raise RuntimeError(f"no trial finished with a checkpoint; see {run / 'tune'}")
     score_on_test(local, rows[: cfg.top_k])
+    members = ensemble_members(rows[: cfg.top_k], cfg.ensemble)
     refit = cfg.training.get("refit")
     if refit:  # the run's model: rank 1, or each member of its ensemble
-        refit_trials(cfg, local, rows[: cfg.ensemble])
+        refit_trials(cfg, local, members)
     write_leaderboard(local, rows)
-    write_leaderboard_json(cfg, local, rows, failed)
+    write_leaderboard_json(cfg, local, rows, failed, [r["trial"] for r in members])
     written = ["leaderboard.csv", "leaderboard.md", "leaderboard.json"]
     try:  # figures are a convenience: the leaderboard, export and scoring go on without them
         written += plot_curves(local, rows[: cfg.top_k])
@@ -284,6 +285,19 @@ def write_results(cfg: SweepConfig, run: Location, results) -> None:
         written.append("refit")
     for name in written:
         push(local, run, name)
+
+
+def ensemble_members(rows: list[dict], k: int) -> list[dict]:
+    """The run's model: the best trial and, for an ensemble of ``k``, the next best trials
+    that read the same ids (an ensemble's members share one tokenizer setting)."""
+    best = rows[0]
+    same = [r for r in rows[1:] if r["data"] == best["data"]]
+    if k > 1 and len(same) < k - 1:
+        print(
+            f"critic tune: ensemble: {k} asked for, but only {len(same) + 1} of the top trials "
+            "read the best trial's ids; the ensemble takes those"
+        )
+    return [best, *same[: k - 1]]
 
 
 def rank_trials(results) -> tuple[list[dict], list[dict]]:
