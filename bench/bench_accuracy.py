@@ -1,6 +1,7 @@
 """critic's model families against scikit-learn peers on IMDB: accuracy, train time, speed.
 
     python bench/bench_accuracy.py [--data ../shared/data] [--families nbsvm,fasttext,bow]
+        [--bundle NAME=PATH ...]
 
 One run, same splits for everyone: the 25,000 IMDB train reviews split 80/20 into train and
 validation (critic's stratified split, seed 13), the 25,000 test reviews scored once.
@@ -10,6 +11,8 @@ validation (critic's stratified split, seed 13), the 25,000 test reviews scored 
 - critic: each family trained with Keras on critic's C++ features, the epoch chosen on the
   validation split, exported to a bundle (ONNX verified against Keras) and scored on raw
   test text by ``critic.Runtime``; the mean of the families' probabilities as an ensemble.
+- ``--bundle``: an exported bundle (e.g. ``critic run --config configs/imdb_best.yaml``'s),
+  scored and timed on the same texts beside the peers.
 - Cross-domain: every model on ``uci_sentences`` (short Amazon / Yelp / IMDB sentences).
 - Speed: raw text -> probability on the 25,000 test reviews, critic's Runtime at 1 and 2
   threads next to the peer's ``predict_proba(vectorizer.transform(texts))`` (median of
@@ -264,6 +267,32 @@ def export(path: Path, tokenizer_json: str, out: Path):
     return report.meta["parity"]
 
 
+def _cell(value, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def score_bundle(bundle, d, speed_texts: list[str], repeat: int) -> dict:
+    """A bundle's accuracy (IMDB test, UCI sentences) and raw-text speed at 1 and 2 threads."""
+    import critic
+
+    speeds = {}
+    for threads in (1, 2):
+        rt = critic.Runtime(bundle, threads=threads)
+        rt.predict(speed_texts[:256])  # warm-up
+        speeds[str(threads)] = len(speed_texts) / median_seconds(
+            lambda rt=rt: rt.predict(speed_texts), repeat
+        )
+    rt = critic.Runtime(bundle)
+    p_test, p_uci = rt.predict(d["test"][0]), rt.predict(d["uci"][0])
+    return {
+        "test": accuracy(p_test, d["test"][1]),
+        "uci": by_source(p_uci, d["uci"][1], d["uci_source"]),
+        "texts_per_s": speeds,
+        "p_test": p_test,
+        "p_uci": p_uci,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -274,6 +303,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--keep-bundles", type=Path, help="save each family's bundle here")
+    parser.add_argument(
+        "--bundle",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also score and time this exported bundle (repeatable)",
+    )
     args = parser.parse_args()
 
     import critic
@@ -303,21 +339,16 @@ def main() -> None:
             row, model_path, tok_json = train_family(family, d, work)
             bundle_dir = (args.keep_bundles or work) / f"bundle-{family}"
             row["parity"] = export(model_path, tok_json, bundle_dir)
-            bundle = critic.load_bundle(bundle_dir)
-            speeds = {}
-            for threads in (1, 2):
-                rt = critic.Runtime(bundle, threads=threads)
-                rt.predict(speed_texts[:256])  # warm-up
-                speeds[str(threads)] = len(speed_texts) / median_seconds(
-                    lambda rt=rt: rt.predict(speed_texts), args.repeat
-                )
-            rt = critic.Runtime(bundle)
-            p = rt.predict(test_texts)
-            probs[family] = p
-            uci_probs[family] = rt.predict(uci_texts)
-            row["test"] = accuracy(p, y_test)
-            row["uci"] = by_source(uci_probs[family], y_uci, d["uci_source"])
-            row["texts_per_s"] = speeds
+            row.update(score_bundle(critic.load_bundle(bundle_dir), d, speed_texts, args.repeat))
+            probs[family], uci_probs[family] = row.pop("p_test"), row.pop("p_uci")
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        for named in args.bundle:
+            name, _, path = named.partition("=")
+            bundle = critic.load_bundle(path)
+            row = {"name": f"critic bundle {name} ({bundle.meta['model']['family']})"}
+            row.update(score_bundle(bundle, d, speed_texts, args.repeat))
+            del row["p_test"], row["p_uci"]
             rows.append(row)
             print(json.dumps(row), flush=True)
     if len(probs) > 1:
@@ -360,10 +391,10 @@ def main() -> None:
         u = r["uci"]
         sp = r.get("texts_per_s", {})
         lines.append(
-            f"| {r['name']} | {r.get('val', float('nan')):.2%} | **{r['test']:.2%}** | "
+            f"| {r['name']} | {_cell(r.get('val'), '.2%')} | **{r['test']:.2%}** | "
             f"{u['all']:.1%} ({u.get('amazon_cells', 0):.1%} / {u.get('yelp', 0):.1%} / "
-            f"{u.get('imdb', 0):.1%}) | {r.get('train_seconds', float('nan')):.0f} | "
-            f"{sp.get('1', float('nan')):,.0f} | {sp.get('2', float('nan')):,.0f} | "
+            f"{u.get('imdb', 0):.1%}) | {_cell(r.get('train_seconds'), '.0f')} | "
+            f"{_cell(sp.get('1'), ',.0f')} | {_cell(sp.get('2'), ',.0f')} | "
             f"{r.get('speed_vs_tfidf_lr', {}).get('2', '')} |"
         )
     (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
