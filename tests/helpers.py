@@ -1,5 +1,6 @@
 """Helpers shared by the tests (not tests themselves): processes started in their own group,
-a tiny sweep config on the shipped sample, and an import blocker for TF/Ray-free checks."""
+waiting for a server to answer, a tiny sweep config on the shipped sample, and an import
+blocker for TF/Ray-free checks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import os
 import signal
 import socket
 import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from critic.data.sample import sample_path
@@ -30,6 +34,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def node_ports() -> list[str]:
+    """`ray start` flags giving a node its own agent ports. Left to Ray, every node's
+    dashboard agent takes port 52365: on one machine the second node's agent cannot bind,
+    and a head without its agent refuses job submissions ("No available agent")."""
+    flags = (
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--runtime-env-agent-port",
+        "--metrics-export-port",
+    )
+    return [f"{flag}={free_port()}" for flag in flags]
+
+
 def stop(proc: subprocess.Popen, *, whole_group: bool, timeout: float) -> None:
     """SIGTERM (to its whole process group, or to the process alone so it can shut its
     children down itself), wait ``timeout`` s, then SIGKILL the group. Only this process
@@ -45,6 +62,31 @@ def stop(proc: subprocess.Popen, *, whole_group: bool, timeout: float) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+
+
+def exited(proc: subprocess.Popen, log: Path) -> str | None:
+    """For :func:`wait_until_healthy`: the log of a server process that has ended."""
+    return None if proc.poll() is None else f"it exited:\n{log.read_text()[-4000:]}"
+
+
+def wait_until_healthy(
+    url: str, failed: Callable[[], str | None], timeout: float, every: float = 1.0
+) -> None:
+    """Poll ``url``/healthz until it answers 200. ``failed()`` says why the server can no
+    longer come up (its process ended, its job failed), or None; then, or after ``timeout``
+    seconds, the test fails with that message."""
+    import pytest
+
+    deadline = time.time() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+                if response.status == 200:
+                    return
+        reason = failed()
+        if reason is not None or time.time() > deadline:
+            pytest.fail(f"the server at {url} did not start: {reason or 'timed out'}")
+        time.sleep(every)
 
 
 def tiny_sweep_config(tmp_path: Path, **overrides) -> dict:

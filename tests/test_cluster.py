@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port, stop, tiny_sweep_config
+from helpers import exited, free_port, node_ports, stop, tiny_sweep_config, wait_until_healthy
 
 from critic.data.sample import sample_path
 
@@ -51,6 +51,7 @@ class Cluster:
                 "--include-dashboard=true",
                 "--dashboard-host=127.0.0.1",
                 f"--dashboard-port={dashboard_port}",
+                f"--ray-client-server-port={free_port()}",
             ],
             private_mount=False,
         )
@@ -62,6 +63,7 @@ class Cluster:
         temp = tempfile.mkdtemp(prefix="critic-node-")
         self.temp_dirs.append(temp)
         command = [RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={temp}", *args]
+        command += node_ports()
         if private_mount:
             script = f"mount -t tmpfs tmpfs '{self.private}' && exec " + " ".join(command)
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
@@ -341,17 +343,7 @@ def test_serve_a_local_bundle_on_nodes_that_cannot_read_it(cluster, tmp_path, sa
     url = f"http://127.0.0.1:{port}"
     texts = ["A wonderful, moving film.", "Dull and far too long.", "Fine."]
     try:
-        deadline = time.time() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail("critic serve did not start:\n" + (tmp_path / "serve.log").read_text())
-            time.sleep(1)
+        wait_until_healthy(url, lambda: exited(proc, tmp_path / "serve.log"), timeout=240)
         request = urllib.request.Request(
             url + "/predict",
             data=json.dumps({"texts": texts}).encode(),

@@ -8,7 +8,6 @@ machine). Clients reach the dashboard on 127.0.0.1.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port, stop, tiny_sweep_config
+from helpers import free_port, node_ports, stop, tiny_sweep_config, wait_until_healthy
 
 from critic.data.sample import sample_path
 
@@ -62,6 +61,8 @@ def ray_head(tmp_path):
             "--num-cpus=2",
             "--disable-usage-stats",
             f"--temp-dir={ray_tmp}",
+            f"--ray-client-server-port={free_port()}",
+            *node_ports(),
         ],
         env=env,
         start_new_session=True,
@@ -189,16 +190,15 @@ def test_serve_as_a_ray_job(tmp_path, ray_head, sample_bundle):
     url = f"http://127.0.0.1:{port}"
     texts = ["A wonderful, moving film.", "Dull and far too long."]
     try:
-        deadline = time.time() + 300
-        while True:
-            with contextlib.suppress(OSError):
-                if _get(url + "/healthz")[0] == 200:
-                    break
+
+        def ended() -> str | None:
             status = _ray_cli(env, "job", "status", "--address", address, job).stdout
-            if "FAILED" in status or "SUCCEEDED" in status or time.time() > deadline:
-                logs = _ray_cli(env, "job", "logs", "--address", address, job).stdout
-                pytest.fail(f"critic serve did not start as a job:\n{status}\n{logs[-4000:]}")
-            time.sleep(2)
+            if "FAILED" not in status and "SUCCEEDED" not in status:
+                return None
+            logs = _ray_cli(env, "job", "logs", "--address", address, job).stdout
+            return f"the job ended:\n{status}\n{logs[-4000:]}"
+
+        wait_until_healthy(url, ended, timeout=300, every=2)
         request = urllib.request.Request(
             url + "/predict",
             data=json.dumps({"texts": texts}).encode(),

@@ -11,10 +11,11 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port, stop, unloadable_bundle
+from helpers import exited, free_port, stop, unloadable_bundle, wait_until_healthy
 
 import critic
 
@@ -48,15 +49,8 @@ def serving(bundle, tmp_path, *extra: str):
         start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
     try:
-        while True:
-            with contextlib.suppress(OSError):
-                if call(url + "/healthz")[0] == 200:
-                    break
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail("critic serve did not start:\n" + open(log.name).read())
-            time.sleep(1)
+        wait_until_healthy(url, lambda: exited(proc, Path(log.name)), timeout=180)
         yield url
     finally:
         stop(proc, whole_group=False, timeout=60)

@@ -63,7 +63,11 @@ int32_t NgramTable::find(uint64_t key) const {
 
 void NgramTable::prefetch(uint64_t key) const {
 #if defined(__GNUC__) || defined(__clang__)
-  if (!hashed()) __builtin_prefetch(&tags_[mix64(key) & mask_]);
+  if (!hashed()) {
+    const size_t s = mix64(key) & mask_;
+    __builtin_prefetch(&tags_[s]);
+    __builtin_prefetch(&slots_[s]);  // a hit reads its slot next
+  }
 #else
   (void)key;
 #endif
