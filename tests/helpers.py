@@ -89,17 +89,21 @@ def wait_until_healthy(
         time.sleep(every)
 
 
+def sample_dataset(**settings) -> dict:
+    """A config's dataset section: the shipped sample's files, with ``settings``."""
+    return {
+        "kind": "files",
+        "train": str(sample_path("train")),
+        "test": str(sample_path("test")),
+        **settings,
+    }
+
+
 def tiny_sweep_config(tmp_path: Path, **overrides) -> dict:
     """Sections given as overrides replace the defaults whole."""
     cfg = {
         "name": "tiny",
-        "dataset": {
-            "kind": "files",
-            "train": str(sample_path("train")),
-            "test": str(sample_path("test")),
-            "limit": 400,
-            "seed": 5,
-        },
+        "dataset": sample_dataset(limit=400, seed=5),
         "tokenizer": {"num_words": 1000, "maxlen": 48},
         "model": {
             "family": {"choice": ["lstm", "conv1d"]},

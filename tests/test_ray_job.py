@@ -19,7 +19,14 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port, node_ports, stop, tiny_sweep_config, wait_until_healthy
+from helpers import (
+    free_port,
+    node_ports,
+    sample_dataset,
+    stop,
+    tiny_sweep_config,
+    wait_until_healthy,
+)
 
 from critic.data.sample import sample_path
 
@@ -107,12 +114,7 @@ def test_tune_as_a_ray_job(tmp_path, ray_head):
     config = tiny_sweep_config(
         tmp_path,
         name="job-sweep",
-        dataset={
-            "kind": "files",
-            "train": str(sample_path("train")),
-            "test": str(sample_path("test")),
-            "limit": 300,
-        },
+        dataset=sample_dataset(limit=300),
         tokenizer={"num_words": 800, "maxlen": 32},
         model={
             "family": {"choice": ["conv1d", "lstm"]},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_sweep_config
+from helpers import sample_dataset, tiny_sweep_config
 
 from critic.data.sample import sample_path
 from critic.orchestrator.config import ConfigError, SweepConfig
@@ -210,11 +210,7 @@ def test_critic_run_sweeps_exports_and_scores_the_test_split(tmp_path, ray_local
 
     cfg = tiny_sweep_config(
         tmp_path,
-        dataset={
-            "kind": "files",
-            "train": str(sample_path("train")),
-            "test": str(sample_path("test")),
-        },
+        dataset=sample_dataset(),
         model={"family": "conv1d", "embedding_dim": 8, "filters": 8},
         search={"num_samples": 1, "scheduler": "fifo"},
         training={"epochs": 2, "batch_size": 32},
@@ -244,11 +240,7 @@ def test_critic_run_ships_an_ensemble_of_refit_trials(tmp_path, ray_local, imdb_
 
     cfg = tiny_sweep_config(
         tmp_path,
-        dataset={
-            "kind": "files",
-            "train": str(sample_path("train")),
-            "test": str(sample_path("test")),
-        },
+        dataset=sample_dataset(),
         tokenizer={"num_words": 2000, "maxlen": 100},
         model={"family": "nbsvm", "learning_rate": {"grid": [0.01, 0.003]}},
         search={"num_samples": 1, "scheduler": "fifo", "max_concurrent_trials": 2},
@@ -337,11 +329,7 @@ def test_bag_families_sweep_on_their_own_features_and_score_raw_text(tmp_path, r
 
     cfg = tiny_sweep_config(
         tmp_path,
-        dataset={
-            "kind": "files",
-            "train": str(sample_path("train")),
-            "test": str(sample_path("test")),
-        },
+        dataset=sample_dataset(),
         tokenizer={"num_words": 2000, "maxlen": 100},
         model={
             "family": {"grid": ["conv1d", "nbsvm", "fasttext"]},
