@@ -75,7 +75,9 @@ def _register_serve(commands: argparse._SubParsersAction) -> None:
         help="time for a request body to arrive after its headers; slower gets 408, and "
         "no replica is held meanwhile",
     )
-    parser.add_argument("--threads", type=int, help="onnxruntime threads per replica")
+    parser.add_argument(
+        "--threads", type=int, help="inference threads per replica (default: cores / replicas)"
+    )
     parser.add_argument("--variant", default=d.variant, help="bundle model variant (fp32, int8)")
     parser.add_argument(
         "--device",
@@ -234,7 +236,7 @@ def _register_score(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=64, help="rows per inference call")
     parser.add_argument(
-        "--threads", type=int, default=None, help="onnxruntime threads (default: all cores)"
+        "--threads", type=int, default=None, help="inference threads (default: all cores)"
     )
     parser.add_argument("--shard-rows", type=int, default=20_000, help="rows per output shard")
     parser.add_argument("--variant", default="fp32", help="bundle model variant (fp32, int8)")

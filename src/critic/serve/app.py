@@ -34,7 +34,7 @@ class ServeOptions:
     max_body_bytes: int = 4 << 20  # per request body
     body_timeout_s: float = 10.0  # for a request body to arrive, after its headers
     max_buffered_bytes: int = 256 << 20  # request bodies held by the proxy at once
-    threads: int | None = None  # onnxruntime threads per replica (default: cores / replicas)
+    threads: int | None = None  # inference threads per replica (default: cores / replicas)
     variant: str = "fp32"
     device: str = "auto"
 
