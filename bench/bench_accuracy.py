@@ -15,8 +15,10 @@ validation (critic's stratified split, seed 13), the 25,000 test reviews scored 
   scored and timed on the same texts beside the peers.
 - Cross-domain: every model on ``uci_sentences`` (short Amazon / Yelp / IMDB sentences).
 - Speed: raw text -> probability on the 25,000 test reviews, critic's Runtime at 1 and 2
-  threads next to the peer's ``predict_proba(vectorizer.transform(texts))`` (median of
-  --repeat runs; scikit-learn is single-threaded here).
+  threads next to the peer's ``predict_proba(vectorizer.transform(texts))`` (scikit-learn is
+  single-threaded here). All timings run at the end, interleaved (each of --repeat rounds
+  times every model once), so a machine that speeds up or slows down during the run moves
+  the peer and critic alike; medians are reported.
 
 Writes bench/results/accuracy.{json,md}.
 """
@@ -105,13 +107,16 @@ def by_source(p: np.ndarray, y: np.ndarray, sources: list[str]) -> dict[str, flo
     return out
 
 
-def median_seconds(fn, repeat: int) -> float:
-    times = []
+def interleaved_speeds(timed: dict[tuple[str, str], object], texts, repeat: int) -> dict:
+    """texts/s of every ``(model, threads) -> predict`` on ``texts``: --repeat rounds, each
+    timing every predict once, in turn; the median of each."""
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in timed}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for key, predict in timed.items():
+            start = time.perf_counter()
+            predict(texts)
+            times[key].append(time.perf_counter() - start)
+    return {key: len(texts) / statistics.median(t) for key, t in times.items()}
 
 
 # -- peers -----------------------------------------------------------------------------------
@@ -271,26 +276,23 @@ def _cell(value, fmt: str) -> str:
     return "" if value is None else format(value, fmt)
 
 
-def score_bundle(bundle, d, speed_texts: list[str], repeat: int) -> dict:
-    """A bundle's accuracy (IMDB test, UCI sentences) and raw-text speed at 1 and 2 threads."""
+def score_bundle(bundle, d) -> tuple[dict, dict]:
+    """A bundle's accuracy (IMDB test, UCI sentences) and its probabilities, and its
+    Runtime at 1 and 2 threads (warmed up) for the timed phase."""
     import critic
 
-    speeds = {}
-    for threads in (1, 2):
-        rt = critic.Runtime(bundle, threads=threads)
-        rt.predict(speed_texts[:256])  # warm-up
-        speeds[str(threads)] = len(speed_texts) / median_seconds(
-            lambda rt=rt: rt.predict(speed_texts), repeat
-        )
-    rt = critic.Runtime(bundle)
-    p_test, p_uci = rt.predict(d["test"][0]), rt.predict(d["uci"][0])
-    return {
+    runtimes = {}
+    for threads in ("1", "2"):
+        runtimes[threads] = critic.Runtime(bundle, threads=int(threads))
+        runtimes[threads].predict(d["test"][0][:256])  # warm-up
+    p_test, p_uci = runtimes["2"].predict(d["test"][0]), runtimes["2"].predict(d["uci"][0])
+    row = {
         "test": accuracy(p_test, d["test"][1]),
         "uci": by_source(p_uci, d["uci"][1], d["uci_source"]),
-        "texts_per_s": speeds,
         "p_test": p_test,
         "p_uci": p_uci,
     }
+    return row, {threads: rt.predict for threads, rt in runtimes.items()}
 
 
 def main() -> None:
@@ -320,15 +322,13 @@ def main() -> None:
     rows, probs = [], {}
     speed_texts = test_texts
 
+    timed = {}  # (row name, threads) -> predict, timed together at the end
     for make in (peer_tfidf_lr, peer_nbsvm):
         row, predict = make(d)
         p = predict(test_texts)
         row["test"] = accuracy(p, y_test)
         row["uci"] = by_source(predict(uci_texts), y_uci, d["uci_source"])
-        row["texts_per_s"] = {
-            "1": len(speed_texts)
-            / median_seconds(lambda predict=predict: predict(speed_texts), args.repeat)
-        }
+        timed[row["name"], "1"] = predict
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items()}), flush=True)
 
@@ -339,7 +339,9 @@ def main() -> None:
             row, model_path, tok_json = train_family(family, d, work)
             bundle_dir = (args.keep_bundles or work) / f"bundle-{family}"
             row["parity"] = export(model_path, tok_json, bundle_dir)
-            row.update(score_bundle(critic.load_bundle(bundle_dir), d, speed_texts, args.repeat))
+            scored, predicts = score_bundle(critic.load_bundle(bundle_dir), d)
+            row.update(scored)
+            timed.update({(row["name"], t): predict for t, predict in predicts.items()})
             probs[family], uci_probs[family] = row.pop("p_test"), row.pop("p_uci")
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -347,10 +349,17 @@ def main() -> None:
             name, _, path = named.partition("=")
             bundle = critic.load_bundle(path)
             row = {"name": f"critic bundle {name} ({bundle.meta['model']['family']})"}
-            row.update(score_bundle(bundle, d, speed_texts, args.repeat))
+            scored, predicts = score_bundle(bundle, d)
+            row.update(scored)
+            timed.update({(row["name"], t): predict for t, predict in predicts.items()})
             del row["p_test"], row["p_uci"]
             rows.append(row)
             print(json.dumps(row), flush=True)
+        speeds = interleaved_speeds(timed, speed_texts, args.repeat)
+    for row in rows:
+        mine = {t: v for (name, t), v in speeds.items() if name == row["name"]}
+        if mine:
+            row["texts_per_s"] = mine
     if len(probs) > 1:
         mean = np.mean(list(probs.values()), axis=0)
         rows.append(

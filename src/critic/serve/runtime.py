@@ -113,8 +113,11 @@ class Runtime:
         size = int(batch_size or self.batch_size)
         if size < 1:
             raise ValueError(f"batch_size must be >= 1, got {size}")
-        # Enough chunks to keep every lane busy, none longer than CHUNK_BATCHES batches.
-        chunk = max(1, min(size * CHUNK_BATCHES, -(-n // self.threads)))
+        # Chunks of at most CHUNK_BATCHES batches, as many as a multiple of the lanes (of even
+        # size), so no lane runs the last chunk alone while the others idle.
+        chunks = max(1, -(-n // (size * CHUNK_BATCHES)))
+        chunks = -(-chunks // self.threads) * self.threads
+        chunk = max(1, -(-n // chunks))
         out = np.empty(n, dtype=np.float32)
         errors: list = [None] * n
 
