@@ -47,13 +47,14 @@ def ensemble_source(members: list[ExportSource], work: Path) -> ExportSource:
     work.mkdir(parents=True, exist_ok=True)
     path = work / "model.keras"
     if all(_family(m) == "nbsvm" for m in members):
-        _folded_nbsvm(models).save(path)
+        ensemble = _folded_nbsvm(models)
         combine = "mean of logits (nbsvm weights averaged into one table)"
     else:
         tokens = keras.Input(shape=models[0].inputs[0].shape[1:], dtype="int32", name="tokens")
         mean = keras.layers.Average(name="probability")([model(tokens) for model in models])
-        keras.Model(tokens, mean, name="ensemble").save(path)
+        ensemble = keras.Model(tokens, mean, name="ensemble")
         combine = "mean of probabilities"
+    ensemble.save(path)
     trial = {
         "run": first.trial.get("run"),
         "ensemble": [{k: v for k, v in m.trial.items() if k != "run"} for m in members],
@@ -61,7 +62,7 @@ def ensemble_source(members: list[ExportSource], work: Path) -> ExportSource:
         "combine": combine,
     }
     if first.data is not None and (first.data / "x_test.npy").is_file():  # scored once, as a trial
-        trial["test_accuracy"] = _test_accuracy(keras.models.load_model(path), first.data)
+        trial["test_accuracy"] = _test_accuracy(ensemble, first.data)
     refits = sum(1 for m in members if m.trial.get("refit"))
     if refits:  # members trained on the validation rows: no validation metrics for it
         trial["refit"] = {"members": refits}
