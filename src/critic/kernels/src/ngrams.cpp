@@ -29,8 +29,8 @@ NgramTable::NgramTable(int order, int32_t base, std::vector<uint64_t> keys, int6
   keys_ = keys.size();
   size_t capacity = 16;
   while (capacity < 2 * keys_) capacity *= 2;
-  slots_.assign(capacity, Slot{0, -1});
-  tags_.assign(capacity, 0);
+  slots_ = LargeArray<Slot>(capacity, Slot{0, -1});
+  tags_ = LargeArray<uint8_t>(capacity, 0);
   mask_ = capacity - 1;
   for (size_t r = 0; r < keys_; ++r) {
     const uint64_t key = keys[r];
@@ -111,7 +111,7 @@ void NgramTable::lookup(std::vector<int32_t>& ids, NgramScratch& scratch, bool m
 }
 
 namespace {
-constexpr int64_t kSeenLimit = int64_t{1} << 22;  // ids tracked in an array (8 MB a thread)
+constexpr int64_t kSeenLimit = int64_t{1} << 24;  // ids tracked in a bitset (2 MB a thread)
 }
 
 void keep_distinct(std::vector<int32_t>& ids, int64_t limit, NgramScratch& work) {
@@ -119,20 +119,20 @@ void keep_distinct(std::vector<int32_t>& ids, int64_t limit, NgramScratch& work)
   bool small = limit <= kSeenLimit;
   for (size_t i = 0; small && i < m; ++i) small = ids[i] < limit;  // ids are >= 0
   if (small) {
-    if (work.seen.size() < static_cast<size_t>(limit)) work.seen.resize(limit, 0);
-    if (++work.stamp == 0) {  // wrapped: forget every earlier row
-      std::fill(work.seen.begin(), work.seen.end(), 0);
-      work.stamp = 1;
-    }
+    const size_t words = static_cast<size_t>((limit + 63) / 64);
+    if (work.seen.size() < words) work.seen.resize(words, 0);
+    uint64_t* seen = work.seen.data();
     size_t kept = 0;
     for (size_t i = 0; i < m; ++i) {
-      uint16_t& mark = work.seen[static_cast<size_t>(ids[i])];
-      if (mark != work.stamp) {
-        mark = work.stamp;
+      const uint32_t id = static_cast<uint32_t>(ids[i]);
+      const uint64_t bit = uint64_t{1} << (id & 63);
+      if (!(seen[id >> 6] & bit)) {
+        seen[id >> 6] |= bit;
         ids[kept++] = ids[i];
       }
     }
     ids.resize(kept);
+    for (size_t i = 0; i < kept; ++i) seen[static_cast<uint32_t>(ids[i]) >> 6] = 0;  // clean
     return;
   }
   // (id, position) pairs sorted: the first of each id run is its first occurrence.

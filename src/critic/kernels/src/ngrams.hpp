@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "large_array.hpp"
+
 namespace critic {
 
 constexpr int kNgramIdBits = 21;
@@ -41,8 +43,7 @@ struct NgramScratch {
   std::vector<uint64_t> keys;
   std::vector<uint32_t> positions;  // where each key's n-gram starts
   std::vector<uint8_t> hit;         // hit[i]: the bigram at position i is in the table
-  std::vector<uint16_t> seen;  // seen[id] == stamp: id already kept in this row
-  uint16_t stamp = 0;
+  std::vector<uint64_t> seen;  // one bit per id: already kept in this row (cleared after it)
 };
 
 class NgramTable {
@@ -81,10 +82,10 @@ class NgramTable {
   bool distinct_;
   size_t keys_ = 0;
   bool prefix_closed_ = false;  // every trigram's first bigram is a key too
-  std::vector<Slot> slots_;  // open addressing: key and id share a cache line
+  LargeArray<Slot> slots_;  // open addressing: key and id share a cache line
   // One byte per slot (0 = empty, else 8 bits of the key's hash with the low bit set): most
   // lookups miss, and a miss reads only this small array, not the slots.
-  std::vector<uint8_t> tags_;
+  LargeArray<uint8_t> tags_;
   size_t mask_ = 0;
 };
 
