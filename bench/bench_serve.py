@@ -86,14 +86,19 @@ async def closed_loop(
     }
 
 
-async def slow_clients(url: str, texts: list[str], slow: int, normal: int) -> dict:
-    """``slow`` connections send headers and the start of a 1 MB body, then stall; meanwhile
-    ``normal`` requests are sent one after another. How many normal ones get a 200?"""
+async def slow_clients(
+    url: str, texts: list[str], slow: int, normal: int, headers_only: bool = False
+) -> dict:
+    """``slow`` connections send headers and the start of a 1 MB body (``headers_only``: half
+    their headers), then stall; meanwhile ``normal`` requests are sent one after another.
+    How many normal ones get a 200, and what do the stalled ones get?"""
     host, port = url.removeprefix("http://").split("/")[0].split(":")
     head = (
         f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         'Content-Length: 1000000\r\n\r\n{"texts": ["'
     ).encode()
+    if headers_only:
+        head = head[: head.index(b"Content-Length")]
     stalled = []
     for _ in range(slow):
         reader, writer = await asyncio.open_connection(host, int(port))
@@ -125,6 +130,7 @@ async def slow_clients(url: str, texts: list[str], slow: int, normal: int) -> di
         slow_statuses[key] = slow_statuses.get(key, 0) + 1
     return {
         "slow_connections": slow,
+        "stalled": "in their headers" if headers_only else "mid-body",
         "normal_statuses": statuses,
         "normal_seconds": normal_seconds,
         "slow_statuses": slow_statuses,
@@ -246,6 +252,10 @@ def main() -> None:
         if not args.skip_abuse:
             abuse["slow"] = asyncio.run(slow_clients(base + "/predict", texts, 330, 20))
             print(abuse["slow"], flush=True)
+            abuse["slow_headers"] = asyncio.run(
+                slow_clients(base + "/predict", texts, 330, 20, headers_only=True)
+            )
+            print(abuse["slow_headers"], flush=True)
             abuse["huge"] = asyncio.run(huge_bodies(base + "/predict", server.pid, 3, 300 << 20))
             print(abuse["huge"], flush=True)
     finally:
@@ -288,12 +298,15 @@ def main() -> None:
         f"{overload['rss_after'] / mb:.0f} MB after.",
     ]
     if abuse:
-        slow, huge = abuse["slow"], abuse["huge"]
+        huge = abuse["huge"]
+        for slow in (abuse["slow"], abuse["slow_headers"]):
+            md += [
+                "",
+                f"Slow clients: {slow['slow_connections']} connections stalled {slow['stalled']}; "
+                f"20 normal requests meanwhile -> {slow['normal_statuses']} in "
+                f"{slow['normal_seconds']:.1f} s; the stalled ones -> {slow['slow_statuses']}.",
+            ]
         md += [
-            "",
-            f"Slow clients: {slow['slow_connections']} connections stalled mid-body; 20 normal "
-            f"requests meanwhile -> {slow['normal_statuses']} in {slow['normal_seconds']:.1f} s; "
-            f"the stalled ones -> {slow['slow_statuses']}.",
             "",
             f"Huge bodies: {huge['count']} chunked bodies of {huge['bytes'] >> 20} MB at once "
             f"-> {huge['statuses']}; server memory {huge['pss_before'] / mb:.0f} MB before, "

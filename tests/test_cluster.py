@@ -326,7 +326,8 @@ def test_a_sweep_survives_losing_a_worker_node(cluster, tmp_path, s3_bucket):
 def test_serve_a_local_bundle_on_nodes_that_cannot_read_it(cluster, tmp_path, sample_bundle):
     """critic serve with a bundle folder only this machine has: the replica runs on a worker
     node (the head has no CPUs), gets the bundle through Ray's object store and answers
-    /predict as the runtime does here."""
+    /predict as the runtime does here. One HTTP proxy runs, on the head, so the admission
+    limits hold for the whole cluster."""
     import urllib.request
 
     import numpy as np
@@ -353,12 +354,26 @@ def test_serve_a_local_bundle_on_nodes_that_cannot_read_it(cluster, tmp_path, sa
             body = json.loads(response.read())
         with urllib.request.urlopen(url + "/model", timeout=30) as response:
             card = json.loads(response.read())
+        proxies = ray_list(cluster, "actors", "class_name=ProxyActor", "state=ALIVE")
+        heads = ray_list(cluster, "nodes", "is_head_node=True")
     finally:
         stop(proc, whole_group=False, timeout=60)
         log.close()
     expected = critic.Runtime.load(bundle).predict(texts)
     np.testing.assert_allclose(body["probabilities"], expected, atol=1e-6)
     assert card["path"] == str(bundle)
+    assert [actor["node_id"] for actor in proxies] == [heads[0]["node_id"]]
+
+
+def ray_list(cluster: Cluster, kind: str, *filters: str) -> list[dict]:
+    """`ray list KIND --filter ...` (Ray's state API, through the head's dashboard)."""
+    command = [RAY, "list", kind, "--address", cluster.dashboard, "--format", "json"]
+    for condition in filters:
+        command += ["--filter", condition]
+    env = {k: v for k, v in cluster.env.items() if k != "RAY_ADDRESS"}
+    listing = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    return json.loads(listing.stdout)
 
 
 def submit(cluster: Cluster, options: list[str], args: list[str], timeout: float = 600):

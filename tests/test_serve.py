@@ -161,21 +161,30 @@ def test_a_chunked_body_past_the_limit_gets_413(server):
     assert caught.value.code == 413
 
 
-def test_slow_bodies_time_out_without_starving_normal_requests(sample_bundle, tmp_path):
-    """Clients that send headers and then stall hold no admission place or replica slot:
-    with more of them connected than there are places, normal requests are answered, and
-    the slow ones get 408 when their time is up."""
+def test_slow_clients_time_out_without_starving_normal_requests(sample_bundle, tmp_path):
+    """Clients that stall hold no admission place or replica slot, and get 408 when their
+    time is up: after their headers (the body deadline), in the middle of their headers, on
+    a connection that never sends a byte, and on a kept-alive connection's next request
+    (the header deadline, enforced below the ASGI layer)."""
     options = ["--max-ongoing", "2", "--max-queued", "2", "--body-timeout", "3"]
+    options += ["--header-timeout", "3"]
     head = (
         b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b'Content-Length: 1000000\r\n\r\n{"texts": ["'
     )
     with serving(sample_bundle[0], tmp_path, *options) as url:
+        start = time.monotonic()
         slow = [_raw_request(url, head) for _ in range(12)]  # 3x the 4 admission places
+        half_headers = [_raw_request(url, head[:40]) for _ in range(6)]
+        silent = [_raw_request(url, b"") for _ in range(2)]
+        kept_alive = _raw_request(url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /pre")
         answers = [call(url + "/predict", {"texts": ["A fine film."]}) for _ in range(5)]
         assert [status for status, _ in answers] == [200] * 5
-        statuses = [_status(conn)[0] for conn in slow]
-        assert statuses == [408] * 12
+        statuses = [_status(conn)[0] for conn in slow + half_headers + silent]
+        assert statuses == [408] * 20
+        status, data = _status(kept_alive)
+        assert status == 200 and b"HTTP/1.1 408 Request Timeout" in data
+        assert time.monotonic() - start < 20  # not the sockets' own 30 s timeout
 
 
 def test_a_second_server_on_a_busy_port_is_refused(server, sample_bundle):

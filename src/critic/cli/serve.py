@@ -76,6 +76,14 @@ def _register_serve(commands: argparse._SubParsersAction) -> None:
         "no replica is held meanwhile",
     )
     parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=d.header_timeout_s,
+        metavar="SECONDS",
+        help="time for a request's headers to arrive (from its first byte, or from the "
+        "connection opening); slower gets 408 and the connection is closed",
+    )
+    parser.add_argument(
         "--threads", type=int, help="inference threads per replica (default: cores / replicas)"
     )
     parser.add_argument("--variant", default=d.variant, help="bundle model variant (fp32, int8)")
@@ -84,6 +92,14 @@ def _register_serve(commands: argparse._SubParsersAction) -> None:
         choices=["auto", "cpu", "cuda"],
         default=d.device,
         help="onnxruntime device; auto takes CUDA when there is one, else the CPU",
+    )
+    parser.add_argument(
+        "--proxies",
+        choices=["head", "every-node"],
+        default="head",
+        help="where Ray Serve runs HTTP proxies. head (default): one, on the head node, so "
+        "--max-ongoing / --max-queued bound the whole cluster; every-node: clients may call "
+        "any node, and each node's proxy admits up to those limits",
     )
     parser.add_argument("--num-cpus", type=int, help="CPUs of an embedded Ray (default: all)")
     parser.set_defaults(run=_run_serve)
@@ -110,6 +126,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         max_queued_requests=args.max_queued,
         max_body_bytes=args.max_body_bytes,
         body_timeout_s=args.body_timeout,
+        header_timeout_s=args.header_timeout,
         threads=args.threads,
         variant=args.variant,
         device=args.device,
@@ -128,6 +145,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     serve.start(
+        proxy_location="HeadOnly" if args.proxies == "head" else "EveryNode",
         http_options={"host": args.host, "port": args.port},
         controller_options={"runtime_env": {"env_vars": options.proxy_env()}},
     )

@@ -33,6 +33,7 @@ class ServeOptions:
     max_queued_requests: int = 256  # admitted beyond what the replicas run at once
     max_body_bytes: int = 4 << 20  # per request body
     body_timeout_s: float = 10.0  # for a request body to arrive, after its headers
+    header_timeout_s: float = 10.0  # for a request's headers to arrive
     max_buffered_bytes: int = 256 << 20  # request bodies held by the proxy at once
     threads: int | None = None  # inference threads per replica (default: cores / replicas)
     variant: str = "fp32"
@@ -46,8 +47,10 @@ class ServeOptions:
             raise ValueError("--max-ongoing must be >= 1 and --max-queued >= 0")
         if self.batch_wait_ms < 0:
             raise ValueError("--batch-wait-ms must be >= 0")
-        if self.max_body_bytes < 1 or self.body_timeout_s <= 0:
-            raise ValueError("--max-body-bytes must be >= 1 and --body-timeout > 0")
+        if self.max_body_bytes < 1 or self.body_timeout_s <= 0 or self.header_timeout_s <= 0:
+            raise ValueError(
+                "--max-body-bytes must be >= 1, --body-timeout and --header-timeout > 0"
+            )
 
     def proxy_env(self) -> dict[str, str]:
         """Environment for the Serve controller (inherited by its HTTP proxies) that puts
@@ -59,6 +62,7 @@ class ServeOptions:
             max_waiting=self.max_queued_requests,
             max_body_bytes=self.max_body_bytes,
             body_timeout_s=self.body_timeout_s,
+            header_timeout_s=self.header_timeout_s,
             max_buffered_bytes=max(self.max_buffered_bytes, self.max_body_bytes),
         )
 

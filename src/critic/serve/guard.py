@@ -10,6 +10,8 @@ before a request is routed to a replica.
   come first served; the next one gets an immediate 503 with ``Retry-After``. Requests
   queued in Ray Serve's router instead made it back off and retry: measured on 2 cores,
   throughput fell from 241 to 25 requests/s when 128 clients shared 64 replica slots.
+- **Slow headers.** Headers slower than ``header_timeout_s`` get 408 and the connection is
+  closed (see :mod:`critic.serve.header_deadline`; middleware only runs after the headers).
 - **Bounded memory.** Bodies being buffered add up to at most ``max_buffered_bytes``; past
   it, 503 with ``Retry-After``.
 
@@ -42,10 +44,17 @@ def proxy_env(**settings: Any) -> dict[str, str]:
 
 
 def proxy_middlewares() -> list:
-    """Called by Ray Serve in each HTTP proxy (see :func:`proxy_env`)."""
+    """Called by Ray Serve in each HTTP proxy (see :func:`proxy_env`), before the proxy's
+    server starts: also sets its header deadline (``header_timeout_s``)."""
     from starlette.middleware import Middleware
 
-    return [Middleware(RequestGuard, **json.loads(os.environ[SETTINGS_ENV]))]
+    from .header_deadline import install
+
+    settings = json.loads(os.environ[SETTINGS_ENV])
+    header_timeout_s = settings.pop("header_timeout_s", None)
+    if header_timeout_s is not None and not install(header_timeout_s):
+        print("critic serve: warning: this uvicorn cannot time out slow request headers")
+    return [Middleware(RequestGuard, **settings)]
 
 
 class RequestGuard:

@@ -1,0 +1,93 @@
+"""A deadline for request headers in Ray Serve's HTTP proxy (against slow-header clients).
+
+uvicorn, which Ray Serve runs its proxies on, times out idle keep-alive connections but not
+a request whose headers arrive slowly: a client sending one header byte every few seconds
+holds its connection forever. ASGI middleware cannot help, since it only runs once the
+headers are complete. :func:`install` therefore gives uvicorn a protocol class that answers
+408 and closes the connection when a request's headers are not complete within
+``timeout_s`` of its first byte (or of the connection opening, for the first request).
+
+Ray Serve builds uvicorn's config itself, with the default ``http="auto"``; uvicorn looks that
+name up in ``uvicorn.config.HTTP_PROTOCOLS`` when the server starts. :func:`install` points
+it at a subclass of uvicorn's httptools protocol (the one ``auto`` picks when httptools is
+installed, as Ray Serve's dependencies ensure), so it must run in the proxy process before its
+server starts: :func:`critic.serve.guard.proxy_middlewares` calls it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 36\r\n"
+    b"connection: close\r\n\r\nthe request headers arrived too late"
+)
+
+Protocol: type | None = None  # the installed class (uvicorn imports it by name)
+
+
+class HeaderDeadline:
+    """Mixin for uvicorn's ``HttpToolsProtocol``, whose parser calls ``on_message_begin`` at
+    a request's first byte and ``on_headers_complete`` at the end of its headers."""
+
+    cycle: Any  # set by uvicorn: the current request's cycle
+    transport: Any
+    loop: Any
+    header_timeout_s: float = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._set_deadline()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:
+            self._set_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._clear_deadline()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._clear_deadline()
+        super().connection_lost(exc)
+
+    def _set_deadline(self) -> None:
+        self._deadline = self.loop.call_later(self.header_timeout_s, self._expire)
+
+    def _clear_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:  # never inside a response
+            self.transport.write(TIMEOUT_ANSWER)
+        self.transport.close()
+
+
+def install(timeout_s: float) -> bool:
+    """Make uvicorn's ``http="auto"`` protocol enforce the header deadline in this process.
+    False when uvicorn would not use httptools or has no such setting (nothing changes)."""
+    global Protocol
+    from uvicorn import config
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return False
+    if AutoHTTPProtocol is not HttpToolsProtocol or config.HTTP_PROTOCOLS.get("auto") is None:
+        return False
+    Protocol = type(
+        "HeaderDeadlineProtocol",
+        (HeaderDeadline, HttpToolsProtocol),
+        {"header_timeout_s": float(timeout_s)},
+    )
+    config.HTTP_PROTOCOLS["auto"] = f"{__name__}:Protocol"
+    return True
