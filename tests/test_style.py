@@ -51,6 +51,7 @@ BOTTOM = {
     "critic.console",
     "critic.storage",
     "critic.keras_layers",
+    "critic.keras_eval",
 }
 AREAS = {"critic.kernels", "critic.orchestrator", "critic.export", "critic.serve"}
 MAY_IMPORT = {
@@ -61,6 +62,7 @@ MAY_IMPORT = {
     "critic.console": set(),
     "critic.cluster": {"critic.console"},
     "critic.keras_layers": set(),
+    "critic.keras_eval": set(),
     "critic.orchestrator": BOTTOM | {"critic.kernels", "critic.orchestrator"},
     "critic.export": BOTTOM | {"critic.kernels", "critic.export"},
     "critic.serve": BOTTOM | {"critic.kernels", "critic.serve"},

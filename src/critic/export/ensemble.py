@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from critic.keras_eval import accuracy_on_test
+
 from .sources import ExportSource, SourceError
 
 FOLD_TOLERANCE = 1e-5  # max |probability difference| of a folded ensemble vs its members
@@ -62,7 +64,7 @@ def ensemble_source(members: list[ExportSource], work: Path) -> ExportSource:
         "combine": combine,
     }
     if first.data is not None and (first.data / "x_test.npy").is_file():  # scored once, as a trial
-        trial["test_accuracy"] = _test_accuracy(ensemble, first.data)
+        trial["test_accuracy"] = accuracy_on_test(ensemble, first.data)
     refits = sum(1 for m in members if m.trial.get("refit"))
     if refits:  # members trained on the validation rows: no validation metrics for it
         trial["refit"] = {"members": refits}
@@ -71,12 +73,6 @@ def ensemble_source(members: list[ExportSource], work: Path) -> ExportSource:
 
 def _family(source: ExportSource) -> str:
     return str(source.trial.get("model", {}).get("family", "?"))
-
-
-def _test_accuracy(model, data: Path) -> float:
-    x, y = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
-    p = model.predict(x, batch_size=256, verbose=0)[:, 0]
-    return float(((p >= 0.5) == (y >= 0.5)).mean())
 
 
 def _folded_nbsvm(models: list):

@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from critic.cluster import connect_ray, in_a_ray_job
 from critic.console import verbose
 from critic.storage import Location, is_uri, location, pull, push, working_copy
@@ -343,11 +341,10 @@ def _test_accuracy(data: Path, checkpoint: Path) -> float:
     import keras
 
     import critic.keras_layers  # noqa: F401  (registers the layers a checkpoint may hold)
+    from critic.keras_eval import accuracy_on_test
 
-    x_test, y_test = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
     model = keras.models.load_model(checkpoint / "model.keras", safe_mode=True)
-    p = model.predict(x_test, batch_size=256, verbose=0)[:, 0]
-    return float(((p >= 0.5) == (y_test >= 0.5)).mean())
+    return accuracy_on_test(model, data)
 
 
 def refit_trials(cfg: SweepConfig, local: Path, rows: list[dict]) -> None:
