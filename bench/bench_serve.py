@@ -7,8 +7,9 @@ Starts ``critic serve`` (embedded Ray, default limits) in a subprocess, drives i
 aiohttp load generator in this process (1-16 IMDB test reviews per request), then slow
 clients (stalled mid-body) and huge chunked bodies; then stops it.
 Memory is the server's whole process tree (Ray included), from /proc. The load generator
-shares the 2 cores with the server, so these are lower bounds for a separate client machine.
-Writes bench/results/serve.{json,md}.
+shares the cores with the server, so these are lower bounds for a separate client machine;
+``--split-cores`` gives each its own half instead. Writes bench/results/serve.{json,md}
+(``serve_split_cores.{json,md}`` with ``--split-cores``).
 """
 
 from __future__ import annotations
@@ -174,12 +175,15 @@ async def huge_bodies(url: str, pid: int, count: int, size: int) -> dict:
 
 
 async def open_loop(url: str, texts: list[str], rate: float, seconds: float, pid: int) -> dict:
-    """Requests fired at ``rate`` per second whatever the answers (an overload)."""
+    """Requests fired at ``rate`` per second whatever the answers (an overload): how many
+    200s per second while it lasts, and how long a 503 takes."""
     statuses: dict[str, int] = {}
-    rss = []
+    done_200, took_503, rss = [], [], []
     rng = random.Random(0)
+    start = time.perf_counter()
 
     async def one(session: aiohttp.ClientSession) -> None:
+        sent_at = time.perf_counter()
         try:
             body = {"texts": rng.choices(texts, k=rng.randint(1, 16))}
             async with session.post(url, json=body) as response:
@@ -188,11 +192,15 @@ async def open_loop(url: str, texts: list[str], rate: float, seconds: float, pid
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             key = type(e).__name__
         statuses[key] = statuses.get(key, 0) + 1
+        if key == "200":
+            done_200.append(time.perf_counter() - start)
+        elif key == "503":
+            took_503.append(time.perf_counter() - sent_at)
 
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=2000)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        tasks, start, sent = [], time.perf_counter(), 0
+        tasks, sent = [], 0
         while (now := time.perf_counter() - start) < seconds:
             due = int(now * rate)
             for _ in range(due - sent):
@@ -203,7 +211,20 @@ async def open_loop(url: str, texts: list[str], rate: float, seconds: float, pid
             await asyncio.sleep(0.002)
         offered = sent / (time.perf_counter() - start)
         await asyncio.gather(*tasks)
-    return {"offered_rate": offered, "sent": sent, "statuses": statuses, "rss_samples": rss}
+    ms_503 = np.array(took_503) * 1000
+    return {
+        "offered_rate": offered,
+        "sent": sent,
+        "statuses": statuses,
+        "ok_per_second_during": sum(t <= seconds for t in done_200) / seconds,
+        "p50_503_ms": float(np.percentile(ms_503, 50)) if len(ms_503) else None,
+        "p99_503_ms": float(np.percentile(ms_503, 99)) if len(ms_503) else None,
+        "rss_samples": rss,
+    }
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def main() -> None:
@@ -213,15 +234,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", default="1,8,64,128,256,1000")
     parser.add_argument("--skip-abuse", action="store_true", help="no slow or huge clients")
+    parser.add_argument(
+        "--split-cores",
+        action="store_true",
+        help="server on the first half of the cores, load generator on the rest (as if the "
+        "clients had their own machine; the server gets fewer cores)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
 
     texts = pq.read_table(args.data / "test.parquet", columns=["text"]).column("text").to_pylist()
     port = free_port()
+    cores = sorted(os.sched_getaffinity(0))
+    server_cores = set(cores[: max(1, len(cores) // 2)]) if args.split_cores else set(cores)
     server = subprocess.Popen(
         [sys.executable, "-m", "critic", "serve", "--model", str(args.bundle), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, server_cores),
     )  # fmt: skip
+    if args.split_cores:
+        os.sched_setaffinity(0, set(cores) - server_cores or server_cores)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
@@ -265,18 +297,24 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
 
+    cpus = f"{platform.machine()}, {len(cores)} cores"
+    if args.split_cores:
+        cpus += f": {len(server_cores)} for the server, the rest for the load generator"
+    else:
+        cpus += " shared by server and load generator"
     report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": cpus,
         "levels": levels,
         "overload": overload,
         "abuse": abuse,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serve.json").write_text(json.dumps(report, indent=2))
+    name = "serve_split_cores" if args.split_cores else "serve"
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2))
     mb = 2**20
     md = [
         f"critic serve, 1-16 IMDB reviews per request, loopback, {args.seconds:.0f} s per level; "
-        f"{report['machine']} shared by server and load generator.",
+        f"{report['machine']}.",
         "",
         "| concurrency | requests/s (200) | p50 (ms) | p99 (ms) | p50 of a 503 (ms) | statuses |",
         "|---:|---:|---:|---:|---:|---|",
@@ -292,7 +330,9 @@ def main() -> None:
     md += [
         "",
         f"Overload: offered {overload['offered_rate']:.0f} req/s (10x the best rate above) for "
-        f"{args.seconds:.0f} s: {overload['sent']} requests -> {overload['statuses']}; server "
+        f"{args.seconds:.0f} s: {overload['sent']} requests -> {overload['statuses']}; "
+        f"{overload['ok_per_second_during']:.0f} 200s per second meanwhile; a 503 took "
+        f"{_ms(overload['p50_503_ms'])} ms (p50), {_ms(overload['p99_503_ms'])} ms (p99); server "
         f"alive after: {overload['alive_after']}; server memory {overload['rss_idle'] / mb:.0f} MB"
         f" idle, {min(samples) / mb:.0f}-{max(samples) / mb:.0f} MB during, "
         f"{overload['rss_after'] / mb:.0f} MB after.",
@@ -312,7 +352,7 @@ def main() -> None:
             f"-> {huge['statuses']}; server memory {huge['pss_before'] / mb:.0f} MB before, "
             f"{huge['pss_peak'] / mb:.0f} MB peak, {huge['pss_after'] / mb:.0f} MB after.",
         ]
-    (args.out / "serve.md").write_text("\n".join(md) + "\n")
+    (args.out / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 

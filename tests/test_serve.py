@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +20,14 @@ import pytest
 from helpers import exited, free_port, stop, unloadable_bundle, wait_until_healthy
 
 import critic
+from critic.serve.guard import proxy_env
 
 pytestmark = [pytest.mark.tf, pytest.mark.ray]
 
 pytest.importorskip("ray")
 pytest.importorskip("fastapi")
+
+JSON = {"Content-Type": "application/json"}
 
 
 def call(url: str, body: object | None = None, raw: bytes | None = None) -> tuple[int, dict]:
@@ -217,16 +222,67 @@ def test_a_model_the_replica_cannot_load_is_a_clear_error(sample_bundle, tmp_pat
     assert len(last) < 600
 
 
+def _post_keeping_the_connection(url: str) -> tuple[int, dict, str | None, HTTPConnection]:
+    """POST /predict on a fresh connection, left open: the status, the JSON body, the
+    Connection header and the connection."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = HTTPConnection(host, int(port), timeout=60)
+    conn.request("POST", "/predict", json.dumps({"texts": ["Fine."]}), JSON)
+    response = conn.getresponse()
+    return response.status, json.loads(response.read()), response.getheader("Connection"), conn
+
+
 def test_overload_gets_503_not_a_crash(sample_bundle, tmp_path, imdb_test):
+    """Past the admission places, a 503 with Retry-After at once; the connection stays
+    open for the client's next request (a retry costs no new TCP connection)."""
     # One request at a time per replica, one waiting; every batch waits 300 ms for company.
     options = ["--max-ongoing", "1", "--max-queued", "1", "--batch-wait-ms", "300"]
     with serving(sample_bundle[0], tmp_path, *options) as url:
         with ThreadPoolExecutor(24) as pool:
-            answers = list(
-                pool.map(lambda _: call(url + "/predict", {"texts": ["Fine."]}), range(24))
-            )
-        statuses = sorted(status for status, _ in answers)
+            answers = list(pool.map(lambda _: _post_keeping_the_connection(url), range(24)))
+        statuses = sorted(status for status, *_ in answers)
         assert set(statuses) == {200, 503}, statuses
-        assert all("retry" in body["error"] for status, body in answers if status == 503)
         assert statuses.count(503) >= 12
-        assert call(url + "/predict", {"texts": imdb_test[:2]})[0] == 200  # still serving
+        for status, body, connection, conn in answers:
+            if status == 503:
+                assert "retry" in body["error"] and connection is None
+            conn.request("POST", "/predict", json.dumps({"texts": imdb_test[:2]}), JSON)
+            assert conn.getresponse().status == 200  # the same connection, served
+            conn.close()
+
+
+def test_the_proxy_loop_accepts_every_waiting_connection_at_once():
+    """Ray Serve's proxy, started with critic's environment, must not run on uvloop: libuv
+    accepts one connection per loop iteration, so a busy proxy left new clients waiting
+    seconds in the kernel's accept queue before even a 503. Starts a loop as a Ray worker
+    does under that environment, queues 50 connections while it is blocked, and counts the
+    iterations it needs to take them all."""
+    code = """
+import asyncio, socket
+from ray._private.async_compat import try_install_uvloop
+
+try_install_uvloop()  # what a Ray worker process does when it starts
+
+async def main():
+    made = []
+    server = await asyncio.get_running_loop().create_server(
+        lambda: type("P", (asyncio.Protocol,), {"connection_made": made.append})(),
+        "127.0.0.1", 0, backlog=100)
+    port = server.sockets[0].getsockname()[1]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
+    iterations = 0
+    while len(made) < 50 and iterations < 1000:
+        await asyncio.sleep(0)
+        iterations += 1
+    print(iterations, len(made), type(asyncio.get_running_loop()).__module__)
+
+asyncio.run(main())
+"""
+    env = {**os.environ, **proxy_env(capacity=1)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    iterations, made, loop_module = result.stdout.split()
+    assert int(made) == 50
+    assert int(iterations) <= 5, (iterations, loop_module)
