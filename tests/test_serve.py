@@ -286,3 +286,50 @@ asyncio.run(main())
     iterations, made, loop_module = result.stdout.split()
     assert int(made) == 50
     assert int(iterations) <= 5, (iterations, loop_module)
+
+
+def test_the_proxy_protocol_turns_nagle_off(monkeypatch):
+    """Ray Serve's listening socket has ``proto`` 0, so asyncio's loop leaves Nagle on for
+    the connections it accepts: a response's body (written after its headers) then waited
+    for the client's delayed ACK, 40 ms a request. critic's protocol class sets
+    TCP_NODELAY; checked on the server's side of a live connection."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn import config
+
+    from critic.serve.proxy_protocol import install
+
+    monkeypatch.setitem(config.HTTP_PROTOCOLS, "auto", config.HTTP_PROTOCOLS["auto"])
+    assert install(5)
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def main() -> list[int]:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # proto 0, as Ray's
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        flags = [
+            protocol.transport.get_extra_info("socket").getsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY
+            )
+            for protocol in server.server_state.connections
+        ]
+        writer.close()
+        await writer.wait_closed()
+        server.should_exit = True
+        await serving
+        listener.close()
+        return flags
+
+    flags = asyncio.run(main())
+    assert len(flags) == 1 and flags[0] != 0

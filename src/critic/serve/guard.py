@@ -11,7 +11,7 @@ before a request is routed to a replica.
   queued in Ray Serve's router instead made it back off and retry: measured on 2 cores,
   throughput fell from 241 to 25 requests/s when 128 clients shared 64 replica slots.
 - **Slow headers.** Headers slower than ``header_timeout_s`` get 408 and the connection is
-  closed (see :mod:`critic.serve.header_deadline`; middleware only runs after the headers).
+  closed (see :mod:`critic.serve.proxy_protocol`; middleware only runs after the headers).
 - **Bounded memory.** Bodies being buffered add up to at most ``max_buffered_bytes``; past
   it, 503 with ``Retry-After``.
 - **Cheap 503s.** A 503 keeps the connection open when the request's body is bounded (read
@@ -61,7 +61,7 @@ def proxy_middlewares() -> list:
     server starts: also sets its header deadline (``header_timeout_s``)."""
     from starlette.middleware import Middleware
 
-    from .header_deadline import install
+    from .proxy_protocol import install
 
     settings = json.loads(os.environ[SETTINGS_ENV])
     header_timeout_s = settings.pop("header_timeout_s", None)

@@ -1,4 +1,5 @@
-"""A deadline for request headers in Ray Serve's HTTP proxy (against slow-header clients).
+"""uvicorn's protocol class for Ray Serve's HTTP proxies: a deadline for request headers
+(against slow-header clients) and ``TCP_NODELAY`` on every connection.
 
 uvicorn, which Ray Serve runs its proxies on, times out idle keep-alive connections but not
 a request whose headers arrive slowly: a client sending one header byte every few seconds
@@ -6,6 +7,12 @@ holds its connection forever. ASGI middleware cannot help, since it only runs on
 headers are complete. :func:`install` therefore gives uvicorn a protocol class that answers
 408 and closes the connection when a request's headers are not complete within
 ``timeout_s`` of its first byte (or of the connection opening, for the first request).
+
+The same class turns Nagle's algorithm off. uvloop did so for every TCP connection; asyncio's
+loop, which critic's proxies run on (see :func:`critic.serve.guard.proxy_env`), only does for
+sockets whose ``proto`` is TCP, and Ray Serve's listening socket (hence every accepted one)
+has ``proto`` 0: uvicorn writes a response's headers and body separately, and the body then
+waited for the client's delayed ACK, 40 ms a request.
 
 Ray Serve builds uvicorn's config itself, with the default ``http="auto"``; uvicorn looks that
 name up in ``uvicorn.config.HTTP_PROTOCOLS`` when the server starts. :func:`install` points
@@ -17,6 +24,8 @@ server starts: :func:`critic.serve.guard.proxy_middlewares` calls it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from typing import Any
 
 TIMEOUT_ANSWER = (
@@ -25,6 +34,17 @@ TIMEOUT_ANSWER = (
 )
 
 Protocol: type | None = None  # the installed class (uvicorn imports it by name)
+
+
+class NoDelay:
+    """Mixin for an asyncio protocol: ``TCP_NODELAY`` on its TCP connection."""
+
+    def connection_made(self, transport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):  # a connection already reset
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
 
 class HeaderDeadline:
@@ -72,8 +92,9 @@ class HeaderDeadline:
 
 
 def install(timeout_s: float) -> bool:
-    """Make uvicorn's ``http="auto"`` protocol enforce the header deadline in this process.
-    False when uvicorn would not use httptools or has no such setting (nothing changes)."""
+    """Make uvicorn's ``http="auto"`` protocol enforce the header deadline (and set
+    ``TCP_NODELAY``) in this process. False when uvicorn would not use httptools or has no
+    such setting (nothing changes)."""
     global Protocol
     from uvicorn import config
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
@@ -85,8 +106,8 @@ def install(timeout_s: float) -> bool:
     if AutoHTTPProtocol is not HttpToolsProtocol or config.HTTP_PROTOCOLS.get("auto") is None:
         return False
     Protocol = type(
-        "HeaderDeadlineProtocol",
-        (HeaderDeadline, HttpToolsProtocol),
+        "ProxyProtocol",
+        (NoDelay, HeaderDeadline, HttpToolsProtocol),
         {"header_timeout_s": float(timeout_s)},
     )
     config.HTTP_PROTOCOLS["auto"] = f"{__name__}:Protocol"
