@@ -425,7 +425,7 @@ def test_bad_configs_fail_before_any_trial(tmp_path, change, match):
 
 
 def test_pbt_sweep_exploits_and_finishes(tmp_path, ray_local):
-    """PBT with 4 trials over 5 epochs: after an epoch a trial in the bottom quarter
+    """PBT with 4 trials over 8 epochs: after an epoch a trial in the bottom quarter
     continues from a top trial's checkpoint with a perturbed learning rate (Tune logs each
     such step in pbt_global.txt); every trial finishes all epochs."""
     from critic.orchestrator.sweep import run_sweep
@@ -442,9 +442,12 @@ def test_pbt_sweep_exploits_and_finishes(tmp_path, ray_local):
             # All four at once (half a CPU each): asynchronous PBT exploits only when a trial
             # reporting at an interval finds the others' scores, and with two at a time a run
             # could end with no exploit at all (seen once in a full run).
+            # 8 epochs: each report is a chance to exploit, and with 5 a slow CI run once
+            # ended without any (a top trial's checkpoint only counts when it reports while
+            # on top, and finished trials leave the population).
             search={"num_samples": 4, "scheduler": "pbt", "max_concurrent_trials": 4},
             resources={"cpu": 0.5},
-            training={"epochs": 5, "batch_size": 64},
+            training={"epochs": 8, "batch_size": 64},
             top_k=1,
         )
     )
@@ -455,7 +458,7 @@ def test_pbt_sweep_exploits_and_finishes(tmp_path, ray_local):
     # it is then listed as left out, never lost or a crash.
     assert {f["error"] for f in board["failed"]} <= {"finished without a checkpoint"}
     assert len(board["trials"]) + len(board["failed"]) == 4 and len(board["trials"]) >= 2
-    assert max(t["epochs"] for t in board["trials"]) == 5
+    assert max(t["epochs"] for t in board["trials"]) == 8
     exploits = (run_dir / "tune" / "pbt_global.txt").read_text().splitlines()
     assert exploits  # at least one trial continued from another's checkpoint
     rates = [t["model"]["learning_rate"] for t in board["trials"]]
