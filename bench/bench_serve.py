@@ -37,6 +37,11 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imdb"
 
 
+def percentile_ms(seconds: list[float], q: float) -> float | None:
+    """The q-th percentile of ``seconds``, in milliseconds (None when there are none)."""
+    return float(np.percentile(seconds, q)) * 1000 if seconds else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,13 +81,12 @@ async def closed_loop(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await asyncio.gather(*(client(session) for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
-    lat = np.array(latencies) * 1000
     return {
         "concurrency": concurrency,
         "requests_per_second": len(latencies) / elapsed,
-        "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
-        "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
-        "p50_503_ms": float(np.percentile(fast_503, 50)) * 1000 if fast_503 else None,
+        "p50_ms": percentile_ms(latencies, 50),
+        "p99_ms": percentile_ms(latencies, 99),
+        "p50_503_ms": percentile_ms(fast_503, 50),
         "statuses": {str(k): v for k, v in statuses.items()},
     }
 
@@ -211,14 +215,13 @@ async def open_loop(url: str, texts: list[str], rate: float, seconds: float, pid
             await asyncio.sleep(0.002)
         offered = sent / (time.perf_counter() - start)
         await asyncio.gather(*tasks)
-    ms_503 = np.array(took_503) * 1000
     return {
         "offered_rate": offered,
         "sent": sent,
         "statuses": statuses,
         "ok_per_second_during": sum(t <= seconds for t in done_200) / seconds,
-        "p50_503_ms": float(np.percentile(ms_503, 50)) if len(ms_503) else None,
-        "p99_503_ms": float(np.percentile(ms_503, 99)) if len(ms_503) else None,
+        "p50_503_ms": percentile_ms(took_503, 50),
+        "p99_503_ms": percentile_ms(took_503, 99),
         "rss_samples": rss,
     }
 

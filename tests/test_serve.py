@@ -32,7 +32,7 @@ JSON = {"Content-Type": "application/json"}
 
 def call(url: str, body: object | None = None, raw: bytes | None = None) -> tuple[int, dict]:
     data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, headers=JSON)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -121,10 +121,14 @@ def test_concurrent_requests_are_batched_but_answered_separately(server, sample_
         np.testing.assert_allclose(body["probabilities"], rt.predict(texts), atol=1e-6)
 
 
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
 def _raw_request(url: str, head: bytes, body_parts=(), pause: float = 0.0) -> socket.socket:
     """A connection that sends ``head`` then each body part after ``pause`` seconds."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = socket.create_connection((host, int(port)), timeout=30)
+    conn = socket.create_connection(_address(url), timeout=30)
     conn.sendall(head)
     for part in body_parts:
         time.sleep(pause)
@@ -225,8 +229,7 @@ def test_a_model_the_replica_cannot_load_is_a_clear_error(sample_bundle, tmp_pat
 def _post_keeping_the_connection(url: str) -> tuple[int, dict, str | None, HTTPConnection]:
     """POST /predict on a fresh connection, left open: the status, the JSON body, the
     Connection header and the connection."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = HTTPConnection(host, int(port), timeout=60)
+    conn = HTTPConnection(*_address(url), timeout=60)
     conn.request("POST", "/predict", json.dumps({"texts": ["Fine."]}), JSON)
     response = conn.getresponse()
     return response.status, json.loads(response.read()), response.getheader("Connection"), conn

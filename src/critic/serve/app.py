@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from critic.serve.guard import UVLOOP_ENV
+
 
 @dataclass
 class ServeOptions:
@@ -125,7 +127,7 @@ def build_app(bundle, options: ServeOptions):
         # connections and answer faster on uvloop.
         ray_actor_options={
             "num_cpus": 0.5,
-            "runtime_env": {"env_vars": {"RAY_USE_UVLOOP": os.environ.get("RAY_USE_UVLOOP", "1")}},
+            "runtime_env": {"env_vars": {UVLOOP_ENV: os.environ.get(UVLOOP_ENV, "1")}},
         },
         health_check_period_s=5,
     )

@@ -38,6 +38,7 @@ Scope = dict[str, Any]
 BUSY = 503, "the server is at capacity; retry shortly", True
 SETTINGS_ENV = "CRITIC_SERVE_GUARD"
 CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
+UVLOOP_ENV = "RAY_USE_UVLOOP"  # read by each Ray worker process when it starts
 
 
 def proxy_env(**settings: Any) -> dict[str, str]:
@@ -52,7 +53,7 @@ def proxy_env(**settings: Any) -> dict[str, str]:
     return {
         CALLBACK_ENV: f"{__name__}.proxy_middlewares",
         SETTINGS_ENV: json.dumps(settings),
-        "RAY_USE_UVLOOP": "0",
+        UVLOOP_ENV: "0",
     }
 
 
