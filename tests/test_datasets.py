@@ -140,10 +140,10 @@ def test_a_sweep_config_takes_an_imdb_uri(tmp_path, sample_rows, s3_bucket, monk
     config = tmp_path / "c.yaml"
     config.write_text("name: c\nmodel: {family: lstm}\n")
     cfg = SweepConfig.load(config, imdb=uri)
-    assert cfg.dataset["path"] == uri
-    cfg.validate()
+    assert cfg.dataset.path == uri
+    cfg.validate_rules()
     with pytest.raises(Exception, match="no such file or folder"):
-        SweepConfig.load(config, imdb=f"{s3_bucket}/nothing.tar.gz").validate()
+        SweepConfig.load(config, imdb=f"{s3_bucket}/nothing.tar.gz").validate_rules()
 
 
 @pytest.mark.parametrize(

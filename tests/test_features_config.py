@@ -108,11 +108,14 @@ def test_the_printed_leaderboard_shows_what_differs(tmp_path, capsys):
             "params": {**shared, "family": "lstm", "learning_rate": 0.005},
         },
     ]
-    write_leaderboard(tmp_path, rows)
+    write_leaderboard(tmp_path, rows, planned_epochs=4)
     md = (tmp_path / "leaderboard.md").read_text().splitlines()
-    assert md[0] == "| rank | trial | family | val acc | test acc | epoch (of) | learning_rate |"
-    assert md[2] == "| 1 | 78145_00003 | nbsvm | 89.00 % | 85.70 % | 2 (4) | 0.0032 |"
-    assert md[3] == "| 2 | 78145_00001 | lstm | 80.00 % |  | 1 (1) | 0.005 |"
+    assert md[0] == (
+        "| rank | trial | family | val acc | test acc | best epoch (trained) | learning_rate |"
+    )
+    assert md[2] == "| 1 | 78145_00003 | nbsvm | 89.00 % | 85.70 % | 2 (4 of 4) | 0.0032 |"
+    # Stopped early by the scheduler after its first epoch of 4.
+    assert md[3] == "| 2 | 78145_00001 | lstm | 80.00 % |  | 1 (1 of 4) | 0.005 |"
     assert capsys.readouterr().out.strip() == "\n".join(md)
     csv_header = (tmp_path / "leaderboard.csv").read_text().splitlines()[0]
     assert csv_header.startswith("rank,trial,val_accuracy,test_accuracy,best_epoch,epochs,")

@@ -22,9 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "leaderboard.csv/.md, learning-curve PNGs and checkpoints under the run directory.",
     )
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument(
-        "--config", type=Path, help="sweep YAML (sections: see the README's Sweeps section)"
-    )
+    group.add_argument("--config", type=Path, help="sweep YAML (every key: docs/configs.md)")
     group.add_argument(
         "--resume", metavar="RUN_DIR", help="continue this run (a folder or a storage URI)"
     )

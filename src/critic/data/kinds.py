@@ -1,8 +1,9 @@
 """Dataset kinds of a sweep config (``dataset.kind``), in one registry: which keys each needs,
 how its splits load, and where its raw test reviews are for the main job to score.
 
-``resolve`` turns a config value into a path (relative to the config file) or, for a storage
-URI, a :class:`~critic.storage.Location`.
+Each function takes the config's typed dataset section (``critic.orchestrator.schema``: its
+keys are attributes, its defaults filled in). ``resolve`` turns a config value into a path
+(relative to the config file) or, for a storage URI, a :class:`~critic.storage.Location`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .imdb_npz import RankSequences, read_imdb_npz, read_word_index
 from .readers import CorpusError
 
 Resolve = Callable[[Any], Path | Location]
+Section = Any  # a typed dataset section: attributes, not keys
 Split = LabeledTexts | RankSequences
 # The true labels of scored rows, from the ids critic score wrote.
 Truth = Callable[[list], np.ndarray]
@@ -34,26 +36,29 @@ class DatasetKind:
     fitted on the training texts)."""
 
     name: str
-    problems: Callable[[dict, Resolve], list[str]]
-    load: Callable[[dict, Resolve], tuple[Split, Split]]
-    test_reviews: Callable[[dict, Resolve], tuple[Path | Location, str | None, Truth]] | None = None
-    word_index: Callable[[dict, Resolve], dict[str, int]] | None = None
+    problems: Callable[[Section, Resolve], list[str]]
+    load: Callable[[Section, Resolve], tuple[Split, Split]]
+    test_reviews: Callable[[Section, Resolve], tuple[Path | Location, str | None, Truth]] | None = (
+        None
+    )
+    word_index: Callable[[Section, Resolve], dict[str, int]] | None = None
 
 
-def _need_files(*keys: str) -> Callable[[dict, Resolve], list[str]]:
-    def problems(ds: dict, resolve: Resolve) -> list[str]:
+def _need_files(*keys: str) -> Callable[[Section, Resolve], list[str]]:
+    def problems(ds: Section, resolve: Resolve) -> list[str]:
         found = []
         for key in keys:
-            if not ds.get(key):
-                found.append(f"dataset.{key} is required for kind {ds.get('kind')!r}")
-            elif not resolve(ds[key]).is_file():
-                found.append(f"dataset.{key}: {ds[key]}: no such file")
+            value = getattr(ds, key)
+            if not value:
+                found.append(f"dataset.{key} is required for kind {ds.kind!r}")
+            elif not resolve(value).is_file():
+                found.append(f"dataset.{key}: {value}: no such file")
         return found
 
     return problems
 
 
-def _imdb_problems(ds: dict, resolve: Resolve) -> list[str]:
+def _imdb_problems(ds: Section, resolve: Resolve) -> list[str]:
     try:
         root = _imdb_root(ds, resolve)
     except CorpusError as e:
@@ -61,40 +66,41 @@ def _imdb_problems(ds: dict, resolve: Resolve) -> list[str]:
     return [] if root.exists() else [f"dataset.path: {root}: no such file or folder"]
 
 
-def _label_options(ds: dict) -> dict[str, Any]:
-    opts = {k: ds[k] for k in ("text_column", "label_column") if k in ds}
-    if "labels" in ds:
-        opts["label_names"] = tuple(ds["labels"])
-    return opts
+def _label_options(ds: Section) -> dict[str, Any]:
+    return {
+        "text_column": ds.text_column,
+        "label_column": ds.label_column,
+        "label_names": ds.label_names,
+    }
 
 
-def _files_load(ds: dict, resolve: Resolve) -> tuple[Split, Split]:
+def _files_load(ds: Section, resolve: Resolve) -> tuple[Split, Split]:
     opts = _label_options(ds)
-    return read_labeled(resolve(ds["train"]), **opts), read_labeled(resolve(ds["test"]), **opts)
+    return read_labeled(resolve(ds.train), **opts), read_labeled(resolve(ds.test), **opts)
 
 
-def _files_test(ds: dict, resolve: Resolve):
-    path = resolve(ds["test"])
+def _files_test(ds: Section, resolve: Resolve):
+    path = resolve(ds.test)
     labels = read_labeled(path, **_label_options(ds)).labels.astype(bool)
     return path, None, lambda ids: labels[np.asarray(ids, dtype=np.int64)]
 
 
-def _imdb_root(ds: dict, resolve: Resolve) -> Path | Location:
-    return resolve(imdb_location(ds.get("path")))
+def _imdb_root(ds: Section, resolve: Resolve) -> Path | Location:
+    return resolve(imdb_location(ds.path))
 
 
-def _imdb_load(ds: dict, resolve: Resolve) -> tuple[Split, Split]:
+def _imdb_load(ds: Section, resolve: Resolve) -> tuple[Split, Split]:
     root = _imdb_root(ds, resolve)
     return read_acl_imdb(root, "train"), read_acl_imdb(root, "test")
 
 
-def _imdb_test(ds: dict, resolve: Resolve):
+def _imdb_test(ds: Section, resolve: Resolve):
     folder = acl_imdb_split(_imdb_root(ds, resolve), "test")
     return folder, "path", lambda ids: np.array([i.split("/", 1)[0] == "pos" for i in ids])
 
 
-def _npz_load(ds: dict, resolve: Resolve) -> tuple[Split, Split]:
-    arrays = read_imdb_npz(resolve(ds["path"]))
+def _npz_load(ds: Section, resolve: Resolve) -> tuple[Split, Split]:
+    arrays = read_imdb_npz(resolve(ds.path))
     return arrays["train"], arrays["test"]
 
 
@@ -105,14 +111,13 @@ KINDS: dict[str, DatasetKind] = {
         "imdb_npz",
         _need_files("path", "word_index"),
         _npz_load,
-        word_index=lambda ds, resolve: read_word_index(resolve(ds["word_index"])),
+        word_index=lambda ds, resolve: read_word_index(resolve(ds.word_index)),
     ),
 }
 
 
-def dataset_kind(ds: dict) -> DatasetKind:
-    """The kind of a config's dataset section (``imdb`` when not given)."""
-    name = ds.get("kind", "imdb")
-    if name not in KINDS:
-        raise ValueError(f"dataset.kind must be one of {tuple(KINDS)}, got {name!r}")
-    return KINDS[name]
+def dataset_kind(ds: Section) -> DatasetKind:
+    """The kind of a config's dataset section."""
+    if ds.kind not in KINDS:
+        raise ValueError(f"dataset.kind must be one of {tuple(KINDS)}, got {ds.kind!r}")
+    return KINDS[ds.kind]

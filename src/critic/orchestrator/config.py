@@ -20,57 +20,28 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import Field
 
 from critic.data.archives import IMDB_ENV
 from critic.data.kinds import dataset_kind
 from critic.storage import Location, is_uri, location
 
-from .schema import SPACES, TOKENIZER_TYPES, ConfigError, check_document
+from .schema import DEFAULT_KIND, SPACES, ConfigError, Sweep, Tokenizer, parse_document
 from .zoo import FAMILY_FEATURES, SEQUENCE_FEATURES, ModelSpec
 
 __all__ = ["ConfigError", "SweepConfig", "on_imdb", "resolve_setting", "to_tune_space"]
 # A config is a few hundred bytes; anything near this is not one.
 MAX_CONFIG_BYTES = 1 << 20
-SECTIONS = ("dataset", "tokenizer", "model", "search", "training", "resources")
-# padding: where pad_sequences puts the zeros ("pre" as in the Keras recipe; "post" for models
-# that read the review backwards, so the padding comes first for them too).
-# ngrams / distinct: "auto" gives each model family the ids it reads (zoo.FAMILY_FEATURES);
-# n-gram rows hold maxlen x ngrams ids (words, then n-grams). The n-gram vocabulary keeps the
-# max_ngrams most frequent n-grams seen ngram_min_count times in training, or, with
-# hash_buckets > 0, hashes every n-gram into that many ids.
-TOKENIZER_DEFAULTS = {
-    "num_words": 20000,
-    "maxlen": 500,
-    "oov_token": "<OOV>",
-    "padding": "pre",
-    "ngrams": "auto",
-    "distinct": "auto",
-    "max_ngrams": 200000,
-    "ngram_min_count": 2,
-    "hash_buckets": 0,
-}
-assert set(TOKENIZER_DEFAULTS) == set(TOKENIZER_TYPES), "every tokenizer key has a type"
 NGRAM_KEYS = ("max_ngrams", "ngram_min_count", "hash_buckets")
 
 
-@dataclass
-class SweepConfig:
-    name: str = "sweep"
-    dataset: dict[str, Any] = field(default_factory=dict)
-    tokenizer: dict[str, Any] = field(default_factory=dict)
-    model: dict[str, Any] = field(default_factory=dict)
-    search: dict[str, Any] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
-    resources: dict[str, Any] = field(default_factory=dict)
-    storage_path: str = "runs"
-    top_k: int = 3
-    # The run's model (what `critic run` exports and scores): the mean of its `ensemble` best
-    # trials, each refit on train + validation when training.refit is on.
-    ensemble: int = 1
-    base_dir: Path = field(default_factory=Path.cwd)
+class SweepConfig(Sweep):
+    """A sweep config (:class:`~.schema.Sweep`) and the folder its relative paths start from."""
+
+    base_dir: Path = Field(default_factory=Path.cwd)
 
     @classmethod
     def load(cls, path: str | Path, imdb: str | Path | None = None) -> SweepConfig:
@@ -87,36 +58,25 @@ class SweepConfig:
     ) -> SweepConfig:
         """A checked config; ``check_data=False`` skips the check that the dataset's files
         exist (a resume reads the run's prepared arrays, not the data)."""
-        check_document(raw)
-        raw = {**raw, **{key: raw.get(key) or {} for key in SECTIONS}}
-        if dataset_kind(raw["dataset"]).name == "imdb":
-            if not raw["dataset"].get("path") and os.environ.get(IMDB_ENV):
-                raw = on_imdb(raw, os.environ[IMDB_ENV])  # pinned, so a resume finds it
-        cfg = cls(**raw, base_dir=Path(base_dir or Path.cwd()))
-        cfg.validate(check_data)
+        sweep = parse_document(raw)
+        if sweep.dataset.kind == "imdb" and not sweep.dataset.path and os.environ.get(IMDB_ENV):
+            sweep = parse_document(on_imdb(raw, os.environ[IMDB_ENV]))  # pinned for a resume
+        # Every trial names its family (the spec's default unless the config gives one).
+        model = {"family": ModelSpec.family, **sweep.model}
+        fields = {name: getattr(sweep, name) for name in Sweep.model_fields}
+        cfg = cls(**{**fields, "model": model}, base_dir=Path(base_dir or Path.cwd()))
+        cfg.validate_rules(check_data)
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
         """The config as loaded (JSON-friendly), to store beside a run and reload on resume."""
-        return {**asdict(self), "base_dir": str(self.base_dir)}
+        return self.model_dump(mode="json")
 
     # -- derived settings --------------------------------------------------------------
     @property
     def tokenizer_space(self) -> dict[str, Any]:
-        """The tokenizer section with defaults filled in (values may be search spaces)."""
-        return {**TOKENIZER_DEFAULTS, **self.tokenizer}
-
-    @property
-    def epochs(self) -> int:
-        return int(self.training.get("epochs", 3))
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.training.get("batch_size", 64))
-
-    @property
-    def num_samples(self) -> int:
-        return int(self.search.get("num_samples", 1))
+        """Every tokenizer key with its value (values may be search spaces)."""
+        return self.tokenizer.model_dump()
 
     def path(self, value: str | Path) -> Path | Location:
         """A config value naming data: a storage URI as a Location, a path relative to the
@@ -126,7 +86,7 @@ class SweepConfig:
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
-    def validate(self, check_data: bool = True) -> None:
+    def validate_rules(self, check_data: bool = True) -> None:
         """Raise ConfigError on the first thing that would stop a trial. The schema
         (:mod:`.schema`) has checked every key's type and range; these are the rules that
         tie keys together, and (with ``check_data``) the files the dataset names."""
@@ -145,22 +105,22 @@ class SweepConfig:
 
     def _validate_search(self) -> None:
         lr = self.model.get("learning_rate")
-        if self.search.get("scheduler") == "pbt" and not (
+        if self.search.scheduler == "pbt" and not (
             is_space(lr) and next(iter(lr)) in ("uniform", "loguniform")
         ):
             raise ConfigError(
                 "scheduler pbt mutates model.learning_rate: give it a uniform or loguniform space"
             )
-        if self.search.get("search_alg") == "optuna" and importlib.util.find_spec("optuna") is None:
+        if self.search.search_alg == "optuna" and importlib.util.find_spec("optuna") is None:
             raise ConfigError("search_alg 'optuna' needs optuna: pip install optuna")
 
     def _validate_spaces(self) -> None:
-        for key, value in self.tokenizer.items():
+        for key, value in self.tokenizer_space.items():
             # Each tokenizer value gets its own tokenized arrays: only finite choices.
             if is_space(value) and next(iter(value)) not in ("choice", "grid"):
                 raise ConfigError(f"tokenizer.{key}: only choice or grid make sense here")
         self._validate_features()
-        paddings = setting_values(self.tokenizer_space["padding"])
+        paddings = setting_values(self.tokenizer.padding)
         if "pre" in paddings and any(s.get("reverse") for s in corner_samples(self.model)):
             raise ConfigError(
                 "model.reverse reads each review backwards, so with tokenizer.padding 'pre' "
@@ -182,7 +142,7 @@ class SweepConfig:
     @property
     def families(self) -> list[str]:
         """Every model family the sweep can try."""
-        return [str(f) for f in setting_values(self.model.get("family", "lstm"))]
+        return [str(f) for f in setting_values(self.model["family"])]
 
     def _validate_models(self) -> None:
         """Every fixed or sampled model value must make a valid ModelSpec."""
@@ -235,7 +195,7 @@ def resolve_setting(setting: dict[str, Any], family: str) -> dict[str, Any]:
     """The concrete tokenizer setting a trial of ``family`` reads: "auto" features filled in
     from the family, n-gram keys dropped when there are no n-grams, maxlen scaled by the
     n-gram order."""
-    resolved = {**TOKENIZER_DEFAULTS, **setting}
+    resolved = {**Tokenizer().model_dump(), **setting}
     for key, value in FAMILY_FEATURES.get(family, SEQUENCE_FEATURES).items():
         if resolved[key] == "auto":
             resolved[key] = value
@@ -256,7 +216,7 @@ def on_imdb(raw: dict[str, Any], imdb: str | Path) -> dict[str, Any]:
     if not isinstance(dataset, dict):
         raise ConfigError("dataset must be a mapping")
     path = str(imdb) if is_uri(imdb) else str(Path(imdb).expanduser().resolve())
-    if dataset.get("kind", "imdb") == "imdb":
+    if dataset.get("kind", DEFAULT_KIND) == "imdb":
         return {**raw, "dataset": {**dataset, "path": path}}
     keep = {k: dataset[k] for k in ("validation_fraction", "seed") if k in dataset}
     name = f"{raw.get('name', 'sweep')}-imdb"

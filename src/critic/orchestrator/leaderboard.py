@@ -6,16 +6,16 @@ import json
 import re
 from pathlib import Path
 
-from critic.data.datasets import DEFAULT_LABELS
-
 from .config import SweepConfig
 
 METRIC = "val_accuracy"
+MODE = "max"  # a higher METRIC is better
 
 
-def write_leaderboard(run_dir: Path, rows: list[dict]) -> None:
+def write_leaderboard(run_dir: Path, rows: list[dict], planned_epochs: int) -> None:
     """leaderboard.csv (every setting of every trial) and leaderboard.md, printed: the short
-    trial id, family, accuracies, the selected and trained epochs, and only the settings that
+    trial id, family, accuracies, the selected epoch and how many of the ``planned_epochs``
+    the trial trained (fewer when the scheduler stopped it early), and only the settings that
     differ between trials."""
     import csv
 
@@ -40,7 +40,8 @@ def write_leaderboard(run_dir: Path, rows: list[dict]) -> None:
     varying = [
         k for k in keys if k != "family" and len({repr(r["params"].get(k)) for r in rows}) > 1
     ]
-    md_header = ["rank", "trial", "family", "val acc", "test acc", "epoch (of)", *varying]
+    md_header = ["rank", "trial", "family", "val acc", "test acc", "best epoch (trained)"]
+    md_header += varying
     md = ["| " + " | ".join(md_header) + " |", "|" + "---|" * len(md_header)]
     for i, r in enumerate(rows):
         cells = [
@@ -49,7 +50,7 @@ def write_leaderboard(run_dir: Path, rows: list[dict]) -> None:
             r["params"].get("family", ""),
             f"{100 * r['val_accuracy']:.2f} %",
             f"{100 * r['test_accuracy']:.2f} %" if "test_accuracy" in r else "",
-            f"{r.get('best_epoch', r['epochs'])} ({r['epochs']})",
+            f"{r.get('best_epoch', r['epochs'])} ({r['epochs']} of {planned_epochs})",
             *[_cell(r["params"].get(k, "")) for k in varying],
         ]
         md.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -97,8 +98,8 @@ def write_leaderboard_json(
     doc = {
         "name": cfg.name,
         "metric": METRIC,
-        "labels": list(cfg.dataset.get("labels", DEFAULT_LABELS)),
-        "dataset": cfg.dataset,
+        "labels": list(cfg.dataset.label_names),
+        "dataset": cfg.dataset.model_dump(mode="json"),
         "trials": trials,
         "failed": failed or [],
         "model": model or [r["trial"] for r in rows[:1]],

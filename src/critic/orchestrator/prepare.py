@@ -30,11 +30,10 @@ def load_splits(cfg: SweepConfig) -> dict[str, Split]:
     """train / val / test splits; the test split is only read here and at the very end."""
     ds = cfg.dataset
     train, test = dataset_kind(ds).load(ds, cfg.path)
-    seed = int(ds.get("seed", 13))
-    if ds.get("limit"):
-        train = _stratified_head(train, int(ds["limit"]), seed)
-        test = _stratified_head(test, int(ds["limit"]), seed + 1)
-    tr, va = stratified_split(train.labels, float(ds.get("validation_fraction", 0.2)), seed)
+    if ds.limit:
+        train = _stratified_head(train, ds.limit, ds.seed)
+        test = _stratified_head(test, ds.limit, ds.seed + 1)
+    tr, va = stratified_split(train.labels, ds.validation_fraction, ds.seed)
     return {"train": train.subset(tr), "val": train.subset(va), "test": test}
 
 
@@ -61,7 +60,7 @@ def tokenizer_settings(cfg: SweepConfig) -> list[dict]:
 
 def trial_setting(config: dict) -> dict:
     """The concrete tokenizer setting of one trial's config (``tokenizer`` and ``model``)."""
-    return resolve_setting(config["tokenizer"], config["model"].get("family", "lstm"))
+    return resolve_setting(config["tokenizer"], config["model"]["family"])
 
 
 def setting_key(setting: dict) -> str:

@@ -1,10 +1,13 @@
-"""The shape of a sweep config: every section, every key, its type and range.
+"""The shape of a sweep config: every section, every key, its type, range and default.
 
+The typed models here are the config: :class:`Sweep` holds one model per section
+(``cfg.training.epochs``), and every key's default lives in its field, nowhere else.
 ``check_document`` validates a raw config (as YAML loads it) and raises ``ConfigError`` naming
-the key (``training.epochs: must be an integer, got 1.9``). Search spaces are checked value by
-value: each value a ``choice``/``grid`` can take, both ends of a range. The rules that tie
-keys together (pbt needs a learning-rate range, reversed models need post padding, ...) stay
-in :mod:`.config`.
+the key (``training.epochs: must be an integer, got 1.9``); :func:`parse_document` then returns
+the typed :class:`Sweep`. Search spaces are checked value by value: each value a
+``choice``/``grid`` can take, both ends of a range. The model section is a search space over
+:class:`~.zoo.ModelSpec` (typed and defaulted there). The rules that tie keys together (pbt
+needs a learning-rate range, reversed models need post padding, ...) stay in :mod:`.config`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from critic.data.datasets import DEFAULT_LABELS
 from critic.data.kinds import KINDS
 
 SPACES = ("choice", "uniform", "loguniform", "randint", "grid")
@@ -32,25 +36,37 @@ class _Section(BaseModel):
 
 
 class _Split(_Section):
-    kind: str
+    kind: str  # each kind's own Literal
     validation_fraction: Fraction = 0.2
     seed: int = 13
     limit: PositiveInt | None = None
 
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The names of labels 0 and 1."""
+        return DEFAULT_LABELS
+
 
 class ImdbDataset(_Split):
+    kind: Literal["imdb"] = "imdb"
     path: str | None = None
 
 
 class FilesDataset(_Split):
+    kind: Literal["files"] = "files"
     train: str
     test: str
     text_column: str = "text"
     label_column: str = "label"
     labels: Annotated[list[str], Field(min_length=2, max_length=2)] | None = None
 
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return tuple(self.labels) if self.labels else DEFAULT_LABELS
+
 
 class ImdbNpzDataset(_Split):
+    kind: Literal["imdb_npz"] = "imdb_npz"
     path: str
     word_index: str
 
@@ -61,6 +77,8 @@ DATASETS: dict[str, type[_Split]] = {
     "imdb_npz": ImdbNpzDataset,
 }
 assert set(DATASETS) == set(KINDS), "every dataset kind has a schema"
+Dataset = Annotated[ImdbDataset | FilesDataset | ImdbNpzDataset, Field(discriminator="kind")]
+DEFAULT_KIND = "imdb"
 
 
 class Search(_Section):
@@ -84,7 +102,31 @@ class Resources(_Section):
     gpu: Annotated[float, Field(ge=0)] = 0
 
 
-class Document(_Section):
+class Tokenizer(_Section):
+    """Each key a fixed value or a choice/grid space over values of ``TOKENIZER_TYPES[key]``
+    (checked value by value in :func:`check_document`).
+
+    padding: where pad_sequences puts the zeros ("pre" as in the Keras recipe; "post" for
+    models that read the review backwards, so the padding comes first for them too).
+    ngrams / distinct: "auto" gives each model family the ids it reads
+    (``zoo.FAMILY_FEATURES``); n-gram rows hold maxlen x ngrams ids (words, then n-grams).
+    The n-gram vocabulary keeps the max_ngrams most frequent n-grams seen ngram_min_count
+    times in training, or, with hash_buckets > 0, hashes every n-gram into that many ids."""
+
+    num_words: Any = 20000
+    maxlen: Any = 500
+    oov_token: Any = "<OOV>"
+    padding: Any = "pre"
+    ngrams: Any = "auto"
+    distinct: Any = "auto"
+    max_ngrams: Any = 200000
+    ngram_min_count: Any = 2
+    hash_buckets: Any = 0
+
+
+class _Outline(_Section):
+    """The top level of a config, sections as plain mappings (each checked on its own)."""
+
     name: Annotated[str, Field(pattern=NAME_PATTERN)] = "sweep"
     dataset: dict[str, Any] | None = None
     tokenizer: dict[str, Any] | None = None
@@ -104,6 +146,24 @@ SECTIONS: dict[str, type[_Section]] = {
 }
 
 
+class Sweep(_Section):
+    """A checked sweep config, typed section by section."""
+
+    name: str = _Outline.model_fields["name"].default
+    dataset: Dataset = Field(default_factory=ImdbDataset)
+    tokenizer: Tokenizer = Field(default_factory=Tokenizer)
+    # A search space over zoo.ModelSpec: its keys, each a fixed value or a space.
+    model: dict[str, Any] = Field(default_factory=dict)
+    search: Search = Field(default_factory=Search)
+    training: Training = Field(default_factory=Training)
+    resources: Resources = Field(default_factory=Resources)
+    storage_path: str = _Outline.model_fields["storage_path"].default
+    top_k: int = _Outline.model_fields["top_k"].default
+    # The run's model (what `critic run` exports and scores): the mean of its `ensemble` best
+    # trials, each refit on train + validation when training.refit is on.
+    ensemble: int = _Outline.model_fields["ensemble"].default
+
+
 # One type per tokenizer key; a search space over a key gives values of the same type.
 TOKENIZER_TYPES: dict[str, Any] = {
     "num_words": PositiveInt,
@@ -116,6 +176,7 @@ TOKENIZER_TYPES: dict[str, Any] = {
     "ngram_min_count": PositiveInt,
     "hash_buckets": Annotated[int, Field(ge=0)],
 }
+assert set(TOKENIZER_TYPES) == set(Tokenizer.model_fields), "every tokenizer key has a type"
 _TOKENIZER_ADAPTERS = {
     key: TypeAdapter(kind, config=ConfigDict(strict=True)) for key, kind in TOKENIZER_TYPES.items()
 }
@@ -125,11 +186,11 @@ def check_document(raw: Any) -> None:
     """Raise ConfigError on the first key of ``raw`` that is unknown, mistyped or out of range."""
     if not isinstance(raw, dict):
         raise ConfigError(f"the config must be a mapping of sections, got {_show(raw)}")
-    _validate(Document, raw, "")
+    _validate(_Outline, raw, "")
     for section, model in SECTIONS.items():
         _validate(model, raw.get(section) or {}, f"{section}.")
     dataset = raw.get("dataset") or {}
-    kind = dataset.get("kind", "imdb")
+    kind = dataset.get("kind", DEFAULT_KIND)
     if kind not in DATASETS:
         raise ConfigError(f"dataset.kind: must be one of {tuple(DATASETS)}, got {_show(kind)}")
     _validate(DATASETS[kind], {"kind": kind, **dataset}, "dataset.")
@@ -140,6 +201,14 @@ def check_document(raw: Any) -> None:
             _validate_value(_TOKENIZER_ADAPTERS[key], one, f"tokenizer.{key}")
     for key, value in (raw.get("model") or {}).items():
         space_values(f"model.{key}", value)
+
+
+def parse_document(raw: Any) -> Sweep:
+    """The typed config of a raw document (``check_document`` first: its errors name keys)."""
+    check_document(raw)
+    sections = {key: raw.get(key) or {} for key in ("tokenizer", "model", *SECTIONS)}
+    dataset = {"kind": DEFAULT_KIND, **(raw.get("dataset") or {})}
+    return Sweep.model_validate({**raw, **sections, "dataset": dataset})
 
 
 def space_values(where: str, value: Any) -> list[Any]:

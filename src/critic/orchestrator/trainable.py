@@ -116,3 +116,15 @@ def _report_to_tune():
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     return ReportToTune()
+
+
+def trial_resources(cfg) -> dict[str, float]:
+    """The Ray resources of one trial (or refit): the config's, on CPU when the cluster has
+    no GPU."""
+    import ray
+
+    cpu, gpu = float(cfg.resources.cpu), float(cfg.resources.gpu)
+    if gpu > 0 and ray.cluster_resources().get("GPU", 0) == 0:
+        print("critic tune: no GPU in this Ray cluster; trials run on CPU")
+        gpu = 0.0
+    return {"cpu": cpu, "gpu": gpu}
