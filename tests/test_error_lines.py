@@ -1,9 +1,8 @@
 """One line out of a Ray report: what `critic serve` and `critic score --engine ray` print
 when a replica or an actor fails (the real failures are in test_serve and test_cluster)."""
 
-from critic.cli.serve import replica_error
-from critic.cluster import error_line
-from critic.serve.score_ray import root_cause
+from critic.cluster import error_line, root_cause
+from critic.serve.server import replica_error
 
 REPORT = (
     "The deployment failed to start 1 time(s) in a row.\n"

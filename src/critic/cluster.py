@@ -1,5 +1,6 @@
 """Joining Ray: the cluster a Ray job runs in, else an embedded local Ray (shared by
-``critic tune``, ``critic score --engine ray`` and ``critic serve``)."""
+``critic tune``, ``critic score --engine ray`` and ``critic serve``); and Ray's failures told
+in one line (:func:`root_cause`, :func:`error_line`)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,36 @@ def error_line(report: str) -> str | None:
         return None
     name, why = found[-1]
     return f"{name}: {why.strip()}"
+
+
+def from_ray(error: BaseException) -> bool:
+    """An error Ray raised for a task, an actor or a pipeline (not critic's own)."""
+    return any(type(e).__module__.startswith("ray.") for e in error_chain(error))
+
+
+def error_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what caused it, outermost first (Ray's ``cause`` included)."""
+    seen: list[BaseException] = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = getattr(error, "cause", None) or error.__cause__
+    return seen
+
+
+def root_cause(error: BaseException) -> str:
+    """One line for a Ray failure (an actor that died, a task that raised): the innermost
+    error with a message, its last traceback line or its first line, without Ray's frames
+    and colour codes."""
+    for inner in reversed(error_chain(error)):
+        text = str(inner)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            continue
+        # A traceback's last line is the error; any other message says it first.
+        if any(line.startswith('File "') for line in lines):
+            return (error_line(text) or lines[-1])[:400]
+        line = error_line(lines[0]) or lines[0]
+        if not line.startswith(type(inner).__name__):
+            line = f"{type(inner).__name__}: {line}"
+        return line[:400]
+    return type(error).__name__

@@ -3,6 +3,7 @@
 (:mod:`.inference`)."""
 
 from .format import (
+    BASE_VARIANT,
     BUNDLE_FILE,
     ENCODE_MODES,
     FORMAT,
@@ -18,6 +19,7 @@ from .format import (
 )
 
 __all__ = [
+    "BASE_VARIANT",
     "BUNDLE_FILE",
     "ENCODE_MODES",
     "FORMAT",

@@ -38,6 +38,8 @@ FORMAT_VERSION = 1
 BUNDLE_FILE = "bundle.json"
 REQUIRED_FILES = ("model.onnx", "tokenizer.json", "README.md")
 ENCODE_MODES = ("keras_tokenizer", "keras_imdb_index")
+# The model every bundle has; others (int8) are optional variants of it.
+BASE_VARIANT = "fp32"
 _SEAL = "manifest_sha256"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -91,7 +93,7 @@ class Bundle:
     def variants(self) -> tuple[str, ...]:
         return tuple(self.meta["models"])
 
-    def model_file(self, variant: str = "fp32") -> Path:
+    def model_file(self, variant: str = BASE_VARIANT) -> Path:
         """Where a variant's model is (for messages; run it from :meth:`model_bytes`)."""
         models = self.meta["models"]
         if variant not in models:
@@ -100,7 +102,7 @@ class Bundle:
             )
         return self.path / models[variant]["file"]
 
-    def model_bytes(self, variant: str = "fp32") -> bytes:
+    def model_bytes(self, variant: str = BASE_VARIANT) -> bytes:
         """The checked bytes of a variant's ONNX model."""
         return self.blobs[self.model_file(variant).name]
 
@@ -203,7 +205,7 @@ def check_fields(doc: dict[str, Any], manifest: Path) -> set[str]:
     if not isinstance(model.get("input"), str):
         raise fail("model.input", "must be the model's input name", model.get("input"))
     models = doc.get("models")
-    if not isinstance(models, dict) or "fp32" not in models:
+    if not isinstance(models, dict) or BASE_VARIANT not in models:
         raise fail("models", "must be a table of variants with 'fp32'", models)
     used = {"tokenizer.json"}
     tables = {f"models.{variant}": entry for variant, entry in models.items()}

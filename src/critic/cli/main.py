@@ -7,7 +7,7 @@ import sys
 
 from critic import __version__, console
 
-from . import export, predict, run, serve, tokenizer, tune
+from . import export, predict, run, score, serve, tokenizer, tune
 
 # The extra that brings each optional dependency (pyproject.toml).
 EXTRAS = {
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="show TensorFlow's, Ray's and Tune's own logs and tables too",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (tokenizer, tune, run, export, predict, serve):
+    for command in (tokenizer, tune, run, export, predict, score, serve):
         command.register(commands)
     explain_defaults(parser)
     return parser

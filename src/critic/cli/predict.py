@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from .options import add_bundle_options
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -16,12 +18,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the arguments, or, with none given, one per line from stdin. For files of reviews use "
         "critic score.",
     )
-    parser.add_argument(
-        "--model", required=True, metavar="BUNDLE", help="bundle folder (path or storage URI)"
-    )
+    add_bundle_options(parser)
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="reviews to score")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    parser.add_argument("--variant", default="fp32", help="bundle model variant (fp32, int8)")
     parser.set_defaults(run=_run)
 
 
@@ -32,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise ValueError("no text to score: give texts as arguments or one per line on stdin")
-    runtime = Runtime.load(args.model, variant=args.variant)
+    runtime = Runtime.load(args.model, variant=args.variant, device=args.device)
     probabilities = runtime.predict(texts)
     labels = runtime.to_labels(probabilities)
     for text, p, label in zip(texts, probabilities, labels, strict=True):

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from critic.bundle import BASE_VARIANT
 from critic.serve.guard import UVLOOP_ENV
+from critic.serve.providers import DEFAULT_DEVICE
 
 
 @dataclass
@@ -39,8 +41,8 @@ class ServeOptions:
     header_timeout_s: float = 10.0  # for a request's headers to arrive
     max_buffered_bytes: int = 256 << 20  # request bodies held by the proxy at once
     threads: int | None = None  # inference threads per replica (default: cores / replicas)
-    variant: str = "fp32"
-    device: str = "auto"
+    variant: str = BASE_VARIANT
+    device: str = DEFAULT_DEVICE
 
     def validate(self) -> None:
         for name in ("replicas", "max_batch_size", "max_texts", "max_chars"):
@@ -105,18 +107,13 @@ def build_app(bundle, options: ServeOptions):
     """The Ray Serve application for a loaded ``bundle``. A bundle on a storage URI is
     fetched by each replica; a local one is shipped to them through Ray's object store, so
     replicas on nodes that cannot read this machine's files load it too."""
-    import ray
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
     from ray import serve
 
-    from critic.bundle import bundle_files
-    from critic.storage import is_uri
+    from critic.serve.shipping import ShippedBundle
 
     options.validate()
-    # Wrapped in a list, the reference reaches the replica as a reference (Ray resolves only
-    # top-level arguments): each replica gets the bytes itself when it starts.
-    shipped = None if is_uri(bundle.source) else [ray.put(bundle_files(bundle.path))]
     api = FastAPI(title="critic", description="Review sentiment from a critic bundle.")
 
     @serve.deployment(
@@ -133,20 +130,14 @@ def build_app(bundle, options: ServeOptions):
     )
     @serve.ingress(api)
     class Critic:
-        def __init__(self, source: str, shipped: list | None, options: dict[str, Any]) -> None:
-            import ray
-
-            from critic.bundle import unpack_bundle
-            from critic.serve import Runtime
-
+        def __init__(self, shipped: ShippedBundle, options: dict[str, Any]) -> None:
             self.options = ServeOptions(**options)
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
             threads = self.options.threads or max(1, cores // self.options.replicas)
-            model = unpack_bundle(ray.get(shipped[0])) if shipped else source
-            self.runtime = Runtime.load(
-                model, variant=self.options.variant, device=self.options.device, threads=threads
+            self.runtime = shipped.load(
+                variant=self.options.variant, device=self.options.device, threads=threads
             )
-            self.card = model_summary(self.runtime.bundle, source)
+            self.card = model_summary(self.runtime.bundle, shipped.source)
             self.predict_batch.set_max_batch_size(self.options.max_batch_size)
             self.predict_batch.set_batch_wait_timeout_s(self.options.batch_wait_ms / 1000)
 
@@ -182,4 +173,4 @@ def build_app(bundle, options: ServeOptions):
         async def model_info(self):
             return self.card
 
-    return Critic.bind(bundle.source, shipped, asdict(options))
+    return Critic.bind(ShippedBundle(bundle), asdict(options))

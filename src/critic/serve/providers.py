@@ -8,6 +8,7 @@ from pathlib import Path
 log = logging.getLogger("critic.runtime")
 _said: set[str] = set()
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_DEVICE = "auto"  # CUDA when onnxruntime-gpu has a GPU, else the CPU
 
 
 def _say_once(message: str) -> None:

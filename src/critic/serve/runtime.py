@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from critic.bundle import Bundle, load_bundle
+from critic.bundle import BASE_VARIANT, Bundle, load_bundle
 from critic.bundle.inference import Window, predict_ids
 
-from .providers import session_for
+from .providers import DEFAULT_DEVICE, session_for
 
 # Rows per onnxruntime call. Small batches of length-sorted rows cost no speed here (an LSTM
 # runs its steps one after another anyway) and keep memory low: onnxruntime's arena grows
@@ -45,8 +45,8 @@ class Runtime:
         self,
         bundle: Bundle,
         *,
-        variant: str = "fp32",
-        device: str = "auto",
+        variant: str = BASE_VARIANT,
+        device: str = DEFAULT_DEVICE,
         batch_size: int = BATCH_SIZE,
         threads: int | None = None,
         window: bool = True,
@@ -61,7 +61,7 @@ class Runtime:
         # One onnxruntime thread per call: the parallelism is in the lanes (see the module).
         self.session, self.device = session_for(bundle.model_bytes(variant), device, 1)
         self.window = None
-        window_model = bundle.window_bytes() if window and variant == "fp32" else None
+        window_model = bundle.window_bytes() if window and variant == BASE_VARIANT else None
         if window_model is not None:
             self.window = Window(session_for(window_model, device, 1)[0])
         self._input = bundle.meta["model"]["input"]

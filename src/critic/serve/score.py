@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from critic.bundle import Bundle
+from critic.bundle import BASE_VARIANT, Bundle
 from critic.data.readers import (
     Batch,
     CorpusError,
@@ -56,7 +56,7 @@ class ScoreOptions:
     keep_columns: tuple[str, ...] = ()
     format: str = "parquet"
     shard_rows: int = SHARD_ROWS
-    variant: str = "fp32"
+    variant: str = BASE_VARIANT
 
     def validate(self) -> None:
         if self.format not in OUTPUT_FORMATS:

@@ -15,12 +15,18 @@ the same: a re-run skips committed shards and ends with exactly the rows of one 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from critic.bundle import Bundle, bundle_files
-from critic.cluster import error_line
+import pyarrow as pa
+import pyarrow.compute as pc
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasink, Datasource, ReadTask
+
+from critic.bundle import Bundle
+from critic.cluster import from_ray, root_cause
 from critic.data.readers import (
     Start,
     acl_imdb_files,
@@ -29,8 +35,9 @@ from critic.data.readers import (
     iter_batches,
     parquet_file,
 )
-from critic.storage import Location, is_uri, location
+from critic.storage import Location, location
 
+from .providers import DEFAULT_DEVICE
 from .score import (
     ScoreError,
     ScoreOptions,
@@ -44,6 +51,7 @@ from .score import (
     shard_name,
     write_shard,
 )
+from .shipping import ShippedBundle
 
 ROUTE = ("_input", "_shard", "_rows")  # where a block's rows belong; dropped before writing
 NEVER_CUT = 1 << 50  # a target block size no shard reaches
@@ -76,66 +84,59 @@ def bytes_per_row(path: Location, rows: int) -> float:
     return size / rows + 64  # + Arrow offsets, the id, error and routing columns
 
 
-def _shard_source(
-    inputs: list[str], offsets: list[int], options: ScoreOptions, pending: list[Pending]
-):
-    """A datasource with one read task per pending shard (inputs as URIs or absolute paths,
-    which mean the same on every node)."""
-    import pyarrow as pa
-    from ray.data.block import BlockMetadata
-    from ray.data.datasource import Datasource, ReadTask
+class ShardSource(Datasource):
+    """One read task per pending shard, each yielding the shard as one block (inputs as URIs
+    or absolute paths, which mean the same on every node)."""
 
-    def read_shard(index: int, shard: int, start: Start):
-        batch = next(
-            iter_batches(
-                inputs[index],
-                options.shard_rows,
-                options.text_column,
-                options.id_column,
-                options.source_columns(),
-                start=start,
+    def __init__(
+        self, inputs: list[str], offsets: list[int], options: ScoreOptions, pending: list[Pending]
+    ) -> None:
+        self.inputs, self.offsets, self.options, self.pending = inputs, offsets, options, pending
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return sum(p.bytes for p in self.pending) or None
+
+    def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+        # Each task carries its own shard's input only, not the whole plan.
+        return [
+            ReadTask(
+                functools.partial(
+                    read_shard, self.inputs[p.input], self.offsets[p.input], p, self.options
+                ),
+                BlockMetadata(num_rows=p.rows, size_bytes=p.bytes, exec_stats=None),
             )
+            for p in self.pending
+        ]
+
+
+def read_shard(path: str, offset: int, shard: Pending, options: ScoreOptions) -> list[pa.Table]:
+    """One pending shard of the input at ``path`` (whose first row is row ``offset`` across
+    all inputs) as one block, with the columns that route it to its output shard."""
+    batch = next(
+        iter_batches(
+            path,
+            options.shard_rows,
+            options.text_column,
+            options.id_column,
+            options.source_columns(),
+            start=shard.start,
         )
-        table = shard_input(batch, offsets[index] + batch.start, options)
-        n = table.num_rows
-        for name, value in zip(ROUTE, (index, shard, n), strict=True):
-            table = table.append_column(name, pa.array([value] * n, type=pa.int64()))
-        pa.default_memory_pool().release_unused()  # the reader's buffers, ~6x the shard
-        return [table]
-
-    class ShardSource(Datasource):
-        def estimate_inmemory_data_size(self) -> int | None:
-            return sum(p.bytes for p in pending) or None
-
-        def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
-            return [
-                ReadTask(
-                    lambda p=p: read_shard(p.input, p.shard, p.start),
-                    BlockMetadata(num_rows=p.rows, size_bytes=p.bytes, exec_stats=None),
-                )
-                for p in pending
-            ]
-
-    return ShardSource()
+    )
+    table = shard_input(batch, offset + batch.start, options)
+    n = table.num_rows
+    for name, value in zip(ROUTE, (shard.input, shard.shard, n), strict=True):
+        table = table.append_column(name, pa.array([value] * n, type=pa.int64()))
+    pa.default_memory_pool().release_unused()  # the reader's buffers, ~6x the shard
+    return [table]
 
 
 class ScoreActor:
-    """One Runtime per actor; scores whole shards (one block each). The bundle is ``source``
-    (a storage URI the actor fetches) or, for a bundle on the driver's disk, ``shipped``: a
-    one-element list holding an object reference to its files."""
+    """One Runtime per actor; scores whole shards (one block each)."""
 
-    def __init__(self, source: str, shipped: list | None, options: dict[str, Any]) -> None:
-        import ray
+    def __init__(self, shipped: ShippedBundle, options: dict[str, Any]) -> None:
+        self.runtime = shipped.load(**options)
 
-        from critic.bundle import unpack_bundle
-        from critic.serve import Runtime
-
-        model = unpack_bundle(ray.get(shipped[0])) if shipped else source
-        self.runtime = Runtime.load(model, **options)
-
-    def __call__(self, block):
-        import pyarrow as pa
-
+    def __call__(self, block: pa.Table) -> pa.Table:
         route = {name: block.column(name) for name in ROUTE}
         out = score_shard(self.runtime, block.drop_columns(list(ROUTE)))
         for name, column in route.items():
@@ -144,35 +145,32 @@ class ScoreActor:
         return out
 
 
-def _shard_sink(output: str, fmt: str):
-    from ray.data.datasource import Datasink
+class ShardSink(Datasink):
+    """Commits each shard of a block with the local engine's atomic write; never part of one."""
 
-    class ShardSink(Datasink):
-        def write(self, blocks, ctx) -> int:
-            import pyarrow as pa
-            import pyarrow.compute as pc
+    def __init__(self, output: str, fmt: str) -> None:
+        self.output, self.fmt = output, fmt
 
-            written = 0
-            for block in blocks:
-                keys = block.select(["_input", "_shard"]).to_pylist()
-                for key in sorted({(k["_input"], k["_shard"]) for k in keys}):
-                    mask = pc.and_(
-                        pc.equal(block.column("_input"), key[0]),
-                        pc.equal(block.column("_shard"), key[1]),
+    def write(self, blocks, ctx) -> int:
+        written = 0
+        for block in blocks:
+            keys = block.select(["_input", "_shard"]).to_pylist()
+            for key in sorted({(k["_input"], k["_shard"]) for k in keys}):
+                mask = pc.and_(
+                    pc.equal(block.column("_input"), key[0]),
+                    pc.equal(block.column("_shard"), key[1]),
+                )
+                part = block.filter(mask)
+                expected = part.column("_rows")[0].as_py()
+                if part.num_rows != expected:  # never commit part of a shard
+                    raise RuntimeError(
+                        f"shard {key} arrived split ({part.num_rows} of {expected} rows)"
                     )
-                    part = block.filter(mask)
-                    expected = part.column("_rows")[0].as_py()
-                    if part.num_rows != expected:  # never commit part of a shard
-                        raise RuntimeError(
-                            f"shard {key} arrived split ({part.num_rows} of {expected} rows)"
-                        )
-                    path = location(output) / shard_name(key[0], key[1], fmt)
-                    write_shard(part.drop_columns(list(ROUTE)), path, fmt)
-                    written += part.num_rows
-            pa.default_memory_pool().release_unused()
-            return written
-
-    return ShardSink()
+                path = location(self.output) / shard_name(key[0], key[1], self.fmt)
+                write_shard(part.drop_columns(list(ROUTE)), path, self.fmt)
+                written += part.num_rows
+        pa.default_memory_pool().release_unused()
+        return written
 
 
 @contextlib.contextmanager
@@ -218,7 +216,7 @@ def score_corpus_ray(
     *,
     actors: int | None = None,
     batch_size: int = 256,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
 ) -> Summary:
     """Score ``inputs`` on the connected Ray cluster (see the module docstring)."""
     inputs = [location(p) for p in inputs]
@@ -232,7 +230,7 @@ def score_corpus_ray(
         try:
             _run(bundle, inputs, offsets, pending, output, options, pool)
         except Exception as e:
-            if not _from_ray(e):
+            if not from_ray(e):
                 raise
             raise ScoreError(
                 f"the Ray job failed: {root_cause(e)}; the shards written so far are kept: run "
@@ -240,39 +238,6 @@ def score_corpus_ray(
             ) from None
     summary.seconds = time.perf_counter() - start_time
     return close_output(summary, output, options.format, expected, inputs, stamps)
-
-
-def _from_ray(error: BaseException) -> bool:
-    """An error Ray raised for a task, an actor or a pipeline (not critic's own)."""
-    return any(type(e).__module__.startswith("ray.") for e in _chain(error))
-
-
-def _chain(error: BaseException) -> list[BaseException]:
-    """``error`` and what caused it, outermost first (Ray's ``cause`` included)."""
-    seen: list[BaseException] = []
-    while error is not None and error not in seen:
-        seen.append(error)
-        error = getattr(error, "cause", None) or error.__cause__
-    return seen
-
-
-def root_cause(error: BaseException) -> str:
-    """One line for a Ray failure (an actor that died, a task that raised): the innermost
-    error with a message, its last traceback line or its first line, without Ray's frames
-    and colour codes."""
-    for inner in reversed(_chain(error)):
-        text = str(inner)
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        if not lines:
-            continue
-        # A traceback's last line is the error; any other message says it first.
-        if any(line.startswith('File "') for line in lines):
-            return (error_line(text) or lines[-1])[:400]
-        line = error_line(lines[0]) or lines[0]
-        if not line.startswith(type(inner).__name__):
-            line = f"{type(inner).__name__}: {line}"
-        return line[:400]
-    return type(error).__name__
 
 
 def plan_shards(
@@ -341,16 +306,14 @@ def _run(bundle, inputs, offsets, pending, output, options, pool: ActorPool) -> 
     io_tasks = max(1, pool.size // IO_TASK_PER_ACTORS)
     with _data_context(max(64 << 20, SHARDS_PER_ACTOR * (pool.size + 1) * largest)):
         ds = ray.data.read_datasource(
-            _shard_source([p.uri for p in inputs], offsets, options, pending),
+            ShardSource([p.uri for p in inputs], offsets, options, pending),
             override_num_blocks=len(pending),
             num_cpus=0.25,
             concurrency=io_tasks,
         )
-        # A list keeps the reference a reference (Ray resolves only top-level arguments).
-        shipped = None if is_uri(bundle.source) else [ray.put(bundle_files(bundle.path))]
         scored = ds.map_batches(
             ScoreActor,
-            fn_constructor_args=(bundle.source, shipped, pool.runtime_options),
+            fn_constructor_args=(ShippedBundle(bundle), pool.runtime_options),
             batch_size=None,
             batch_format="pyarrow",
             zero_copy_batch=True,
@@ -358,7 +321,7 @@ def _run(bundle, inputs, offsets, pending, output, options, pool: ActorPool) -> 
             **pool.resources,
         )
         scored.write_datasink(
-            _shard_sink(output.uri, options.format),
+            ShardSink(output.uri, options.format),
             ray_remote_args={"num_cpus": 0.25},
             concurrency=io_tasks,
         )

@@ -1,0 +1,117 @@
+"""Running a bundle on Ray Serve until Ctrl-C or SIGTERM: start Serve with critic's admission
+in its proxies, deploy the application, report a replica that cannot start by its own error,
+and stop what was started."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from critic.bundle import Bundle
+from critic.cluster import connect_ray, error_line, joins_a_cluster
+
+from .app import ServeOptions, build_app
+
+Proxies = Literal["head", "every-node"]
+APP_NAME = "critic"
+
+
+def serve_forever(
+    bundle: Bundle,
+    options: ServeOptions,
+    *,
+    host: str,
+    port: int,
+    proxies: Proxies = "head",
+    num_cpus: int | None = None,
+    say: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``bundle`` at http://host:port until Ctrl-C or SIGTERM (Ray Serve's proxies on the
+        head node only, or on every node); ``say`` (default: print) gets a line when requests are
+    served and one when it stops.
+        Joins the cluster of a Ray job (or RAY_ADDRESS), else starts an embedded Ray."""
+    say = say or _print
+    options.validate()
+    refuse_a_busy_port(host, port)
+    connect_ray(num_cpus)
+    from ray import serve
+
+    from critic.console import quiet_loggers
+
+    quiet_loggers()  # Ray Serve sets its logger's level when it is imported
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    serve.start(
+        proxy_location="HeadOnly" if proxies == "head" else "EveryNode",
+        http_options={"host": host, "port": port},
+        controller_options={"runtime_env": {"env_vars": options.proxy_env()}},
+    )
+    try:
+        _deploy(bundle, options)
+        say(
+            f"critic serve: {bundle.meta['model'].get('family')} model at "
+            f"http://{host}:{port} (POST /predict, GET /healthz, GET /model); Ctrl-C stops"
+        )
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # the first one stops; a second waits
+            signal.signal(sig, signal.SIG_IGN)
+        say("critic serve: stopping")
+    finally:
+        if joins_a_cluster():
+            serve.shutdown()  # the cluster stays; the application and its proxies go
+        else:  # an embedded Ray: ending it ends Serve, without Serve's shutdown warnings
+            import ray
+
+            ray.shutdown()
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _deploy(bundle: Bundle, options: ServeOptions) -> None:
+    """Deploy the application; a replica that cannot start is a ValueError with its reason."""
+    from ray import serve
+
+    try:
+        serve.run(build_app(bundle, options), name=APP_NAME, route_prefix="/")
+    except RuntimeError as e:
+        if "Deploying application" not in str(e):
+            raise
+        app = serve.status().applications.get(APP_NAME)
+        report = "\n".join(d.message for d in app.deployments.values()) if app else ""
+        reason = replica_error(report or str(e))
+        raise ValueError(f"the model replica could not start: {reason}") from None
+
+
+def replica_error(report: str) -> str:
+    """The replica's own exception out of Ray Serve's deployment report (tracebacks of
+    Ray's frames around it): its last ``SomeError: why`` line, without the module path."""
+    line = error_line(report)
+    if line is None:
+        lines = report.strip().splitlines()
+        line = lines[-1] if lines else "unknown (see the Ray Serve controller log)"
+    return line[:500]
+
+
+def refuse_a_busy_port(host: str, port: int) -> None:
+    """An error when something already listens on host:port (Ray Serve's proxy binds with
+    SO_REUSEPORT, so a second server would silently share the port with the first)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not busy
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise OSError(
+                f"cannot listen on {host}:{port} ({e.strerror}); is another critic serve "
+                "running there? Stop it or pick another --port"
+            ) from None
