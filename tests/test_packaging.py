@@ -15,6 +15,8 @@ from helpers import BLOCKER
 
 import critic
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def _run(code: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -267,3 +269,33 @@ def test_every_option_says_what_it_does_and_its_default():
     assert checked > 30
     text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()
     assert "(default: 8000)" in text and "(default: 127.0.0.1)" in text
+
+
+def _readme_test_command() -> str:
+    """The README's test command: the one fenced line that installs the `test` extra."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = [line for line in readme.splitlines() if line.startswith("python3 -m venv")]
+    found = [line for line in lines if ",test]" in line]
+    assert len(found) == 1, lines
+    return found[0]
+
+
+def test_ci_runs_the_readmes_test_command_once_with_ci_set():
+    """.ci/run installs once, with the README's install, then runs the README's pytest; CI
+    is set, so a skip fails (ci_guard.py)."""
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    install, test = _readme_test_command().rsplit(" && ", 1)
+    steps = [line for line in ci.splitlines() if line and not line.startswith("#")]
+    assert install in steps
+    assert any(line.startswith(test) for line in steps), test
+    assert sum("pip install" in line for line in steps) == 1
+    assert "export CI=true" in " ".join(steps)
+
+
+def test_the_test_tools_are_pinned_exactly():
+    """A new release of a test tool (ruff's format, pytest's warnings) cannot turn CI red."""
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    test = extras["optional-dependencies"]["test"]
+    assert test and all("==" in requirement for requirement in test), test
