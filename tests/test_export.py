@@ -203,7 +203,10 @@ def test_the_runtime_runs_the_bytes_that_were_checked(keras_bundle, tmp_path):
     bundle = load_bundle(folder)
     (folder / "model.onnx").write_bytes(b"replaced after the check")
     runtime = critic.Runtime(bundle)
-    assert 0.0 <= runtime.predict(["A fine film."])[0] <= 1.0
+    texts = ["A fine film.", "Dull and far too long.", "not bad at all"]
+    # The checked model's own probabilities (the file's new bytes are not ONNX at all).
+    expected = critic.Runtime.load(keras_bundle[0].path).predict(texts)
+    np.testing.assert_array_equal(runtime.predict(texts), expected)
 
 
 def test_not_a_bundle(tmp_path):
@@ -280,23 +283,48 @@ def test_every_family_exports_and_verifies(tmp_path, data_folder, family, option
         assert messages == [f"critic export: {meta['notes'][0]}"]
 
 
+def test_describe_graph_reads_the_recurrence_from_the_ops():
+    """What a bundle records about its graph comes from the graph's ops, whichever converter
+    version made them: fused LSTM/GRU ops, a Loop run step by step, or no recurrence."""
+    from onnx import TensorProto, helper
+
+    from critic.export.convert import describe_graph
+
+    def graph(*ops: str):
+        nodes = [helper.make_node(op, ["x"], [f"y{i}"]) for i, op in enumerate(ops)]
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        outs = [
+            helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [1]) for i in range(len(ops))
+        ]
+        return helper.make_model(
+            helper.make_graph(nodes, "g", [x], outs), opset_imports=[helper.make_opsetid("", 15)]
+        )
+
+    fused = describe_graph(graph("Gather", "LSTM", "Sigmoid"))
+    assert (fused["recurrent"], fused["recurrent_ops"], fused["opset"]) == ("fused", ["LSTM"], 15)
+    assert fused["op_types"] == {"Gather": 1, "LSTM": 1, "Sigmoid": 1}
+    # A Loop anywhere makes the graph step-by-step, fused ops or not.
+    loop = describe_graph(graph("GRU", "Loop"))
+    assert (loop["recurrent"], loop["recurrent_ops"]) == ("loop", ["GRU", "Loop"])
+    assert describe_graph(graph("Conv", "MatMul"))["recurrent"] == "none"
+
+
 def test_families_record_how_their_recurrence_converted(tmp_path, data_folder):
+    """Each family's converted graph is described by its own ops: recurrent families hold a
+    recurrent op (fused or a loop), conv1d none (which one tf2onnx picks is its business)."""
     from critic.export.convert import describe_graph, to_onnx
     from critic.orchestrator.zoo import ModelSpec, build_model
 
-    kinds = {
-        family: describe_graph(
-            to_onnx(build_model(ModelSpec.from_dict({**TINY, "family": family})))
-        )
-        for family in ("lstm", "bilstm", "gru", "lstm_recurrent_dropout", "conv1d")
-    }
-    assert {f: k["recurrent"] for f, k in kinds.items()} == {
-        "lstm": "fused",
-        "bilstm": "fused",
-        "gru": "loop",
-        "lstm_recurrent_dropout": "loop",
-        "conv1d": "none",
-    }
+    for family in ("lstm", "bilstm", "gru", "lstm_recurrent_dropout", "conv1d"):
+        proto = to_onnx(build_model(ModelSpec.from_dict({**TINY, "family": family})))
+        kind = describe_graph(proto)
+        ops = {node.op_type for node in proto.graph.node}
+        assert set(kind["recurrent_ops"]) == ops & {"LSTM", "GRU", "RNN", "Loop", "Scan"}
+        if family == "conv1d":
+            assert kind["recurrent"] == "none"
+        else:
+            assert kind["recurrent"] in ("fused", "loop"), (family, kind)
+            assert (kind["recurrent"] == "loop") == bool(ops & {"Loop", "Scan"})
 
 
 def test_a_parity_failure_fails_the_export_and_leaves_nothing(tmp_path, data_folder):
