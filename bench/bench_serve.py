@@ -1,15 +1,18 @@
-"""``critic serve`` under load on loopback: requests/s and latency at fixed concurrencies,
-then an open-loop overload at 10x the sustainable rate.
+"""``critic serve`` against the peer a user would write (bench/peer_server.py: Starlette +
+uvicorn + ``critic.Runtime``), on the same bundle with the same client, in one run.
 
-    python bench/bench_serve.py BUNDLE [--seconds 20] [--concurrency 1,8,64]
+    python bench/bench_serve.py BUNDLE [--servers peer,local,ray] [--concurrency 1,8,64]
+        [--seconds 10] [--repeat 3] [--abuse]
 
-Starts ``critic serve`` (embedded Ray, default limits) in a subprocess, drives it with an
-aiohttp load generator in this process (1-16 IMDB test reviews per request), then slow
-clients (stalled mid-body) and huge chunked bodies; then stops it.
-Memory is the server's whole process tree (Ray included), from /proc. The load generator
-shares the cores with the server, so these are lower bounds for a separate client machine;
-``--split-cores`` gives each its own half instead. Writes bench/results/serve.{json,md}
-(``serve_split_cores.{json,md}`` with ``--split-cores``).
+For each repeat, each server in turn is started in a subprocess, warmed up, then driven by an
+aiohttp load generator in this process at each concurrency (closed loop, keep-alive, one IMDB
+test review per request unless --texts-per-request says otherwise): requests/s, p50 and p99
+latency, and the server's CPU seconds per 1,000 requests (its whole process tree, from
+/proc). Medians over the repeats. Then, on critic's local engine, requests of 256 texts
+against ``Runtime.predict``'s own texts/s on the same texts in this process; with --abuse,
+an open-loop overload at 10x the best rate, slow clients and huge bodies. The load generator
+shares the cores with the server, so these are lower bounds for a separate client machine.
+Writes bench/results/serve.{json,md}.
 """
 
 from __future__ import annotations
@@ -49,21 +52,27 @@ def free_port() -> int:
 
 
 async def closed_loop(
-    url: str, texts: list[str], concurrency: int, seconds: float, max_texts: int = 16
+    url: str, texts: list[str], concurrency: int, seconds: float, per_request: int | None = None
 ) -> dict:
-    """``concurrency`` clients, each sending its next request (1..max_texts reviews) when the
-    last one returns; a client told 503 waits the ``Retry-After`` it was given (at most 1 s,
-    jittered), as a well-behaved client does."""
+    """``concurrency`` clients, each sending its next request (``per_request`` reviews, or
+    1-16) when the last one returns; a client told 503 waits the ``Retry-After`` it was given
+    (at most 1 s, jittered), as a well-behaved client does."""
     latencies, statuses, fast_503 = [], {}, []
-    deadline = time.perf_counter() + seconds
     rng = random.Random(concurrency)
+    # Bodies encoded once, before the clock starts: the client's JSON work is not the server's.
+    bodies = [
+        json.dumps({"texts": rng.choices(texts, k=per_request or rng.randint(1, 16))}).encode()
+        for _ in range(256)
+    ]
+    headers = {"Content-Type": "application/json"}
+    deadline = time.perf_counter() + seconds
 
     async def client(session: aiohttp.ClientSession) -> None:
         while time.perf_counter() < deadline:
-            body = {"texts": rng.choices(texts, k=rng.randint(1, max_texts))}
+            body = rng.choice(bodies)
             start = time.perf_counter()
             try:
-                async with session.post(url, json=body) as response:
+                async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     status, retry = response.status, response.headers.get("Retry-After")
             except (aiohttp.ClientError, asyncio.TimeoutError) as e:
@@ -83,6 +92,7 @@ async def closed_loop(
     elapsed = time.perf_counter() - start
     return {
         "concurrency": concurrency,
+        "requests": len(latencies),
         "requests_per_second": len(latencies) / elapsed,
         "p50_ms": percentile_ms(latencies, 50),
         "p99_ms": percentile_ms(latencies, 99),
@@ -226,6 +236,102 @@ async def open_loop(url: str, texts: list[str], rate: float, seconds: float, pid
     }
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of ``root`` and its live descendants, in seconds."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])))
+            except (OSError, IndexError, ValueError):
+                continue
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        total += stats.get(pid, (0, 0))[1]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_command(kind: str, bundle: Path, port: int) -> list[str]:
+    if kind == "peer":
+        return [sys.executable, str(HERE / "peer_server.py"), str(bundle), str(port)]
+    engine = {"local": "local", "ray": "ray"}[kind]
+    return [sys.executable, "-m", "critic", "serve", "--model", str(bundle), "--port", str(port),
+            "--engine", engine]  # fmt: skip
+
+
+@contextlib.contextmanager
+def running(kind: str, bundle: Path, cores: set[int]):
+    """A server of ``kind`` on a free port, healthy: (base URL, pid); stopped after."""
+    import urllib.request
+
+    port = free_port()
+    server = subprocess.Popen(
+        server_command(kind, bundle, port),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, cores),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            with contextlib.suppress(OSError):
+                if urllib.request.urlopen(base + "/healthz", timeout=5).status == 200:
+                    break
+            if server.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"{kind} server did not start")
+            time.sleep(0.5)
+        yield base, server.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def measure_levels(base: str, pid: int, texts: list[str], args) -> list[dict]:
+    asyncio.run(closed_loop(base + "/predict", texts, 8, 2, args.texts_per_request))  # warm-up
+    levels = []
+    for c in (int(x) for x in args.concurrency.split(",")):
+        cpu = tree_cpu_seconds(pid)
+        level = asyncio.run(
+            closed_loop(base + "/predict", texts, c, args.seconds, args.texts_per_request)
+        )
+        level["cpu_s_per_1000"] = (tree_cpu_seconds(pid) - cpu) / max(level["requests"], 1) * 1000
+        levels.append(level)
+    return levels
+
+
+def runtime_texts_per_second(bundle: Path, texts: list[str], batch: int, repeat: int = 5):
+    """``Runtime.predict``'s own texts/s on batches of ``batch`` texts, every core."""
+    import critic
+
+    rt = critic.Runtime.load(bundle)
+    batches = [texts[i : i + batch] for i in range(0, batch * 20, batch)]
+    rt.predict(batches[0])
+    rates = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for chunk in batches:
+            rt.predict(chunk)
+        rates.append(batch * len(batches) / (time.perf_counter() - start))
+    return float(np.median(rates))
+
+
+def _median(values: list[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
@@ -234,128 +340,121 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--concurrency", default="1,8,64,128,256,1000")
-    parser.add_argument("--skip-abuse", action="store_true", help="no slow or huge clients")
-    parser.add_argument(
-        "--split-cores",
-        action="store_true",
-        help="server on the first half of the cores, load generator on the rest (as if the "
-        "clients had their own machine; the server gets fewer cores)",
-    )
+    parser.add_argument("--servers", default="peer,local", help="peer, local, ray")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", default="1,8,64")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--texts-per-request", type=int, default=1)
+    parser.add_argument("--many", type=int, default=256, help="texts per request, many-texts run")
+    parser.add_argument("--abuse", action="store_true", help="overload, slow and huge clients")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
 
     texts = pq.read_table(args.data / "test.parquet", columns=["text"]).column("text").to_pylist()
-    port = free_port()
-    cores = sorted(os.sched_getaffinity(0))
-    server_cores = set(cores[: max(1, len(cores) // 2)]) if args.split_cores else set(cores)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "critic", "serve", "--model", str(args.bundle), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        preexec_fn=lambda: os.sched_setaffinity(0, server_cores),
-    )  # fmt: skip
-    if args.split_cores:
-        os.sched_setaffinity(0, set(cores) - server_cores or server_cores)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while True:
-            with contextlib.suppress(OSError):
-                import urllib.request
-
-                if urllib.request.urlopen(base + "/healthz", timeout=5).status == 200:
-                    break
-            if server.poll() is not None or time.time() > deadline:
-                raise SystemExit("critic serve did not start")
-            time.sleep(1)
-        rss_idle = tree_pss(server.pid)
-        asyncio.run(closed_loop(base + "/predict", texts, 8, 3))  # warm-up
-        levels = []
-        for c in (int(x) for x in args.concurrency.split(",")):
-            levels.append(asyncio.run(closed_loop(base + "/predict", texts, c, args.seconds)))
-            print(levels[-1], flush=True)
-        sustainable = max(level["requests_per_second"] for level in levels)
-        overload = asyncio.run(
-            open_loop(base + "/predict", texts, 10 * sustainable, args.seconds, server.pid)
-        )
-        overload["rss_idle"] = rss_idle
-        overload["alive_after"] = server.poll() is None
-        overload["rss_after"] = tree_pss(server.pid)
-        print({k: v for k, v in overload.items() if k != "rss_samples"}, flush=True)
-        abuse = {}
-        if not args.skip_abuse:
+    cores = set(os.sched_getaffinity(0))
+    servers = args.servers.split(",")
+    runs: dict[str, list[list[dict]]] = {kind: [] for kind in servers}
+    many: dict[str, list[float]] = {"runtime": [], "served": []}
+    for r in range(args.repeat):
+        for kind in servers:  # interleaved: each repeat runs every server once
+            with running(kind, args.bundle, cores) as (base, pid):
+                runs[kind].append(measure_levels(base, pid, texts, args))
+                if kind == "local":
+                    level = asyncio.run(closed_loop(base + "/predict", texts, 2, args.seconds,
+                                                    args.many))  # fmt: skip
+                    many["served"].append(level["requests_per_second"] * args.many)
+            rates = [round(x["requests_per_second"]) for x in runs[kind][-1]]
+            print(f"run {r + 1}, {kind}: requests/s {rates}", flush=True)
+        many["runtime"].append(runtime_texts_per_second(args.bundle, texts, args.many, 3))
+    table = {}
+    for kind, repeats in runs.items():
+        table[kind] = []
+        for i, level in enumerate(repeats[0]):
+            per = [rep[i] for rep in repeats]
+            table[kind].append({
+                "concurrency": level["concurrency"],
+                "requests_per_second": _median([x["requests_per_second"] for x in per]),
+                "p50_ms": _median([x["p50_ms"] for x in per]),
+                "p99_ms": _median([x["p99_ms"] for x in per]),
+                "cpu_s_per_1000": _median([x["cpu_s_per_1000"] for x in per]),
+                "runs": [round(x["requests_per_second"]) for x in per],
+            })  # fmt: skip
+    abuse = {}
+    if args.abuse:
+        with running("local", args.bundle, cores) as (base, pid):
+            best = max(x["requests_per_second"] for x in table.get("local", [{}])) or 1000
+            abuse["overload"] = asyncio.run(
+                open_loop(base + "/predict", texts, 10 * best, args.seconds, pid)
+            )
             abuse["slow"] = asyncio.run(slow_clients(base + "/predict", texts, 330, 20))
-            print(abuse["slow"], flush=True)
             abuse["slow_headers"] = asyncio.run(
                 slow_clients(base + "/predict", texts, 330, 20, headers_only=True)
             )
-            print(abuse["slow_headers"], flush=True)
-            abuse["huge"] = asyncio.run(huge_bodies(base + "/predict", server.pid, 3, 300 << 20))
-            print(abuse["huge"], flush=True)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-
-    cpus = f"{platform.machine()}, {len(cores)} cores"
-    if args.split_cores:
-        cpus += f": {len(server_cores)} for the server, the rest for the load generator"
-    else:
-        cpus += " shared by server and load generator"
+            abuse["huge"] = asyncio.run(huge_bodies(base + "/predict", pid, 3, 300 << 20))
     report = {
-        "machine": cpus,
-        "levels": levels,
-        "overload": overload,
+        "machine": f"{platform.machine()}, {len(cores)} cores shared by server and client",
+        "seconds": args.seconds,
+        "repeat": args.repeat,
+        "texts_per_request": args.texts_per_request,
+        "levels": table,
+        "many_texts": {
+            "texts_per_request": args.many,
+            "served_texts_per_second": _median(many["served"]),
+            "runtime_texts_per_second": _median(many["runtime"]),
+        },
         "abuse": abuse,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "serve_split_cores" if args.split_cores else "serve"
-    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2))
-    mb = 2**20
+    (args.out / "serve.json").write_text(json.dumps(report, indent=2))
     md = [
-        f"critic serve, 1-16 IMDB reviews per request, loopback, {args.seconds:.0f} s per level; "
+        f"{args.texts_per_request} IMDB review(s) per request, keep-alive, loopback, "
+        f"{args.seconds:g} s per level, median of {args.repeat} interleaved runs; "
         f"{report['machine']}.",
         "",
-        "| concurrency | requests/s (200) | p50 (ms) | p99 (ms) | p50 of a 503 (ms) | statuses |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| server | concurrency | requests/s | vs peer | p50 (ms) | p99 (ms) | CPU s / 1,000 req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for level in levels:
-        fast = level["p50_503_ms"]
-        md.append(
-            f"| {level['concurrency']} | {level['requests_per_second']:.0f} | "
-            f"{level['p50_ms']:.1f} | {level['p99_ms']:.1f} | "
-            f"{'-' if fast is None else f'{fast:.1f}'} | {level['statuses']} |"
-        )
-    samples = overload["rss_samples"] or [0]
-    md += [
-        "",
-        f"Overload: offered {overload['offered_rate']:.0f} req/s (10x the best rate above) for "
-        f"{args.seconds:.0f} s: {overload['sent']} requests -> {overload['statuses']}; "
-        f"{overload['ok_per_second_during']:.0f} 200s per second meanwhile; a 503 took "
-        f"{_ms(overload['p50_503_ms'])} ms (p50), {_ms(overload['p99_503_ms'])} ms (p99); server "
-        f"alive after: {overload['alive_after']}; server memory {overload['rss_idle'] / mb:.0f} MB"
-        f" idle, {min(samples) / mb:.0f}-{max(samples) / mb:.0f} MB during, "
-        f"{overload['rss_after'] / mb:.0f} MB after.",
-    ]
-    if abuse:
-        huge = abuse["huge"]
-        for slow in (abuse["slow"], abuse["slow_headers"]):
-            md += [
-                "",
-                f"Slow clients: {slow['slow_connections']} connections stalled {slow['stalled']}; "
-                f"20 normal requests meanwhile -> {slow['normal_statuses']} in "
-                f"{slow['normal_seconds']:.1f} s; the stalled ones -> {slow['slow_statuses']}.",
-            ]
+    peer = {x["concurrency"]: x["requests_per_second"] for x in table.get("peer", [])}
+    for kind, levels in table.items():
+        for x in levels:
+            ratio = x["requests_per_second"] / peer[x["concurrency"]] if peer else None
+            md.append(
+                f"| {kind} | {x['concurrency']} | {x['requests_per_second']:,.0f} | "
+                f"{'-' if ratio is None else f'{ratio:.2f}x'} | {x['p50_ms']:.2f} | "
+                f"{x['p99_ms']:.2f} | {x['cpu_s_per_1000']:.2f} |"
+            )
+    m = report["many_texts"]
+    if m["served_texts_per_second"]:
         md += [
             "",
-            f"Huge bodies: {huge['count']} chunked bodies of {huge['bytes'] >> 20} MB at once "
-            f"-> {huge['statuses']}; server memory {huge['pss_before'] / mb:.0f} MB before, "
-            f"{huge['pss_peak'] / mb:.0f} MB peak, {huge['pss_after'] / mb:.0f} MB after.",
+            f"{args.many} texts per request (local engine, 2 clients): "
+            f"{m['served_texts_per_second']:,.0f} texts/s served, against "
+            f"{m['runtime_texts_per_second']:,.0f} texts/s for `Runtime.predict` on batches of "
+            f"{args.many} in one process "
+            f"({m['served_texts_per_second'] / m['runtime_texts_per_second']:.0%}).",
         ]
-    (args.out / f"{name}.md").write_text("\n".join(md) + "\n")
+    if abuse:
+        o, mb = abuse["overload"], 2**20
+        md += [
+            "",
+            f"Overload (local engine): offered {o['offered_rate']:.0f} req/s for "
+            f"{args.seconds:g} s: {o['statuses']}; {o['ok_per_second_during']:.0f} 200s per "
+            f"second meanwhile; a 503 took {_ms(o['p50_503_ms'])} ms (p50), "
+            f"{_ms(o['p99_503_ms'])} ms (p99).",
+        ]
+        for slow in (abuse["slow"], abuse["slow_headers"]):
+            md.append(
+                f"Slow clients: {slow['slow_connections']} stalled {slow['stalled']}; 20 normal "
+                f"requests meanwhile -> {slow['normal_statuses']} in {slow['normal_seconds']:.1f} "
+                f"s; the stalled ones -> {slow['slow_statuses']}."
+            )
+        huge = abuse["huge"]
+        md.append(
+            f"Huge bodies: {huge['count']} chunked bodies of {huge['bytes'] >> 20} MB -> "
+            f"{huge['statuses']}; server memory {huge['pss_before'] / mb:.0f} MB before, "
+            f"{huge['pss_peak'] / mb:.0f} MB peak."
+        )
+    (args.out / "serve.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 

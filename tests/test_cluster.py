@@ -338,7 +338,8 @@ def test_serve_a_local_bundle_on_nodes_that_cannot_read_it(cluster, tmp_path, sa
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "critic", "serve", "--model", str(bundle), "--port", str(port)],
+        [sys.executable, "-m", "critic", "serve", "--model", str(bundle), "--port", str(port),
+         "--engine", "ray"],
         env=cluster.env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

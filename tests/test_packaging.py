@@ -218,7 +218,8 @@ def test_skips_fail_in_ci(tmp_path):
     [
         ("onnxruntime", ["score", "--model", "B", "--input", "x.jsonl", "--output", "o"], "cpu"),
         ("yaml", ["tune", "--config", "sweep.yaml"], "train"),
-        ("ray", ["serve", "--model", "B"], "serve"),
+        ("ray", ["serve", "--model", "B", "--engine", "ray"], "serve"),
+        ("uvicorn", ["serve", "--model", "B"], "serve"),
     ],
 )
 def test_a_missing_extra_names_the_extra_to_install(tmp_path, sample_bundle, blocked, args, extra):

@@ -185,7 +185,17 @@ def test_serve_as_a_ray_job(tmp_path, ray_head, sample_bundle):
         env,
         address,
         ["--no-wait", "--submission-id", job],
-        ["serve", "--model", str(bundle), "--port", str(port), "--replicas", "1"],
+        [
+            "serve",
+            "--model",
+            str(bundle),
+            "--port",
+            str(port),
+            "--engine",
+            "ray",
+            "--replicas",
+            "1",
+        ],
         timeout=120,
     )
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr

@@ -1,4 +1,5 @@
-"""critic serve: a real Ray Serve application on 127.0.0.1, called over HTTP."""
+"""critic serve on 127.0.0.1, called over HTTP: the local engine (uvicorn in the command's
+process) and the ray engine (a real Ray Serve application), the same tests for both."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ pytest.importorskip("ray")
 pytest.importorskip("fastapi")
 
 JSON = {"Content-Type": "application/json"}
+ENGINES = ("local", "ray")
 
 
 def call(url: str, body: object | None = None, raw: bytes | None = None) -> tuple[int, dict]:
@@ -44,13 +46,18 @@ def call(url: str, body: object | None = None, raw: bytes | None = None) -> tupl
             return e.code, {"raw": text.decode(errors="replace")}
 
 
+def serve_command(bundle, port: int, engine: str, *extra: str) -> list[str]:
+    command = [sys.executable, "-m", "critic", "serve", "--model", str(bundle), "--port",
+               str(port), "--engine", engine, *extra]  # fmt: skip
+    return command + (["--num-cpus", "2"] if engine == "ray" else [])
+
+
 @contextlib.contextmanager
-def serving(bundle, tmp_path, *extra: str):
+def serving(bundle, tmp_path, *extra: str, engine: str):
     port = free_port()
     log = open(tmp_path / f"serve-{port}.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "critic", "serve", "--model", str(bundle), "--port", str(port),
-         "--num-cpus", "2", *extra],
+        serve_command(bundle, port, engine, *extra),
         start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -62,10 +69,11 @@ def serving(bundle, tmp_path, *extra: str):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def server(sample_bundle, tmp_path_factory):
+@pytest.fixture(scope="module", params=ENGINES)
+def server(request, sample_bundle, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve")
-    with serving(sample_bundle[0], tmp, "--max-texts", "50", "--max-chars", "5000") as url:
+    limits = ("--max-texts", "50", "--max-chars", "5000")
+    with serving(sample_bundle[0], tmp, *limits, engine=request.param) as url:
         yield url
 
 
@@ -170,7 +178,8 @@ def test_a_chunked_body_past_the_limit_gets_413(server):
     assert caught.value.code == 413
 
 
-def test_slow_clients_time_out_without_starving_normal_requests(sample_bundle, tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_slow_clients_time_out_without_starving_normal_requests(sample_bundle, tmp_path, engine):
     """Clients that stall hold no admission place or replica slot, and get 408 when their
     time is up: after their headers (the body deadline), in the middle of their headers, on
     a connection that never sends a byte, and on a kept-alive connection's next request
@@ -181,7 +190,7 @@ def test_slow_clients_time_out_without_starving_normal_requests(sample_bundle, t
         b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b'Content-Length: 1000000\r\n\r\n{"texts": ["'
     )
-    with serving(sample_bundle[0], tmp_path, *options) as url:
+    with serving(sample_bundle[0], tmp_path, *options, engine=engine) as url:
         start = time.monotonic()
         slow = [_raw_request(url, head) for _ in range(12)]  # 3x the 4 admission places
         half_headers = [_raw_request(url, head[:40]) for _ in range(6)]
@@ -210,18 +219,22 @@ def test_a_second_server_on_a_busy_port_is_refused(server, sample_bundle):
     assert call(server + "/healthz")[0] == 200  # the first one still serves
 
 
-def test_a_model_the_replica_cannot_load_is_a_clear_error(sample_bundle, tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_model_the_replica_cannot_load_is_a_clear_error(sample_bundle, tmp_path, engine):
     """Checksums pass (the bundle is re-sealed) but onnxruntime cannot load the model: the
-    replica fails, and critic serve says why in one line instead of Ray's deployment report."""
+    replica (or the local engine) fails, and critic serve says why in one line instead of
+    Ray's deployment report or a traceback."""
     folder = unloadable_bundle(sample_bundle[0], tmp_path / "bundle")
     result = subprocess.run(
-        [sys.executable, "-m", "critic", "serve", "--model", str(folder), "--port",
-         str(free_port()), "--num-cpus", "2"],
+        serve_command(folder, free_port(), engine),
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr[-3000:]
+    if engine == "local":  # (Ray's raylet may echo the replica's own traceback)
+        assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("critic serve: error: the model replica could not start: ")
+    where = "the model replica could not start" if engine == "ray" else "the model could not load"
+    assert last.startswith(f"critic serve: error: {where}: ")
     assert "Protobuf parsing failed" in last or "INVALID_PROTOBUF" in last, last
     assert len(last) < 600
 
@@ -235,12 +248,13 @@ def _post_keeping_the_connection(url: str) -> tuple[int, dict, str | None, HTTPC
     return response.status, json.loads(response.read()), response.getheader("Connection"), conn
 
 
-def test_overload_gets_503_not_a_crash(sample_bundle, tmp_path, imdb_test):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_overload_gets_503_not_a_crash(sample_bundle, tmp_path, imdb_test, engine):
     """Past the admission places, a 503 with Retry-After at once; the connection stays
     open for the client's next request (a retry costs no new TCP connection)."""
     # One request at a time per replica, one waiting; every batch waits 300 ms for company.
     options = ["--max-ongoing", "1", "--max-queued", "1", "--batch-wait-ms", "300"]
-    with serving(sample_bundle[0], tmp_path, *options) as url:
+    with serving(sample_bundle[0], tmp_path, *options, engine=engine) as url:
         with ThreadPoolExecutor(24) as pool:
             answers = list(pool.map(lambda _: _post_keeping_the_connection(url), range(24)))
         statuses = sorted(status for status, *_ in answers)
@@ -252,6 +266,73 @@ def test_overload_gets_503_not_a_crash(sample_bundle, tmp_path, imdb_test):
             conn.request("POST", "/predict", json.dumps({"texts": imdb_test[:2]}), JSON)
             assert conn.getresponse().status == 200  # the same connection, served
             conn.close()
+
+
+def test_sigterm_drains_every_request_already_sent(sample_bundle, tmp_path):
+    """16 keep-alive clients under load; SIGTERM: every request a client sent gets its
+    answer (the ones after the signal with Connection: close); only new connections are
+    refused; the command exits 0 within --drain-timeout."""
+    import http.client
+    import signal
+    import threading
+
+    port = free_port()
+    log = open(tmp_path / "drain.log", "w")
+    proc = subprocess.Popen(
+        serve_command(sample_bundle[0], port, "local", "--drain-timeout", "10"),
+        start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_until_healthy(url, lambda: exited(proc, Path(log.name)), timeout=180)
+    body = json.dumps({"texts": ["A fine film.", "Dull and long."]})
+    signalled = threading.Event()
+    outcomes: list[dict] = []
+
+    def client() -> None:
+        seen = {"ok": 0, "ok_after": 0, "lost": [], "refused": 0}
+        conn = HTTPConnection("127.0.0.1", port, timeout=30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            after = signalled.is_set()
+            try:
+                conn.request("POST", "/predict", body, JSON)
+            except ConnectionRefusedError:  # a new connection after the listener closed
+                seen["refused"] += 1
+                break
+            try:
+                response = conn.getresponse()
+                payload = json.loads(response.read())
+            except (OSError, http.client.HTTPException) as e:  # sent, never answered
+                seen["lost"].append(repr(e))
+                break
+            assert response.status == 200 and len(payload["probabilities"]) == 2
+            seen["ok"] += 1
+            seen["ok_after"] += after
+        conn.close()
+        outcomes.append(seen)
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    signalled.set()
+    start = time.monotonic()
+    os.kill(proc.pid, signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    took = time.monotonic() - start
+    for thread in threads:
+        thread.join(timeout=60)
+    log.close()
+    output = Path(log.name).read_text()
+    assert code == 0, output
+    assert took < 10, took
+    assert len(outcomes) == 16
+    assert [o["lost"] for o in outcomes] == [[]] * 16
+    assert sum(o["ok"] for o in outcomes) > 16  # it was under load
+    assert sum(o["ok_after"] for o in outcomes) >= 16  # answered after the signal too
+    # Each connection ended by being told to close, then the listener refused a new one.
+    assert [o["refused"] for o in outcomes] == [1] * 16
+    assert "draining" in output and "stopped" in output
 
 
 def test_the_proxy_loop_accepts_every_waiting_connection_at_once():

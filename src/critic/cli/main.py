@@ -16,6 +16,8 @@ EXTRAS = {
     "tqdm": "cpu",
     "ray": "serve",
     "fastapi": "serve",
+    "uvicorn": "serve",
+    "starlette": "serve",
     "tensorflow": "train",
     "keras": "train",
     "tf2onnx": "train",

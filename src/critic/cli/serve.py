@@ -1,4 +1,5 @@
-"""``critic serve``: a bundle behind HTTP on Ray Serve (:mod:`critic.serve.server`)."""
+"""``critic serve``: a bundle behind HTTP, in this process (:mod:`critic.serve.local`) or on
+Ray Serve (:mod:`critic.serve.server`)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,35 @@ from .options import add_bundle_options
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from critic.serve.app import ServeOptions
+    from critic.serve.options import ServeOptions
 
     d = ServeOptions()
     parser = commands.add_parser(
         "serve",
-        help="serve a bundle over HTTP on Ray Serve (POST /predict, GET /healthz, GET /model)",
-        description="Run a Ray Serve application for a bundle: POST /predict "
+        help="serve a bundle over HTTP (POST /predict, GET /healthz, GET /model)",
+        description="Serve a bundle over HTTP: POST /predict "
         '{"texts": [...]} returns {"probabilities": [...], "labels": [...]}; GET /healthz; GET '
-        "/model (bundle metadata). Requests from many clients are batched together "
-        "(--max-batch-size requests, waiting at most --batch-wait-ms). Invalid requests get a "
-        "4xx with the reason; beyond --max-ongoing per replica plus --max-queued waiting, "
-        "requests get 503 instead of piling up. Starts an embedded Ray unless run inside a Ray "
-        "job (or with RAY_ADDRESS). Ctrl-C stops it.",
+        "/model (bundle metadata). Requests that arrive while the model is busy are scored "
+        "together in its next call (at most --max-batch-size requests); a request alone is "
+        "scored at once. Invalid requests get a 4xx with the reason; beyond --max-ongoing "
+        "(per replica) plus --max-queued waiting, requests get 503 instead of piling up. "
+        "--engine local (default) serves from this process; --engine ray runs --replicas on "
+        "Ray Serve, on the cluster of a Ray job (or RAY_ADDRESS), else an embedded Ray. "
+        "SIGTERM or Ctrl-C stops accepting, answers the requests under way and exits "
+        "(local engine; the ray engine stops at once).",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process, every core; ray: replicas on Ray Serve",
     )
     add_bundle_options(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
-    parser.add_argument("--replicas", type=int, default=d.replicas, help="model replicas")
+    parser.add_argument(
+        "--replicas", type=int, default=d.replicas, help="ray engine: model replicas"
+    )
     parser.add_argument(
         "--max-batch-size",
         type=int,
@@ -36,7 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--batch-wait-ms",
         type=float,
         default=d.batch_wait_ms,
-        help="how long a batch waits for more requests",
+        help="how long a call waits for more requests before it starts (0: it does not)",
     )
     parser.add_argument("--max-texts", type=int, default=d.max_texts, help="texts per request")
     parser.add_argument("--max-chars", type=int, default=d.max_chars, help="characters per text")
@@ -44,7 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--max-ongoing",
         type=int,
         default=d.max_ongoing_requests,
-        help="requests a replica runs at once",
+        help="requests the model works on at once (per replica)",
     )
     parser.add_argument(
         "--max-queued",
@@ -76,24 +88,35 @@ def register(commands: argparse._SubParsersAction) -> None:
         "connection opening); slower gets 408 and the connection is closed",
     )
     parser.add_argument(
-        "--threads", type=int, help="inference threads per replica (default: cores / replicas)"
+        "--threads",
+        type=int,
+        help="inference threads (default: every core; ray engine: cores / replicas per replica)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=d.drain_timeout_s,
+        metavar="SECONDS",
+        help="local engine: on SIGTERM or Ctrl-C, how long the requests under way may take "
+        "before the server stops anyway",
     )
     parser.add_argument(
         "--proxies",
         choices=["head", "every-node"],
         default="head",
-        help="where Ray Serve runs HTTP proxies. head (default): one, on the head node, so "
-        "--max-ongoing / --max-queued bound the whole cluster; every-node: clients may call "
-        "any node, and each node's proxy admits up to those limits",
+        help="ray engine: where Ray Serve runs HTTP proxies. head (default): one, on the "
+        "head node, so --max-ongoing / --max-queued bound the whole cluster; every-node: "
+        "clients may call any node, and each node's proxy admits up to those limits",
     )
-    parser.add_argument("--num-cpus", type=int, help="CPUs of an embedded Ray (default: all)")
+    parser.add_argument(
+        "--num-cpus", type=int, help="ray engine: CPUs of an embedded Ray (default: all)"
+    )
     parser.set_defaults(run=_run_serve)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     from critic.bundle import load_bundle
-    from critic.serve.app import ServeOptions
-    from critic.serve.server import serve_forever
+    from critic.serve.options import ServeOptions
 
     bundle = load_bundle(args.model)  # refuse a bad bundle before starting anything
     if args.variant not in bundle.variants:
@@ -112,13 +135,21 @@ def _run_serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         variant=args.variant,
         device=args.device,
+        drain_timeout_s=args.drain_timeout,
     )
-    serve_forever(
-        bundle,
-        options,
-        host=args.host,
-        port=args.port,
-        proxies=args.proxies,
-        num_cpus=args.num_cpus,
-    )
+    if args.engine == "local":
+        from critic.serve.local import serve_locally
+
+        serve_locally(bundle, options, host=args.host, port=args.port)
+    else:
+        from critic.serve.server import serve_on_ray
+
+        serve_on_ray(
+            bundle,
+            options,
+            host=args.host,
+            port=args.port,
+            proxies=args.proxies,
+            num_cpus=args.num_cpus,
+        )
     return 0

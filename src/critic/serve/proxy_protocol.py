@@ -1,5 +1,6 @@
-"""uvicorn's protocol class for Ray Serve's HTTP proxies: a deadline for request headers
-(against slow-header clients) and ``TCP_NODELAY`` on every connection.
+"""uvicorn's protocol class for critic serve: a deadline for request headers (against
+slow-header clients), ``TCP_NODELAY`` on every connection, and, for the local engine, a drain
+that answers every request a client sends before the server stops.
 
 uvicorn, which Ray Serve runs its proxies on, times out idle keep-alive connections but not
 a request whose headers arrive slowly: a client sending one header byte every few seconds
@@ -91,6 +92,71 @@ class HeaderDeadline:
         self.transport.close()
 
 
+class Drain:
+    """Mixin for uvicorn's ``HttpToolsProtocol``: a graceful shutdown that leaves no request
+    without an answer.
+
+    uvicorn's own shutdown closes an idle keep-alive connection at once, and a request the
+    client had just sent on it (in flight, or unread in the socket) is lost: the client sees
+    the connection close with no response. Here a connection that is idle when the server
+    stops stays open ``linger_s`` more; a request arriving meanwhile is answered like any
+    other, with ``Connection: close``. A request under way is answered, with
+    ``Connection: close`` too, and the connection closes after it. uvicorn waits for every
+    connection to close (at most its ``timeout_graceful_shutdown``)."""
+
+    cycle: Any
+    transport: Any
+    loop: Any
+    linger_s: float = 1.0
+    _draining = False
+    _receiving = False
+    _linger: asyncio.TimerHandle | None = None
+
+    def on_message_begin(self) -> None:
+        self._receiving = True
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._receiving = False
+        super().on_headers_complete()
+        if self._draining:
+            self.cycle.keep_alive = False
+
+    def shutdown(self) -> None:
+        self._draining = True
+        if self.cycle is None or self.cycle.response_complete:
+            self._linger = self.loop.call_later(self.linger_s, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+        super().connection_lost(exc)
+
+    def _close_if_idle(self) -> None:
+        self._linger = None
+        if self.transport.is_closing():
+            return
+        if self._receiving:  # a request is arriving: its headers have their own deadline
+            self._linger = self.loop.call_later(self.linger_s, self._close_if_idle)
+        elif self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+
+
+def protocol_class(header_timeout_s: float, drain: bool = False) -> type:
+    """uvicorn's httptools protocol with the header deadline and TCP_NODELAY (and the drain).
+    ImportError without httptools."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    mixins = (Drain, NoDelay, HeaderDeadline) if drain else (NoDelay, HeaderDeadline)
+    return type(
+        "CriticProtocol",
+        (*mixins, HttpToolsProtocol),
+        {"header_timeout_s": float(header_timeout_s)},
+    )
+
+
 def install(timeout_s: float) -> bool:
     """Make uvicorn's ``http="auto"`` protocol enforce the header deadline (and set
     ``TCP_NODELAY``) in this process. False when uvicorn would not use httptools or has no
@@ -105,10 +171,6 @@ def install(timeout_s: float) -> bool:
         return False
     if AutoHTTPProtocol is not HttpToolsProtocol or config.HTTP_PROTOCOLS.get("auto") is None:
         return False
-    Protocol = type(
-        "ProxyProtocol",
-        (NoDelay, HeaderDeadline, HttpToolsProtocol),
-        {"header_timeout_s": float(timeout_s)},
-    )
+    Protocol = protocol_class(timeout_s)
     config.HTTP_PROTOCOLS["auto"] = f"{__name__}:Protocol"
     return True

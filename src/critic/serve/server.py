@@ -1,6 +1,7 @@
-"""Running a bundle on Ray Serve until Ctrl-C or SIGTERM: start Serve with critic's admission
-in its proxies, deploy the application, report a replica that cannot start by its own error,
-and stop what was started."""
+"""``critic serve --engine ray``: a bundle on Ray Serve until Ctrl-C or SIGTERM: start Serve
+with critic's admission in its proxies, deploy the application, report a replica that cannot
+start by its own error, and stop what was started. Also what both engines check before they
+start (:func:`refuse_a_busy_port`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from typing import Literal
 from critic.bundle import Bundle
 from critic.cluster import connect_ray, error_line, joins_a_cluster
 
-from .app import ServeOptions, build_app
+from .app import build_app, serve_proxy_env
+from .options import ServeOptions
 
 Proxies = Literal["head", "every-node"]
 APP_NAME = "critic"
 
 
-def serve_forever(
+def serve_on_ray(
     bundle: Bundle,
     options: ServeOptions,
     *,
@@ -50,7 +52,7 @@ def serve_forever(
     serve.start(
         proxy_location="HeadOnly" if proxies == "head" else "EveryNode",
         http_options={"host": host, "port": port},
-        controller_options={"runtime_env": {"env_vars": options.proxy_env()}},
+        controller_options={"runtime_env": {"env_vars": serve_proxy_env(options)}},
     )
     try:
         _deploy(bundle, options)

@@ -1,0 +1,126 @@
+"""What ``critic serve`` does with a request, whichever engine carries it: read the JSON body,
+check the texts, score them together with the other requests waiting at that moment, and
+answer with JSON.
+
+Batching adds no wait: a request that arrives while no inference runs is scored at once, alone;
+requests that arrive while one runs are scored together in the next call (at most
+``max_batch_size`` requests, or after waiting ``batch_wait_ms`` for more when that is set).
+The inference call runs in a worker thread (it releases the GIL), so the event loop keeps
+reading and answering requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Answer = tuple[int, bytes]  # an HTTP status and a JSON body
+
+
+class RequestError(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_texts(body: Any, max_texts: int, max_chars: int) -> list[str]:
+    """The request's texts, or RequestError(4xx) saying what is wrong."""
+    if not isinstance(body, dict) or "texts" not in body:
+        raise RequestError(400, 'expected a JSON object {"texts": ["...", ...]}')
+    texts = body["texts"]
+    if not isinstance(texts, list) or not texts:
+        raise RequestError(400, "texts must be a non-empty list of strings")
+    if len(texts) > max_texts:
+        raise RequestError(413, f"{len(texts)} texts in one request; the limit is {max_texts}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise RequestError(400, f"texts[{i}] is {type(text).__name__}, not a string")
+        if len(text) > max_chars:
+            raise RequestError(
+                413, f"texts[{i}] has {len(text)} characters; the limit is {max_chars}"
+            )
+    return texts
+
+
+def error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+class Batcher:
+    """Concurrent calls of ``predict(texts)`` merged into calls of ``infer`` on all their
+    texts, one at a time, in a worker thread."""
+
+    def __init__(
+        self,
+        infer: Callable[[list[str]], np.ndarray],
+        max_batch_size: int,
+        batch_wait_s: float = 0.0,
+    ) -> None:
+        self.infer = infer
+        self.max_batch_size = max_batch_size
+        self.batch_wait_s = batch_wait_s
+        self.waiting: list[tuple[list[str], asyncio.Future]] = []
+        self.running = False
+
+    async def predict(self, texts: list[str]) -> np.ndarray:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((texts, future))
+        if not self.running:
+            self.running = True
+            asyncio.get_running_loop().create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        try:
+            while self.waiting:
+                if self.batch_wait_s > 0 and len(self.waiting) < self.max_batch_size:
+                    await asyncio.sleep(self.batch_wait_s)
+                batch = self.waiting[: self.max_batch_size]
+                del self.waiting[: len(batch)]
+                await self._score(batch)
+        finally:
+            self.running = False
+
+    async def _score(self, batch: list[tuple[list[str], asyncio.Future]]) -> None:
+        texts = batch[0][0] if len(batch) == 1 else [t for texts, _ in batch for t in texts]
+        try:
+            p = await asyncio.to_thread(self.infer, texts)
+        except Exception as e:  # every caller of this batch gets the error
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        start = 0
+        for texts, future in batch:
+            if not future.done():  # a caller that gave up (disconnected) is skipped
+                future.set_result(p[start : start + len(texts)])
+            start += len(texts)
+
+
+class Predictor:
+    """A loaded Runtime behind the request rules of ``options`` (a ServeOptions)."""
+
+    def __init__(self, runtime, options) -> None:
+        self.runtime = runtime
+        self.options = options
+        self.batcher = Batcher(
+            runtime.predict, options.max_batch_size, options.batch_wait_ms / 1000
+        )
+
+    async def answer(self, body: bytes) -> Answer:
+        """The status and JSON body for a POST /predict body."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
+            return 400, error_body("the body is not valid JSON")
+        try:
+            texts = check_texts(payload, self.options.max_texts, self.options.max_chars)
+        except RequestError as e:
+            return e.status, error_body(str(e))
+        p = await self.batcher.predict(texts)
+        out = {"probabilities": p.tolist(), "labels": self.runtime.to_labels(p).tolist()}
+        return 200, json.dumps(out).encode()
