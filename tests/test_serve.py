@@ -268,6 +268,24 @@ def test_overload_gets_503_not_a_crash(sample_bundle, tmp_path, imdb_test, engin
             conn.close()
 
 
+def test_a_bundle_on_object_storage_is_served(sample_bundle, tmp_path, s3_bucket, monkeypatch):
+    """--model as an s3:// URI (a real S3-compatible server over HTTP): fetched into the
+    cache under its seal, served, and /model names the URI it came from."""
+    from critic.storage import location
+
+    monkeypatch.setenv("CRITIC_CACHE", str(tmp_path / "cache"))
+    for f in Path(sample_bundle[0]).iterdir():
+        location(f"{s3_bucket}/bundle/{f.name}").write_atomic(f.read_bytes())
+    texts = ["A wonderful, moving film.", "Dull and far too long."]
+    with serving(f"{s3_bucket}/bundle", tmp_path, engine="local") as url:
+        status, body = call(url + "/predict", {"texts": texts})
+        card = call(url + "/model")[1]
+    assert status == 200 and card["path"] == f"{s3_bucket}/bundle"
+    expected = critic.Runtime.load(sample_bundle[0]).predict(texts)
+    np.testing.assert_allclose(body["probabilities"], expected, atol=1e-6)
+    assert list((tmp_path / "cache").rglob("bundle.json"))  # fetched into the cache
+
+
 def test_sigterm_drains_every_request_already_sent(sample_bundle, tmp_path):
     """16 keep-alive clients under load; SIGTERM: every request a client sent gets its
     answer (the ones after the signal with Connection: close); only new connections are
