@@ -12,7 +12,7 @@ latency, and the server's CPU seconds per 1,000 requests (its whole process tree
 against ``Runtime.predict``'s own texts/s on the same texts in this process; with --abuse,
 an open-loop overload at 10x the best rate, slow clients and huge bodies. The load generator
 shares the cores with the server, so these are lower bounds for a separate client machine.
-Writes bench/results/serve.{json,md}.
+Writes bench/results/serve_peer.{json,md}.
 """
 
 from __future__ import annotations
@@ -51,19 +51,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def request_texts(texts: list[str], per_request: int | None, count: int, seed: int):
+    """``count`` requests' texts: ``per_request`` reviews each (or 1-16), drawn at random."""
+    rng = random.Random(seed)
+    return [rng.choices(texts, k=per_request or rng.randint(1, 16)) for _ in range(count)]
+
+
 async def closed_loop(
-    url: str, texts: list[str], concurrency: int, seconds: float, per_request: int | None = None
+    url: str,
+    texts: list[str],
+    concurrency: int,
+    seconds: float,
+    per_request: int | None = None,
+    requests: list[list[str]] | None = None,
 ) -> dict:
-    """``concurrency`` clients, each sending its next request (``per_request`` reviews, or
-    1-16) when the last one returns; a client told 503 waits the ``Retry-After`` it was given
-    (at most 1 s, jittered), as a well-behaved client does."""
+    """``concurrency`` clients, each sending its next request (one of ``requests``, or
+    ``per_request`` reviews, or 1-16) when the last one returns; a client told 503 waits the
+    ``Retry-After`` it was given (at most 1 s, jittered), as a well-behaved client does."""
     latencies, statuses, fast_503 = [], {}, []
     rng = random.Random(concurrency)
     # Bodies encoded once, before the clock starts: the client's JSON work is not the server's.
-    bodies = [
-        json.dumps({"texts": rng.choices(texts, k=per_request or rng.randint(1, 16))}).encode()
-        for _ in range(256)
-    ]
+    requests = requests or request_texts(texts, per_request, 256, concurrency)
+    bodies = [json.dumps({"texts": r}).encode() for r in requests]
     headers = {"Content-Type": "application/json"}
     deadline = time.perf_counter() + seconds
 
@@ -311,19 +320,20 @@ def measure_levels(base: str, pid: int, texts: list[str], args) -> list[dict]:
     return levels
 
 
-def runtime_texts_per_second(bundle: Path, texts: list[str], batch: int, repeat: int = 5):
-    """``Runtime.predict``'s own texts/s on batches of ``batch`` texts, every core."""
+def runtime_texts_per_second(bundle: Path, requests: list[list[str]], repeat: int = 3) -> float:
+    """``Runtime.predict``'s own texts/s on the texts of ``requests``, one call per request,
+    every core."""
     import critic
 
     rt = critic.Runtime.load(bundle)
-    batches = [texts[i : i + batch] for i in range(0, batch * 20, batch)]
-    rt.predict(batches[0])
+    rt.predict(requests[0])
+    total = sum(map(len, requests))
     rates = []
     for _ in range(repeat):
         start = time.perf_counter()
-        for chunk in batches:
-            rt.predict(chunk)
-        rates.append(batch * len(batches) / (time.perf_counter() - start))
+        for texts in requests:
+            rt.predict(texts)
+        rates.append(total / (time.perf_counter() - start))
     return float(np.median(rates))
 
 
@@ -355,17 +365,19 @@ def main() -> None:
     servers = args.servers.split(",")
     runs: dict[str, list[list[dict]]] = {kind: [] for kind in servers}
     many: dict[str, list[float]] = {"runtime": [], "served": []}
+    # The same requests for the server and for Runtime.predict.
+    many_requests = request_texts(texts, args.many, 64, seed=0)
     for r in range(args.repeat):
         for kind in servers:  # interleaved: each repeat runs every server once
             with running(kind, args.bundle, cores) as (base, pid):
                 runs[kind].append(measure_levels(base, pid, texts, args))
                 if kind == "local":
                     level = asyncio.run(closed_loop(base + "/predict", texts, 2, args.seconds,
-                                                    args.many))  # fmt: skip
+                                                    requests=many_requests))  # fmt: skip
                     many["served"].append(level["requests_per_second"] * args.many)
             rates = [round(x["requests_per_second"]) for x in runs[kind][-1]]
             print(f"run {r + 1}, {kind}: requests/s {rates}", flush=True)
-        many["runtime"].append(runtime_texts_per_second(args.bundle, texts, args.many, 3))
+        many["runtime"].append(runtime_texts_per_second(args.bundle, many_requests))
     table = {}
     for kind, repeats in runs.items():
         table[kind] = []
@@ -405,7 +417,7 @@ def main() -> None:
         "abuse": abuse,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serve.json").write_text(json.dumps(report, indent=2))
+    (args.out / "serve_peer.json").write_text(json.dumps(report, indent=2))
     md = [
         f"{args.texts_per_request} IMDB review(s) per request, keep-alive, loopback, "
         f"{args.seconds:g} s per level, median of {args.repeat} interleaved runs; "
@@ -429,8 +441,8 @@ def main() -> None:
             "",
             f"{args.many} texts per request (local engine, 2 clients): "
             f"{m['served_texts_per_second']:,.0f} texts/s served, against "
-            f"{m['runtime_texts_per_second']:,.0f} texts/s for `Runtime.predict` on batches of "
-            f"{args.many} in one process "
+            f"{m['runtime_texts_per_second']:,.0f} texts/s for `Runtime.predict` in one process, "
+            "one call per request on the same requests "
             f"({m['served_texts_per_second'] / m['runtime_texts_per_second']:.0%}).",
         ]
     if abuse:
@@ -454,7 +466,7 @@ def main() -> None:
             f"{huge['statuses']}; server memory {huge['pss_before'] / mb:.0f} MB before, "
             f"{huge['pss_peak'] / mb:.0f} MB peak."
         )
-    (args.out / "serve.md").write_text("\n".join(md) + "\n")
+    (args.out / "serve_peer.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 

@@ -57,7 +57,7 @@ def serve_locally(
         port=port,
         http=protocol_class(options.header_timeout_s, drain=True),
         # asyncio's loop accepts every waiting connection per iteration (uvloop: one).
-        loop="asyncio",
+        loop="uvloop",
         lifespan="off",
         access_log=False,
         log_level="warning",
