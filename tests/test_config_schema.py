@@ -57,6 +57,16 @@ def test_every_key_is_checked_and_named(tmp_path, change, message):
     assert len(str(caught.value)) < 400
 
 
+@pytest.mark.parametrize("storage", ["/", "~", "/etc", "/usr/lib/runs", "/proc/self", "/var"])
+def test_runs_never_go_into_the_root_home_or_system_folders(tmp_path, storage):
+    """storage_path: / once wrote a sweep into /sample-sweep and exited 0."""
+    with pytest.raises(ConfigError, match=r"storage_path .* runs do not go into"):
+        SweepConfig.from_dict(tiny_sweep_config(tmp_path, storage_path=storage))
+    # Beside them, a folder of its own is fine.
+    fine = SweepConfig.from_dict(tiny_sweep_config(tmp_path, storage_path=str(tmp_path / "r")))
+    assert fine.storage_path == str(tmp_path / "r")
+
+
 def test_a_good_config_still_loads_with_its_values(tmp_path):
     cfg = SweepConfig.from_dict(
         tiny_sweep_config(
@@ -99,6 +109,15 @@ def test_an_alias_bomb_is_refused_before_it_expands(tmp_path):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert path.stat().st_size < 1000
     with pytest.raises(ConfigError, match=r"bomb.yaml:2: YAML aliases"):
+        SweepConfig.load(path)
+
+
+@pytest.mark.parametrize("text", ["[" * 50_000 + "]" * 50_000, "- " * 50_000 + "x\n"])
+def test_a_deeply_nested_config_is_one_clear_error(tmp_path, text):
+    """50,000 nested lists were an uncaught RecursionError with a traceback."""
+    path = tmp_path / "deep.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"deep.yaml:\d+: nested more than 32 levels deep"):
         SweepConfig.load(path)
 
 

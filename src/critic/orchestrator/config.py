@@ -33,9 +33,15 @@ from .schema import DEFAULT_KIND, SPACES, ConfigError, Sweep, Tokenizer, parse_d
 from .zoo import FAMILY_FEATURES, SEQUENCE_FEATURES, ModelSpec
 
 __all__ = ["ConfigError", "SweepConfig", "on_imdb", "resolve_setting", "to_tune_space"]
-# A config is a few hundred bytes; anything near this is not one.
+# A config is a few hundred bytes, a few levels deep; anything near these is not one.
 MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 32
 NGRAM_KEYS = ("max_ngrams", "ngram_min_count", "hash_buckets")
+# A run is never written into the operating system's own folders (nor anything inside them),
+# nor straight into the filesystem root, the home folder or these top-level folders.
+SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32",
+                  "/proc", "/run", "/sbin", "/sys", "/usr")  # fmt: skip
+TOP_FOLDERS = ("/", "/home", "/media", "/mnt", "/opt", "/root", "/srv", "/var")
 
 
 class SweepConfig(Sweep):
@@ -94,6 +100,7 @@ class SweepConfig(Sweep):
             problems = dataset_kind(self.dataset).problems(self.dataset, self.path)
             if problems:
                 raise ConfigError(problems[0])
+        self._validate_storage_path()
         if self.ensemble > self.top_k:
             raise ConfigError(
                 f"ensemble: {self.ensemble} members need top_k >= {self.ensemble} (the trials "
@@ -102,6 +109,21 @@ class SweepConfig(Sweep):
         self._validate_models()
         self._validate_search()
         self._validate_spaces()
+
+    def _validate_storage_path(self) -> None:
+        """Refuse a storage_path that would put runs into a system folder, the filesystem
+        root or the home folder itself (a sweep writes hundreds of MB there)."""
+        where = self.path(self.storage_path)
+        if not isinstance(where, Path):
+            return  # a storage URI: a bucket's root is a fine place for runs
+        resolved = where.resolve()
+        inside = [f for f in SYSTEM_FOLDERS if resolved == Path(f) or Path(f) in resolved.parents]
+        if inside or str(resolved) in TOP_FOLDERS or resolved == Path.home().resolve():
+            raise ConfigError(
+                f"storage_path {self.storage_path!r} is {resolved}: runs do not go into the "
+                "filesystem root, the home folder itself or a system folder; give a folder of "
+                "their own, such as ~/critic-runs"
+            )
 
     def _validate_search(self) -> None:
         lr = self.model.get("learning_rate")
@@ -160,14 +182,25 @@ def read_yaml(path: Path) -> Any:
     import yaml
 
     class NoAliases(yaml.SafeLoader):
+        depth = 0
+
         def compose_node(self, parent, index):
+            mark = self.peek_event().start_mark
             if self.check_event(yaml.AliasEvent):
-                mark = self.peek_event().start_mark
                 raise ConfigError(
                     f"{path}:{mark.line + 1}: YAML aliases (*name) are not supported in "
                     "configs; write the value out"
                 )
-            return super().compose_node(parent, index)
+            if self.depth >= MAX_CONFIG_DEPTH:  # before Python's own recursion limit
+                raise ConfigError(
+                    f"{path}:{mark.line + 1}: nested more than {MAX_CONFIG_DEPTH} levels deep; "
+                    "a config is a few levels of sections and values"
+                )
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
