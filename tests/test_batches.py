@@ -71,16 +71,16 @@ def _csv_file(path: Path, newline: str, delimiter: str = ",") -> None:
 def test_csv_from_every_start(tmp_path, newline, batch_rows):
     path = tmp_path / "reviews.csv"
     _csv_file(path, newline)
-    with open(path, "ab") as fh:  # broken rows keep their place and their record number
+    with open(path, "ab") as fh:  # broken rows keep their place and their line number
         fh.write(b'r23,"caf\xe9 bad",1' + newline.encode() + b"r24,too,many,fields" + b"\n")
     rows = _check_every_start(path, batch_rows, id_column="id", keep=("stars",))
     assert rows == 25
     errors = {}
     for b in iter_batches(path, 10, id_column="id", keep=("stars",)):
         errors.update({b.start + k: v for k, v in b.errors.items()})
-    assert errors == {
-        23: "record 24: column 'text' is not valid UTF-8",
-        24: "record 25: 4 fields, the header has 3",
+    assert errors == {  # the file's own line numbers (some texts span several lines)
+        23: "line 33: column 'text' is not valid UTF-8",
+        24: "line 34: 4 fields, the header has 3",
     }
 
 
@@ -99,9 +99,11 @@ def test_csv_records_match_pythons_csv_module(tmp_path, newline):
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
         expected = list(csv.reader(fh))
     records = list(_csv_records(path, "csv"))
-    assert [r for r, _ in records] == expected
+    assert [r for r, *_ in records] == expected
     assert records[-1][1] == path.stat().st_size
-    for (_, end), (record, _) in itertools.pairwise(records):  # an end is the next's start
+    if newline != b"\r\r\n":  # (that one ends two lines: CR, then CRLF)
+        assert [lines for *_, lines in records] == [1, 2, 2, 1, 1, 1]  # the lines each takes
+    for (_, end, _), (record, *_) in itertools.pairwise(records):  # an end is the next's start
         assert next(_csv_records(path, "csv", end))[0] == record
 
 
@@ -145,16 +147,30 @@ def test_a_quote_that_never_closes_is_an_error_not_merged_text(tmp_path, batch_r
     batches = list(iter_batches(path, 100, id_column="id"))
     assert batches[0].texts[0] == "a great movie"
     assert batches[0].errors == {
-        1: "record 2 is not valid CSV: a quoted field never closes: the 5 lines to the end of "
-        "the file are inside it"
+        1: "lines 3-7: not one valid CSV record (a quoted field never closes: the 5 lines to "
+        "the end of the file are inside it)"
     }
-    with pytest.raises(CorpusError, match="record 2 is not valid CSV"):
+    with pytest.raises(CorpusError, match="lines 3-7: not one valid CSV record"):
         read_texts(path)
 
 
+@pytest.mark.parametrize("batch_rows", [1, 2, 5])
+def test_a_stray_quote_cannot_swallow_the_next_rows(tmp_path, batch_rows):
+    """Row 1's quote closes on line 4, inside row 3: tolerant parsing read lines 2-4 as row
+    1's text and scored 2 rows with 0 errors. Strict: a closing quote must be followed by the
+    delimiter or the end of the line, so lines 2-4 are one broken record, named, and row 4
+    is itself."""
+    path = tmp_path / "reviews.csv"
+    path.write_text('id,text\n1,"good film\n2,bad film\n3,"fine"\n4,ok\n', encoding="utf-8")
+    assert _check_every_start(path, batch_rows, id_column="id") == 2
+    (batch,) = iter_batches(path, 100, id_column="id")
+    assert batch.errors == {0: "lines 2-4: not one valid CSV record (',' expected after '\"')"}
+    assert batch.texts[1] == "ok" and batch.ids[1] == "4"
+
+
 def test_stray_quotes_inside_a_record_stay_text(tmp_path):
-    """Tolerant as Python's csv: a quote inside an unquoted field is text, even an odd one;
-    only a quote that runs to the end of the file is an error."""
+    """A quote inside an unquoted field is text, even an odd one; after a closing quote only
+    the delimiter or the end of the line may follow, else the record is an error row."""
     path = tmp_path / "reviews.csv"
     path.write_text(
         'id,text\n1,good\n2,"closed"then more\n3,He said "hi\n4,"multi\nline"\n5,last "one',
@@ -162,8 +178,9 @@ def test_stray_quotes_inside_a_record_stay_text(tmp_path):
     )
     assert count_rows(path) == 5
     (batch,) = iter_batches(path, 10, id_column="id")
-    assert batch.texts[:3] == ["good", "closedthen more", 'He said "hi']
-    assert batch.texts[3:] == ["multi\nline", 'last "one'] and not batch.errors
+    assert batch.texts[:3] == ["good", None, 'He said "hi']
+    assert batch.texts[3:] == ["multi\nline", 'last "one']
+    assert batch.errors == {1: "line 3: not one valid CSV record (',' expected after '\"')"}
 
 
 @pytest.mark.parametrize("batch_rows", [7, 10, 25, 1000])
@@ -207,7 +224,7 @@ def test_csv_reader_is_the_standard_one_on_real_quoting(tmp_path):
     csv.writer(buf).writerows(rows)
     path = tmp_path / "r.csv"
     path.write_text(buf.getvalue(), encoding="utf-8", newline="")
-    assert [r for r, _ in _csv_records(path, "csv")] == rows
+    assert [r for r, *_ in _csv_records(path, "csv")] == rows
 
 
 def test_blank_lines_are_not_rows_in_any_line_format(tmp_path):

@@ -161,8 +161,8 @@ def _review_id(name: str) -> tuple[int, str]:
 @dataclass(frozen=True)
 class Start:
     """Where a batch begins in its input without reading what comes before it: the row
-    (0-based), the byte offset of that row (text formats) and its line number (CSV: record
-    number), which error messages quote."""
+    (0-based), the byte offset of that row (text formats) and the line of the file it starts
+    on, which error messages quote."""
 
     row: int = 0
     offset: int = 0
@@ -185,13 +185,14 @@ def batch_starts(path: Source, batch_rows: int, fmt: str | None = None) -> tuple
     starts, rows = [], 0
     if fmt in ("csv", "tsv"):
         records = _csv_records(path, fmt)
-        begin = next(records, (None, 0))[1]  # the header
-        for number, (record, end) in enumerate(records, 1):
+        _, begin, lines = next(records, (None, 0, 0))  # the header
+        line = 1 + lines
+        for record, end, lines in records:
             if not _blank_record(record):
                 if rows % batch_rows == 0:
-                    starts.append(Start(rows, begin, number))
+                    starts.append(Start(rows, begin, line))
                 rows += 1
-            begin = end
+            begin, line = end, line + lines
         return starts, rows
     with open_binary(path) as fh:
         offset = 0
@@ -361,11 +362,13 @@ class BrokenRecord(str):
 
 
 def _csv_records(path: Location, fmt: str, offset: int = 0):
-    """(record, byte offset just past it) from ``offset`` on. Lines end at LF, CR or CRLF
-    as with ``open(newline="")``; invalid UTF-8 survives as surrogates (reported per row).
-    Parsing is as tolerant as Python's csv (a stray quote inside a field is text), except
-    that a record the csv module cannot read, or whose quote never closes (so it swallowed
-    every line to the end of the file), comes as a BrokenRecord."""
+    """(record, byte offset just past it, the lines it takes) from ``offset`` on. Lines end
+    at LF, CR or CRLF as with ``open(newline="")``; invalid UTF-8 survives as surrogates
+    (reported per row). CSV is parsed strictly: a quote inside an unquoted field is text, but
+    a closing quote must be followed by the delimiter or the end of the line, so a stray
+    opening quote cannot swallow the following lines into one field (TSV keeps Python's
+    tolerant parsing). A record the csv module refuses, or whose quote never closes, comes as
+    a BrokenRecord."""
     csv.field_size_limit(sys.maxsize)
     end = offset
     quotes = lines_read = 0  # since the last record
@@ -387,7 +390,9 @@ def _csv_records(path: Location, fmt: str, offset: int = 0):
 
     # csv.reader takes a line only when the record it is reading needs it, so ``end`` is
     # where the record just returned ends.
-    reader = csv.reader(lines(), delimiter="\t" if fmt == "tsv" else ",")
+    # CSV strictly (a CSV writer quotes a field that holds a quote); TSV as tolerantly as
+    # Python's csv, since TSV files usually hold raw text whose quotes are not quoting.
+    reader = csv.reader(lines(), delimiter="\t" if fmt == "tsv" else ",", strict=fmt == "csv")
     while True:
         try:
             record = next(reader)
@@ -400,8 +405,8 @@ def _csv_records(path: Location, fmt: str, offset: int = 0):
                 f"a quoted field never closes: the {lines_read} lines to the end of the file "
                 "are inside it"
             )
-        quotes = lines_read = 0
-        yield record, end
+        taken, quotes, lines_read = lines_read, 0, 0
+        yield record, end, taken
 
 
 def _blank_record(record: list[str] | BrokenRecord) -> bool:
@@ -410,7 +415,7 @@ def _blank_record(record: list[str] | BrokenRecord) -> bool:
 
 
 def _csv(path: Location, fmt: str, wanted: list[str], start: Start):
-    header = next(_csv_records(path, fmt), ([], 0))[0]
+    header, _, header_lines = next(_csv_records(path, fmt), ([], 0, 0))
     if isinstance(header, BrokenRecord):
         raise CorpusError(f"{path}: the header line is not valid CSV ({header})")
     missing = [c for c in wanted if c not in header]
@@ -418,21 +423,25 @@ def _csv(path: Location, fmt: str, wanted: list[str], start: Start):
         raise CorpusError(f"{path}: no column {missing[0]!r} (have {_short(header)})")
     where = [header.index(c) for c in wanted]
     records = _csv_records(path, fmt, start.offset)
+    line = start.line
     if start.offset == 0:
         next(records, None)  # the header
-    for n, (row, _) in enumerate(records, start.line):
+        line = 1 + header_lines
+    for row, _, lines in records:
+        n, line = line, line + lines
         if _blank_record(row):
             continue  # a blank line is not a row
         if isinstance(row, BrokenRecord):
-            yield None, {}, f"record {n} is not valid CSV: {row}"
+            span = f"line {n}" if lines == 1 else f"lines {n}-{n + lines - 1}"
+            yield None, {}, f"{span}: not one valid CSV record ({row})"
             continue
         if len(row) != len(header):
-            yield None, {}, f"record {n}: {len(row)} fields, the header has {len(header)}"
+            yield None, {}, f"line {n}: {len(row)} fields, the header has {len(header)}"
             continue
         cells = {c: row[i] for c, i in zip(wanted[1:], where[1:], strict=True)}
         text = row[where[0]]
         if not is_utf8(text):
-            yield None, cells, f"record {n}: column {wanted[0]!r} is not valid UTF-8"
+            yield None, cells, f"line {n}: column {wanted[0]!r} is not valid UTF-8"
             continue
         yield text, cells, None
 
