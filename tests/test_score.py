@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -253,6 +255,36 @@ def _corpus(tmp_path: Path, texts: list[str], n: int) -> Path:
         for i in range(n):
             fh.write(json.dumps({"id": f"r{i}", "text": texts[i % len(texts)]}) + "\n")
     return path
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_partial_file(tmp_path, bundle, imdb_test):
+    """The output on a real 128 KiB tmpfs (in a private mount namespace) that fills up: the
+    error names the shard it could not write, exit 2, and no partial .tmp-part file stays on
+    the full disk. A re-run with room finishes the output."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a private tmpfs needs root and unshare")
+    corpus = _corpus(tmp_path, imdb_test, 3_000)
+    out = tmp_path / "out"
+    out.mkdir()
+    command = " ".join(
+        [sys.executable, "-m", "critic", "score", "--model", str(bundle), "--input",
+         str(corpus), "--output", str(out), "--shard-rows", "500", "--format", "jsonl"]
+    )  # fmt: skip
+    script = (
+        f"mount -t tmpfs -o size=128k tmpfs {out} && {command}; echo exit=$?; "
+        f"ls -a {out}; df -k {out} | tail -1"
+    )
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert "exit=2" in result.stdout, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.search(rf"No space left on device .*: '{re.escape(str(out))}/part-\S+'", last), last
+    assert ".tmp-" not in result.stdout  # the partial shard was removed at once
+    rerun = critic_cli(*command.split()[3:])  # the real folder beside it, with room
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(read_output(out, "jsonl")) == 3_000
 
 
 def test_exactly_once_after_kill_9(tmp_path, bundle, imdb_test):

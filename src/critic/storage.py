@@ -150,10 +150,16 @@ class Location:
         if self.is_local:
             path = Path(self.path)
             tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as e:  # a full disk, a quota: name the file, leave nothing behind
+                tmp.unlink(missing_ok=True)
+                raise OSError(
+                    e.errno, f"{e.strerror} (writing {len(data)} bytes)", str(path)
+                ) from None
             os.replace(tmp, path)
             _fsync_dir(path.parent)
             return
