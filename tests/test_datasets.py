@@ -199,6 +199,34 @@ def test_an_archive_that_expands_past_the_bounds_is_refused(tmp_path, monkeypatc
         resolve_imdb(archive, cache=tmp_path / "cache")
 
 
+def test_many_members_under_each_bound_stop_at_the_total_and_leave_nothing(tmp_path, monkeypatch):
+    """Members each under the per-member bound, together past the total (the real case: 20
+    members of 60 MB): refused while extracting, at $CRITIC_MAX_EXTRACT_BYTES (here 1 MB),
+    with nothing left in the cache; an archive that extracts but is not aclImdb is refused
+    and removed from the cache too."""
+    archive = tmp_path / "many.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for i in range(5):
+            info = tarfile.TarInfo(f"aclImdb/train/pos/{i}_10.txt")
+            info.size = 300_000
+            tar.addfile(info, io.BytesIO(bytes(info.size)))
+    monkeypatch.setenv("CRITIC_MAX_EXTRACT_BYTES", str(1 << 20))
+    with pytest.raises(CorpusError, match=r"more than 1,048,576 bytes .*CRITIC_MAX_EXTRACT"):
+        resolve_imdb(archive, cache=tmp_path / "cache")
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    monkeypatch.setenv("CRITIC_MAX_EXTRACT_BYTES", str(2 << 20))
+    assert (resolve_imdb(archive, cache=tmp_path / "cache") / "aclImdb" / "train").is_dir()
+
+    other = tmp_path / "other.tar.gz"
+    with tarfile.open(other, "w:gz") as tar:
+        info = tarfile.TarInfo("photos/cat.jpg")
+        info.size = 10
+        tar.addfile(info, io.BytesIO(bytes(10)))
+    with pytest.raises(CorpusError, match=r"not an aclImdb archive .* nothing of it was kept"):
+        resolve_imdb(other, cache=tmp_path / "other-cache")
+    assert not [p for p in (tmp_path / "other-cache").rglob("*") if p.is_file()]
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_damaged_archives_are_clear_errors(tmp_path, sample_rows, damage):
     _write_acl(tmp_path / "src", sample_rows[:20])

@@ -23,11 +23,15 @@ IMDB_SHA1 = "01ada507287d82875905620988597833ad4e0903"
 IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 IMDB_ENV = "CRITIC_IMDB"  # where the aclImdb folder or archive is, when no path is given
 TMP_PREFIX = ".extracting-"
-# aclImdb is ~100k files and ~330 MB extracted, its largest file under 2 MB. Far above that,
-# a small archive that expands into gigabytes is refused while it extracts.
+# aclImdb is ~100k files, its largest under 2 MB; its 50,000 labeled reviews are 72 MB of
+# files (the canonical archive adds unlabeled reviews and bag-of-words files). Far above that,
+# a small archive that expands into gigabytes is refused while it extracts, and what it had
+# written is removed; $CRITIC_MAX_EXTRACT_BYTES sets another total.
 MAX_MEMBER_BYTES = 64 << 20
-MAX_TOTAL_BYTES = 2 << 30
+MAX_TOTAL_BYTES = 1 << 30
+MAX_TOTAL_ENV = "CRITIC_MAX_EXTRACT_BYTES"
 MAX_MEMBERS = 400_000
+SPLITS = ("train", "test")
 
 
 def imdb_location(path: str | Path | None) -> str:
@@ -57,7 +61,31 @@ def resolve_imdb(source: str | Path | Location, *, cache: Path | None = None) ->
     else:
         size, mtime = source.stamp()
         key = hashlib.sha256(f"{source.uri}\0{size}\0{mtime}".encode()).hexdigest()
-    return location(extract_archive(source, cache / "extracted" / key[:16]))
+    folder = extract_archive(source, cache / "extracted" / key[:16])
+    if acl_root(location(folder)) is None:  # not aclImdb: nothing of it stays in the cache
+        shutil.rmtree(folder, ignore_errors=True)
+        raise CorpusError(
+            f"{source}: not an aclImdb archive (no {' or '.join(SPLITS)} folder, at its top or "
+            "under aclImdb/); nothing of it was kept"
+        )
+    return location(folder)
+
+
+def acl_root(path: Location) -> Location | None:
+    """The folder holding ``train/`` and ``test/``: ``path`` itself or its ``aclImdb/``."""
+    for candidate in (path, path / "aclImdb"):
+        if any((candidate / split).is_dir() for split in SPLITS):
+            return candidate
+    return None
+
+
+def _max_total_bytes() -> int:
+    value = os.environ.get(MAX_TOTAL_ENV, "")
+    if not value:
+        return MAX_TOTAL_BYTES
+    if not value.isdigit() or int(value) < 1:
+        raise CorpusError(f"{MAX_TOTAL_ENV} must be a number of bytes, got {value!r}")
+    return int(value)
 
 
 class _Guard:
@@ -68,6 +96,7 @@ class _Guard:
     def __init__(self) -> None:
         self.members = 0
         self.total = 0
+        self.max_total = _max_total_bytes()
 
     def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
         name = member.name.replace("\\", "/")
@@ -81,9 +110,10 @@ class _Guard:
             raise tarfile.FilterError(
                 f"{member.name!r} is {member.size:,} bytes, more than {MAX_MEMBER_BYTES:,}"
             )
-        if self.total > MAX_TOTAL_BYTES or self.members > MAX_MEMBERS:
+        if self.total > self.max_total or self.members > MAX_MEMBERS:
             raise tarfile.FilterError(
-                f"more than {MAX_TOTAL_BYTES:,} bytes or {MAX_MEMBERS:,} members extracted"
+                f"more than {self.max_total:,} bytes or {MAX_MEMBERS:,} members extracted "
+                f"(${MAX_TOTAL_ENV} sets the byte limit)"
             )
         return tarfile.data_filter(member, dest)
 

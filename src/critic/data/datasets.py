@@ -14,7 +14,7 @@ import numpy as np
 
 from critic.storage import Location, location
 
-from .archives import resolve_imdb
+from .archives import acl_root, resolve_imdb
 from .readers import CorpusError, input_format, read_columns
 
 DEFAULT_LABELS = ("neg", "pos")
@@ -112,10 +112,10 @@ def acl_imdb_split(root: str | Path | Location, split: str) -> Location:
 
 
 def _acl_root(path: Location) -> Location:
-    for candidate in (path, path / "aclImdb"):
-        if (candidate / "train").is_dir() or (candidate / "test").is_dir():
-            return candidate
-    raise CorpusError(f"{path}: not an aclImdb folder (expected train/ and test/)")
+    root = acl_root(path)
+    if root is None:
+        raise CorpusError(f"{path}: not an aclImdb folder (expected train/ and test/)")
+    return root
 
 
 def stratified_split(
