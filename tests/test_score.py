@@ -287,6 +287,66 @@ def test_a_full_disk_names_the_file_and_leaves_no_partial_file(tmp_path, bundle,
     assert len(read_output(out, "jsonl")) == 3_000
 
 
+def test_a_second_job_on_a_held_output_is_refused_and_harms_nothing(tmp_path, bundle, imdb_test):
+    """Two jobs on one output collided on shard names and poisoned it for good. The first
+    holds the output's lease; the second (other options, even) is refused at once, naming
+    the owner, and writes nothing; the first ends with exactly its rows; the lease goes."""
+    corpus = _corpus(tmp_path, imdb_test, 30_000)
+    out = tmp_path / "out"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "critic", "score", "--model", str(bundle), "--input",
+         str(corpus), "--output", str(out), "--shard-rows", "1000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out / "_lease.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = critic_cli(
+        "score", "--model", str(bundle), "--input", str(corpus), "--output", str(out),
+        "--shard-rows", "1500",
+    )  # fmt: skip
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 2, second.stderr
+    last = second.stderr.strip().splitlines()[-1]
+    assert "is being written by another critic score" in last
+    assert f"pid {first.pid}" in last and "Traceback" not in second.stderr
+    got = read_output(out)
+    assert got.num_rows == 30_000 and len(set(got.column("id").to_pylist())) == 30_000
+    assert not (out / "_lease.json").exists()
+
+
+def test_a_dead_owners_lease_is_taken_over(tmp_path, bundle, imdb_test):
+    """A lease whose process is gone (this host) or that was not renewed for a minute (any
+    host) is taken over; a fresh one from another host is respected."""
+    import socket
+
+    corpus = _corpus(tmp_path, imdb_test, 200)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    leases = {
+        "dead-here": {"host": socket.gethostname(), "pid": int(gone.stdout), "started": "x"},
+        "quiet-elsewhere": {"host": "elsewhere", "pid": 1, "started": "x"},
+        "live-elsewhere": {"host": "elsewhere", "pid": 1, "started": "x"},
+    }
+    for name, owner in leases.items():
+        out = tmp_path / name
+        out.mkdir()
+        (out / "_lease.json").write_text(json.dumps(owner))
+        if name == "quiet-elsewhere":
+            old = time.time() - 120
+            os.utime(out / "_lease.json", (old, old))
+        result = critic_cli(
+            "score", "--model", str(bundle), "--input", str(corpus), "--output", str(out)
+        )
+        if name == "live-elsewhere":
+            assert result.returncode == 2 and "host elsewhere, pid 1" in result.stderr
+            assert not list(out.glob("part-*"))
+        else:
+            assert result.returncode == 0, result.stderr
+            assert read_output(out).num_rows == 200 and not (out / "_lease.json").exists()
+
+
 def test_exactly_once_after_kill_9(tmp_path, bundle, imdb_test):
     corpus = _corpus(tmp_path, imdb_test, 24_000)
     args = [

@@ -36,6 +36,8 @@ from critic.data.readers import (
 )
 from critic.storage import Location, StorageError, expand, location
 
+from .lease import OutputLease
+
 JOB_MANIFEST = "_manifest.json"
 SUMMARY = "_summary.json"
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
@@ -250,6 +252,12 @@ def score_corpus(
     """Score every row of ``inputs`` into ``output`` (see the module docstring)."""
     inputs = [location(p) for p in inputs]
     output = location(output)
+    check_job(runtime.bundle, inputs, options)
+    with OutputLease(output):
+        return _score_corpus(runtime, inputs, output, options, progress)
+
+
+def _score_corpus(runtime, inputs, output: Location, options: ScoreOptions, progress) -> Summary:
     prepare_output(runtime.bundle, inputs, output, options)
     stamps = input_stamps(inputs)
     expected = sum(count_rows(p) for p in inputs)
@@ -284,10 +292,8 @@ def score_corpus(
     return close_output(summary, output, options.format, expected, inputs, stamps)
 
 
-def prepare_output(
-    bundle: Bundle, inputs: list[Location], output: Location, options: ScoreOptions
-) -> None:
-    """Check the options and the variant, open (or re-open) the output folder."""
+def check_job(bundle: Bundle, inputs: list[Location], options: ScoreOptions) -> None:
+    """Check the options, the variant and the inputs' columns, before the output exists."""
     options.validate()
     bundle.model_file(options.variant)  # a BundleError when the bundle lacks the variant
     for path in inputs:  # missing or unusable columns end here, before the output exists
@@ -295,6 +301,13 @@ def prepare_output(
             iter_batches(path, 1, options.text_column, options.id_column, options.source_columns()),
             None,
         )
+
+
+def prepare_output(
+    bundle: Bundle, inputs: list[Location], output: Location, options: ScoreOptions
+) -> None:
+    """Open (or re-open) the output folder the job holds the lease of, and clear what an
+    interrupted run left half-written."""
     open_output(output, job_manifest(bundle, inputs, options))
     _remove_leftovers(output)
 

@@ -37,11 +37,13 @@ from critic.data.readers import (
 )
 from critic.storage import Location, location
 
+from .lease import OutputLease
 from .providers import DEFAULT_DEVICE
 from .score import (
     ScoreError,
     ScoreOptions,
     Summary,
+    check_job,
     close_output,
     committed_shards,
     input_stamps,
@@ -221,6 +223,12 @@ def score_corpus_ray(
     """Score ``inputs`` on the connected Ray cluster (see the module docstring)."""
     inputs = [location(p) for p in inputs]
     output = location(output)
+    check_job(bundle, inputs, options)
+    with OutputLease(output):
+        return _score_corpus_ray(bundle, inputs, output, options, actors, batch_size, device)
+
+
+def _score_corpus_ray(bundle, inputs, output, options, actors, batch_size, device) -> Summary:
     prepare_output(bundle, inputs, output, options)
     stamps = input_stamps(inputs)
     offsets, pending, summary, expected = plan_shards(inputs, output, options)
