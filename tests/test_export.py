@@ -447,6 +447,12 @@ def test_bag_families_train_export_and_score_raw_text_like_keras(tmp_path, sampl
     )[:, 0]
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert np.isfinite(got).all()  # an empty review averages no ids: no division by zero
+    # Each batch is cut to its longest review, so other batches (other --shard-rows or
+    # --batch-size) sum in another order: float noise (docs/score.md), never a label.
+    rows = [*texts[300:], "", "zzz unseen words only"]
+    cut = np.concatenate([runtime.predict(rows[i : i + 7]) for i in range(0, len(rows), 7)])
+    assert np.abs(cut - got).max() <= 1e-6
+    assert (runtime.to_labels(cut) == runtime.to_labels(got)).all()
 
 
 def test_an_ensemble_bundle_is_the_mean_of_its_members(tmp_path, sample):
