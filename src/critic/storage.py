@@ -284,3 +284,15 @@ def pull(folder: Location, rel: str, local: Path) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             location(dest).write_atomic(f.read_bytes())
     return target
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs: the writer behind a work folder or a
+    lease left on a local disk (a process of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -13,7 +13,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from critic.storage import Location, cache_dir, is_uri, location
+from critic.storage import Location, cache_dir, is_uri, location, process_alive
 
 from .readers import CorpusError
 
@@ -161,17 +161,7 @@ def remove_stale_work(folder: Path) -> list[Path]:
     removed = []
     for work in folder.glob(f"{TMP_PREFIX}*"):
         pid = work.name[len(TMP_PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit() or not _alive(int(pid)):
+        if not pid.isdigit() or not process_alive(int(pid)):
             shutil.rmtree(work, ignore_errors=True)
             removed.append(work)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from critic.storage import Location
+from critic.storage import Location, process_alive
 
 LEASE = "_lease.json"
 HEARTBEAT_S = 10.0
@@ -109,7 +109,7 @@ class OutputLease:
         if owner is None:
             return age < EXPIRY_S  # being written right now, or a long-dead writer's
         if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
-            if not _process_exists(owner["pid"]):
+            if not process_alive(owner["pid"]):
                 return False
         return age < EXPIRY_S
 
@@ -151,13 +151,3 @@ class OutputLease:
             f"(a lease not renewed for {EXPIRY_S:.0f} s, or whose process is gone, is taken "
             "over)"
         )
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
