@@ -10,7 +10,6 @@ each connection after its answer, and returns within ``drain_timeout_s``.
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Callable
 
@@ -24,7 +23,7 @@ from .options import ServeOptions, model_summary
 from .predictor import Predictor
 from .proxy_protocol import protocol_class
 from .runtime import Runtime
-from .server import refuse_a_busy_port
+from .server import print_line, refuse_a_busy_port
 
 # An idle keep-alive connection is closed after this long, as Ray Serve's proxies do.
 KEEP_ALIVE_S = 90
@@ -39,13 +38,12 @@ def serve_locally(
     say: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``bundle`` at http://host:port until SIGTERM or Ctrl-C, then drain and return."""
-    say = say or _print
+    say = say or print_line
     options.validate()
     refuse_a_busy_port(host, port)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
+    try:  # threads=None: every core
         runtime = Runtime(
-            bundle, variant=options.variant, device=options.device, threads=options.threads or cores
+            bundle, variant=options.variant, device=options.device, threads=options.threads
         )
     except Exception as e:  # onnxruntime's own errors (a model it cannot load) say why
         reason = (str(e).strip().splitlines() or [""])[0]
@@ -103,7 +101,3 @@ class _Server(uvicorn.Server):
 
 def _ignore(*_: object) -> None:
     pass
-
-
-def _print(line: str) -> None:
-    print(line, flush=True)

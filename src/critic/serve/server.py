@@ -35,7 +35,7 @@ def serve_on_ray(
         head node only, or on every node); ``say`` (default: print) gets a line when requests are
     served and one when it stops.
         Joins the cluster of a Ray job (or RAY_ADDRESS), else starts an embedded Ray."""
-    say = say or _print
+    say = say or print_line
     options.validate()
     refuse_a_busy_port(host, port)
     connect_ray(num_cpus)
@@ -75,7 +75,8 @@ def serve_on_ray(
             ray.shutdown()
 
 
-def _print(line: str) -> None:
+def print_line(line: str) -> None:
+    """A console line, flushed at once (a server's lines must not wait in a buffer)."""
     print(line, flush=True)
 
 
