@@ -567,6 +567,40 @@ def test_s3_inputs_and_output_give_the_local_output(tmp_path, bundle, imdb_test,
     assert manifest["inputs"][0]["path"] == f"{s3_bucket}/in/corpus.jsonl"
 
 
+def test_a_job_on_a_flaky_store_ends_with_the_clean_output(
+    tmp_path, bundle, imdb_test, s3_bucket, s3_server, monkeypatch
+):
+    """Behind a proxy failing 18 % of the requests (503, 500, reset, truncated body), a job
+    reading and writing s3:// ends exit 0 with exactly a clean run's output."""
+    from flaky_proxy import FlakyProxy
+
+    from critic.storage import location
+
+    corpus = _corpus(tmp_path, imdb_test, 3_000)
+    pq.write_table(
+        pa.table({"id": [f"p{i}" for i in range(2_000)], "text": (imdb_test * 2)[:2_000]}),
+        tmp_path / "more.parquet",
+        row_group_size=500,
+    )
+    for path in (corpus, tmp_path / "more.parquet"):
+        location(f"{s3_bucket}/in/{path.name}").write_atomic(path.read_bytes())
+    args = [
+        "score", "--model", str(bundle), "--id-column", "id", "--shard-rows", "500",
+        "--input", f"{s3_bucket}/in/corpus.jsonl", f"{s3_bucket}/in/more.parquet",
+    ]  # fmt: skip
+    clean = critic_cli(*args, "--output", f"{s3_bucket}/clean")
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    with FlakyProxy(s3_server, rate=0.18, seed=3) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        flaky = critic_cli(*args, "--output", f"{s3_bucket}/flaky")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    assert flaky.returncode == 0, flaky.stderr[-2000:]
+    assert sum(proxy.faults.values()) >= 10, proxy.faults
+    assert _s3_output(f"{s3_bucket}/flaky").equals(_s3_output(f"{s3_bucket}/clean"))
+    summary = json.loads(location(f"{s3_bucket}/flaky/_summary.json").read_text())
+    assert summary["rows"] == 5_000 and summary["errors"] == 0
+
+
 def test_exactly_once_on_s3_after_kill_9(tmp_path, bundle, imdb_test, s3_bucket):
     """kill -9 at several points of a job writing to s3://, then the same command: the
     output equals a clean run's (nothing lost, nothing doubled, no partial object)."""

@@ -4,6 +4,7 @@ standalone server on 127.0.0.1), through the same Location and reader code."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -110,3 +111,83 @@ def test_acl_imdb_folder_on_s3(tmp_path, s3_bucket):
     (batch,) = iter_batches(root, 100, id_column="path")
     assert batch.texts == ["neg 2", "neg 10", "pos 2", "pos 10"]
     assert batch.ids == ["neg/2_3.txt", "neg/10_3.txt", "pos/2_3.txt", "pos/10_3.txt"]
+
+
+@pytest.fixture
+def flaky_s3(s3_bucket, s3_server, monkeypatch):
+    """The test bucket behind a proxy that fails 30 % of the requests (503, 500, reset,
+    truncated body): yields the proxy; locations made inside go through it."""
+    from flaky_proxy import FlakyProxy
+
+    with FlakyProxy(s3_server, rate=0.3, seed=7) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        yield proxy
+
+
+def test_reads_listings_and_writes_survive_a_flaky_store(s3_bucket, flaky_s3, tmp_path):
+    """Every kind of fault, on every kind of operation: the bytes, lines, Parquet rows and
+    listings read back are exactly what was written."""
+    data = bytes(range(256)) * 20_000  # 5 MB: several ranged reads of the line reader
+    lines = b"".join(b"line %d\n" % i for i in range(50_000))
+    table = pa.table(
+        {"text": [f"review {i}" for i in range(20_000)], "id": [str(i) for i in range(20_000)]}
+    )
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=1_000)
+    root = location(f"{s3_bucket}/flaky")
+    for round_ in range(3):
+        (root / f"blob{round_}").write_atomic(data)
+        (root / f"lines{round_}.txt").write_atomic(lines)
+        (root / f"t{round_}.parquet").write_atomic((tmp_path / "t.parquet").read_bytes())
+    for round_ in range(3):
+        assert (root / f"blob{round_}").read_bytes() == data
+        with (root / f"lines{round_}.txt").open_input() as fh:
+            assert b"".join(fh) == lines
+        batches = list(iter_batches(root / f"t{round_}.parquet", 3_000, "text", "id"))
+        assert [i for b in batches for i in b.ids.to_pylist()] == table.column("id").to_pylist()
+        got = [t for b in batches for t in b.texts.to_pylist()]
+        assert got == table.column("text").to_pylist()
+    assert len(root.files()) == 9
+    assert sum(flaky_s3.faults.values()) >= 20 and set(flaky_s3.faults) == {
+        "503",
+        "500",
+        "reset",
+        "truncated",
+    }, flaky_s3.faults
+
+
+def test_a_store_that_keeps_failing_is_named_after_the_last_try(s3_bucket, s3_server, monkeypatch):
+    from flaky_proxy import FlakyProxy
+
+    (location(f"{s3_bucket}/x.txt")).write_atomic(b"fine\n")
+    monkeypatch.setenv("CRITIC_STORAGE_ATTEMPTS", "2")
+    with FlakyProxy(s3_server, rate=1.0, seed=1, methods={"GET"}) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        with pytest.raises(OSError, match=rf"{s3_bucket}/x.txt: .* failed 2 times; the last"):
+            location(f"{s3_bucket}/x.txt").read_bytes()
+    assert sum(proxy.faults.values()) >= 2
+
+
+def test_an_s3_location_without_credentials_is_refused_up_front(s3_bucket, tmp_path):
+    """No keys, no profile, no role: one line naming the URI, before anything is read (the
+    store would otherwise take unsigned requests); CRITIC_S3_ANONYMOUS=true asks for those."""
+    kept = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k in kept}
+    env.update(HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true")
+    uri = f"{s3_bucket}/in/corpus.jsonl"
+    code = (
+        "import sys\nfrom critic.storage import location, StorageError\n"
+        "try:\n    location(sys.argv[1])\nexcept StorageError as e:\n    print(e)\n"
+        "else:\n    print('anonymous', location(sys.argv[1]).fs.__reduce__()[1][0]['anonymous'])"
+    )
+
+    def run(**extra: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", code, uri], env={**env, **extra},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert run().startswith(f"{uri}: no credentials found for S3: set AWS_ACCESS_KEY_ID")
+    assert run(CRITIC_S3_ANONYMOUS="true") == "anonymous True"
+    assert run(AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s") == "anonymous False"

@@ -71,10 +71,15 @@ def _keras_test_accuracy(runtime, best: dict) -> float:
 
 
 def _accuracy(scored: Location, truth, runtime) -> tuple[float, int]:
-    import pyarrow.dataset as pads
+    import pyarrow as pa
 
-    shards = sorted(f.path for f in scored.files(recursive=False) if f.name.startswith("part-"))
-    table = pads.dataset(shards, filesystem=scored.fs).to_table()
+    from critic.serve.score import read_shard_table
+
+    shards = sorted(
+        (f for f in scored.files(recursive=False) if f.name.startswith("part-")),
+        key=lambda f: f.path,
+    )
+    table = pa.concat_tables([read_shard_table(f, "parquet") for f in shards])
     ok = table.column("error").is_null().to_numpy(zero_copy_only=False)
     ids = table.column("id").to_pylist()
     predicted = np.asarray(table.column("label").to_pylist(), dtype=object) == runtime.labels[1]

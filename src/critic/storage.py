@@ -10,15 +10,29 @@ for S3-compatible stores), so critic has no storage settings of its own.
 Object stores have no rename: :meth:`Location.write_atomic` writes a finished object in one
 piece (it becomes visible complete or not at all); on local disks it writes a temporary
 file, fsyncs and renames it.
+
+Object stores fail a request now and then (503 Slow Down, 500, a reset connection, a body cut
+short). pyarrow's S3 client retries single requests, but not a ranged read whose body broke
+off mid-way, nor a listing or an upload as a whole: every operation on an object store goes
+through :func:`retried`, which repeats it (a read from where it stopped) with backoff, up to
+:data:`ATTEMPTS` times ($CRITIC_STORAGE_ATTEMPTS), and names the URI when it gives up. An
+``s3://`` location is refused up front when no credentials can be found (unless
+$CRITIC_S3_ANONYMOUS asks for unsigned requests, for a public bucket): the store would
+otherwise take unsigned requests and fail late.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import glob as _glob
 import hashlib
 import io
 import os
+import random
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,10 +43,62 @@ _MAGIC = ("*", "?", "[")
 # objects are read in large pieces.
 REMOTE_BUFFER = 8 << 20
 WHOLE_READ_CHUNK = 32 << 20
+ATTEMPTS_ENV = "CRITIC_STORAGE_ATTEMPTS"
+ANONYMOUS_ENV = "CRITIC_S3_ANONYMOUS"
+ATTEMPTS = 6  # tries of one object-store operation; waits 0.2, 0.4, ... 3.2 s between them
+_FIRST_WAIT_S = 0.2
+# Errors a second try cannot mend: the object or bucket is not there, access is denied, the
+# request is wrong (HTTP 4xx but 408 Request Timeout and 429 Too Many Requests).
+_FINAL = re.compile(
+    r"HTTP status 4(?!08|29)\d\d|ACCESS_DENIED|NO_SUCH_|INVALID_|NoSuch|AccessDenied|Invalid"
+)
 
 
 class StorageError(ValueError):
     """A location that cannot be resolved or used as asked."""
+
+
+def attempts() -> int:
+    """How many times an object-store operation is tried ($CRITIC_STORAGE_ATTEMPTS, >= 1)."""
+    raw = os.environ.get(ATTEMPTS_ENV, "")
+    try:
+        value = int(raw) if raw else ATTEMPTS
+    except ValueError:
+        raise StorageError(f"{ATTEMPTS_ENV}={raw!r}: not a whole number") from None
+    if value < 1:
+        raise StorageError(f"{ATTEMPTS_ENV}={raw!r}: must be at least 1")
+    return value
+
+
+def transient(error: BaseException) -> bool:
+    """Whether another try of the failed object-store operation may succeed."""
+    if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        return False
+    return isinstance(error, OSError) and not _FINAL.search(str(error))
+
+
+def retried(
+    uri: str, what: str, operation: Callable[[], Any], reset: Callable[[], None] | None = None
+):
+    """``operation()``, tried again with backoff after a transient error (``reset()`` first,
+    when given); after the last try an OSError naming ``uri`` and ``what`` was being done."""
+    tries = attempts()
+    for attempt in range(1, tries + 1):
+        try:
+            return operation()
+        except OSError as e:
+            if not transient(e):
+                raise
+            if attempt == tries:
+                first = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise OSError(
+                    f"{uri}: {what} failed {tries} times; the last error: {first}"
+                ) from None
+        wait = _FIRST_WAIT_S * 2 ** (attempt - 1)
+        time.sleep(wait * random.uniform(0.75, 1.25))
+        if reset is not None:
+            reset()
+    raise AssertionError("unreachable")
 
 
 def _pyarrow_fs():
@@ -87,8 +153,12 @@ class Location:
         return self.path[len(base.path.rstrip("/")) + 1 :]
 
     # -- what is there -----------------------------------------------------------------
+    def retry(self, what: str, operation: Callable[[], Any]):
+        """``operation()``: once on a local disk, :func:`retried` on an object store."""
+        return operation() if self.is_local else retried(self.uri, what, operation)
+
     def _info(self):
-        return self.fs.get_file_info(self.path)
+        return self.retry("looking it up", lambda: self.fs.get_file_info(self.path))
 
     def exists(self) -> bool:
         return self._info().type != _pyarrow_fs().FileType.NotFound
@@ -111,7 +181,7 @@ class Location:
         """The files below this folder, sorted by path."""
         pafs = _pyarrow_fs()
         selector = pafs.FileSelector(self.path, recursive=recursive, allow_not_found=True)
-        infos = self.fs.get_file_info(selector)
+        infos = self.retry("listing it", lambda: self.fs.get_file_info(selector))
         base = self.path.rstrip("/")
         return [
             self / info.path[len(base) + 1 :]
@@ -124,7 +194,14 @@ class Location:
         """A seekable, buffered binary file with lines (local files are opened directly)."""
         if self.is_local:
             return open(self.path, "rb")
-        return io.BufferedReader(_Raw(self.fs.open_input_file(self.path)), REMOTE_BUFFER)
+        return io.BufferedReader(self.open_raw(), REMOTE_BUFFER)
+
+    def open_raw(self) -> BinaryIO:
+        """A seekable binary file without a buffer of its own, for readers that ask for
+        large ranges themselves (Parquet): on an object store each read is retried."""
+        if self.is_local:
+            return open(self.path, "rb", buffering=0)
+        return _Remote(self)
 
     def read_bytes(self) -> bytes:
         with self.open_input() as fh:
@@ -142,7 +219,7 @@ class Location:
 
     # -- writing -----------------------------------------------------------------------
     def make_dirs(self) -> None:
-        self.fs.create_dir(self.path, recursive=True)
+        self.retry("creating it", lambda: self.fs.create_dir(self.path, recursive=True))
 
     def write_atomic(self, data: bytes) -> None:
         """Make this file hold ``data``, visible complete or not at all (see the module
@@ -163,18 +240,47 @@ class Location:
             os.replace(tmp, path)
             _fsync_dir(path.parent)
             return
+
         # One upload of the finished bytes: the store publishes the object when the upload
-        # completes (a single PUT, or the completion of a multipart upload). compression=None:
-        # pyarrow would otherwise gzip a second time what is written under a .gz name.
-        with self.fs.open_output_stream(self.path, compression=None) as out:
-            out.write(data)
+        # completes (a single PUT, or the completion of a multipart upload), so uploading it
+        # again after a failure is harmless. compression=None: pyarrow would otherwise gzip a
+        # second time what is written under a .gz name.
+        def upload() -> None:
+            with self.fs.open_output_stream(self.path, compression=None) as out:
+                out.write(data)
+
+        retried(self.uri, f"writing {len(data)} bytes", upload)
 
 
-class _Raw(io.RawIOBase):
-    """A pyarrow input file as a raw Python stream (so io.BufferedReader adds lines)."""
+class _Remote(io.RawIOBase):
+    """An object as a raw, seekable Python stream (io.BufferedReader adds lines): each read is
+    one ranged request, retried from the same offset (on a fresh handle) when it fails."""
 
-    def __init__(self, native) -> None:
-        self._native = native
+    def __init__(self, where: Location) -> None:
+        self._where = where
+        self._native = None
+        self._size: int | None = None
+        self._pos = 0
+
+    def _file(self):
+        if self._native is None:
+            self._native = retried(
+                self._where.uri,
+                "opening it",
+                lambda: self._where.fs.open_input_file(self._where.path),
+            )
+        return self._native
+
+    def _reopen(self) -> None:
+        if self._native is not None:
+            try:
+                self._native.close()
+            except OSError:
+                pass
+        self._native = None
+
+    def _read(self, what: str, operation: Callable[[Any], Any]):
+        return retried(self._where.uri, what, lambda: operation(self._file()), self._reopen)
 
     def readable(self) -> bool:
         return True
@@ -182,21 +288,44 @@ class _Raw(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    def size(self) -> int:
+        if self._size is None:
+            self._size = int(self._read("reading its size", lambda f: f.size()))
+        return self._size
+
     def readinto(self, buffer) -> int:
-        return self._native.readinto(buffer)
+        want = min(len(buffer), max(self.size() - self._pos, 0))
+        if want == 0:
+            return 0
+        at = self._pos
+        data = self._read(f"reading {want} bytes at {at}", lambda f: f.read_at(want, at))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
     def readall(self) -> bytes:
         # io.RawIOBase's readall reads 8 KiB at a time: one request each on an object store.
-        return self._native.read()
+        want, at = max(self.size() - self._pos, 0), self._pos
+        data = self._read(f"reading {want} bytes at {at}", lambda f: f.read_at(want, at))
+        self._pos += len(data)
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        buffer = bytearray(size)
+        return bytes(buffer[: self.readinto(buffer)])
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self._native.seek(offset, whence)
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: None}[whence]
+        self._pos = (self.size() if base is None else base) + offset
+        return self._pos
 
     def tell(self) -> int:
-        return self._native.tell()
+        return self._pos
 
     def close(self) -> None:
-        self._native.close()
+        self._reopen()
         super().close()
 
 
@@ -224,9 +353,37 @@ def location(value: str | os.PathLike | Location) -> Location:
             fs, path = pafs.FileSystem.from_uri(text)
         except (ValueError, OSError) as e:
             raise StorageError(f"{text}: not a storage URI pyarrow can open ({e})") from e
+        if type(fs).__name__ == "S3FileSystem":
+            fs = _signed_or_anonymous(text, fs)
         return Location(text.rstrip("/") if path else text, fs, path.rstrip("/") or path)
     path = os.path.abspath(os.path.expanduser(text))
     return Location(path, pafs.LocalFileSystem(), path)
+
+
+def _signed_or_anonymous(uri: str, fs):
+    """The S3 filesystem for ``uri``: unsigned when $CRITIC_S3_ANONYMOUS asks for it (a public
+    bucket), else refused when no credentials can sign its requests: the store would take
+    unsigned ones (reads of a public bucket; on some servers, anonymous uploads stored in their
+    transfer framing) and the job would fail late, or write wrong bytes."""
+    settings = fs.__reduce__()[1][0]  # what the URI itself says
+    if os.environ.get(ANONYMOUS_ENV, "").lower() in ("1", "true", "yes"):
+        return _pyarrow_fs().S3FileSystem(**{**settings, "anonymous": True})
+    if settings.get("access_key") or _credentials_found():
+        return fs
+    raise StorageError(
+        f"{uri}: no credentials found for S3: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+        f"(or AWS_PROFILE, a credentials file, a role); for a public bucket set "
+        f"{ANONYMOUS_ENV}=true"
+    )
+
+
+@functools.cache
+def _credentials_found() -> bool:
+    """Whether AWS's standard credential chain (variables, files, profiles, roles) yields
+    credentials here: the chain pyarrow's S3 client follows too."""
+    import botocore.session
+
+    return botocore.session.get_session().get_credentials() is not None
 
 
 def expand(pattern: str | os.PathLike) -> list[Location]:

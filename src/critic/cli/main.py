@@ -13,6 +13,7 @@ from . import export, predict, run, score, serve, tokenizer, tune
 EXTRAS = {
     "onnxruntime": "cpu",
     "pyarrow": "arrow",
+    "botocore": "arrow",
     "tqdm": "cpu",
     "ray": "serve",
     "fastapi": "serve",

@@ -118,7 +118,9 @@ def parquet_file(path: Source):
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
     try:
-        return pq.ParquetFile(path.path, filesystem=path.fs, pre_buffer=False)
+        if path.is_local:
+            return pq.ParquetFile(path.path, filesystem=path.fs, pre_buffer=False)
+        return pq.ParquetFile(path.open_raw(), pre_buffer=False)  # each range read retried
     except Exception as e:  # pyarrow's ArrowInvalid & co. do not name the file
         problem = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise CorpusError(f"{path}: not a readable Parquet file ({problem})") from None

@@ -465,7 +465,6 @@ def write_shard(table, path: Location, fmt: str) -> None:
 def count_output(output: Location, fmt: str, shards: list[str]) -> tuple[int, int]:
     """Rows and rows with an error across the committed ``shards`` (file names)."""
     import pyarrow.compute as pc
-    import pyarrow.dataset as ds
 
     files = [output / name for name in shards]
     if not files:
@@ -477,9 +476,22 @@ def count_output(output: Location, fmt: str, shards: list[str]) -> tuple[int, in
                 rows += 1
                 errors += json.loads(line)["error"] is not None
         return rows, errors
-    paths = [f.path for f in files]
-    table = ds.dataset(paths, format=fmt, filesystem=output.fs).to_table(columns=["error"])
-    return table.num_rows, int(pc.sum(pc.is_valid(table.column("error"))).as_py() or 0)
+    rows = errors = 0
+    for f in files:
+        column = read_shard_table(f, fmt, ["error"]).column("error")
+        rows, errors = rows + len(column), errors + int(pc.sum(pc.is_valid(column)).as_py() or 0)
+    return rows, errors
+
+
+def read_shard_table(shard: Location, fmt: str, columns: list[str] | None = None):
+    """One committed shard (Parquet or CSV) as a table; on an object store the read is
+    retried as a whole."""
+    import pyarrow.dataset as ds
+
+    return shard.retry(
+        "reading it",
+        lambda: ds.dataset(shard.path, format=fmt, filesystem=shard.fs).to_table(columns=columns),
+    )
 
 
 def _remove_leftovers(output: Location) -> None:
