@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import numpy as np
@@ -125,6 +126,37 @@ def test_cuda_request_falls_back_to_cpu_and_says_so_once(trained, caplog):
     assert len(said) == 1 and "running on CPU" in said[0]
     with pytest.raises(ValueError, match="device must be one of"):
         critic.Runtime.load(trained[0], device="tpu")
+
+
+def test_the_gpu_build_without_cuda_says_one_line(trained, tmp_path):
+    """With the `gpu` extra (onnxruntime-gpu) on a machine without CUDA's libraries,
+    onnxruntime printed a red ERROR block about libcublasLt and a warning before critic's own
+    notice: only critic's line shows now. The GPU build comes from the package registry into
+    a folder of its own, ahead of the CPU build on the path."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "onnxruntime-gpu"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+         "onnxruntime-gpu"],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    code = (
+        "import sys, onnxruntime as ort, critic\n"
+        "assert 'CUDAExecutionProvider' in ort.get_available_providers(), 'not the GPU build'\n"
+        "rt = critic.Runtime.load(sys.argv[1], device='cuda')\n"
+        "print(rt.device, round(float(rt.predict(['A fine film.'])[0]), 6))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(trained[0])],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    want = round(float(critic.Runtime.load(trained[0]).predict(["A fine film."])[0]), 6)
+    assert run.stdout.split() == ["cpu", str(want)]
+    assert run.stderr.splitlines() == ["critic: onnxruntime could not start CUDA; running on CPU"]
 
 
 def test_cpu_sessions_are_tuned_for_throughput(trained):

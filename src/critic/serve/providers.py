@@ -9,6 +9,7 @@ log = logging.getLogger("critic.runtime")
 _said: set[str] = set()
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_DEVICE = "auto"  # CUDA when onnxruntime-gpu has a GPU, else the CPU
+ORT_DEFAULT_SEVERITY = 2  # onnxruntime's own default for its process-wide logger: warnings
 
 
 def _say_once(message: str) -> None:
@@ -49,7 +50,17 @@ def session_for(model: bytes | Path, device: str, threads: int):
     opts.log_severity_level = 3
     wanted = providers_for(device)
     source = model if isinstance(model, bytes) else str(model)
-    session = ort.InferenceSession(source, opts, providers=wanted)
+    trying_cuda = "CUDAExecutionProvider" in wanted
+    if trying_cuda:
+        # A CUDA build on a machine without CUDA's libraries logs a red ERROR block (and a
+        # warning) through onnxruntime's process-wide logger while it tries the provider;
+        # critic says it in one line below instead.
+        ort.set_default_logger_severity(4)
+    try:
+        session = ort.InferenceSession(source, opts, providers=wanted)
+    finally:
+        if trying_cuda:
+            ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
     used = session.get_providers()
     if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in used:
         _say_once("critic: onnxruntime could not start CUDA; running on CPU")
