@@ -347,6 +347,58 @@ def test_a_dead_owners_lease_is_taken_over(tmp_path, bundle, imdb_test):
             assert read_output(out).num_rows == 200 and not (out / "_lease.json").exists()
 
 
+def test_one_owner_per_output_on_s3(tmp_path, bundle, imdb_test, s3_bucket):
+    """The lease on an object store, by conditional writes on a real S3-compatible server: of
+    racing creators exactly one wins; a live job's output refuses a second job, naming it; a
+    foreign live lease is respected; a dead owner's is taken over; the lease goes at the end."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    from critic.serve.lease import _ObjectLease
+    from critic.storage import location
+
+    out = location(f"{s3_bucket}/out")
+    racers = [_ObjectLease(out) for _ in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        won = list(pool.map(lambda r: r.create({"racer": id(r)}), racers))
+    assert won.count(True) == 1
+    racers[won.index(True)].release()
+    assert not (out / "_lease.json").exists()
+
+    corpus = _corpus(tmp_path, imdb_test, 6_000)
+    score = ["score", "--model", str(bundle), "--input", str(corpus), "--output", out.uri]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "critic", *score, "--shard-rows", "300", "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out / "_lease.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = critic_cli(*score, "--shard-rows", "500")
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 2 and f"pid {first.pid}" in second.stderr, second.stderr
+    assert _s3_output(out.uri).num_rows == 6_000 and not (out / "_lease.json").exists()
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    small = _corpus(tmp_path, imdb_test, 200)
+    for name, owner, code in (
+        ("live-elsewhere", {"host": "elsewhere", "pid": 1, "started": "x"}, 2),
+        ("dead-here", {"host": socket.gethostname(), "pid": int(gone.stdout), "started": "x"}, 0),
+    ):
+        held = out.parent / name
+        (held / "_lease.json").write_atomic(json.dumps(owner).encode())
+        result = critic_cli("score", "--model", str(bundle), "--input", str(small),
+                            "--output", held.uri)  # fmt: skip
+        assert result.returncode == code, result.stderr
+        if code == 2:
+            assert "host elsewhere, pid 1" in result.stderr and (held / "_lease.json").exists()
+            assert not [f for f in held.files() if f.name.startswith("part-")]
+        else:
+            assert _s3_output(held.uri).num_rows == 200 and not (held / "_lease.json").exists()
+
+
 def test_exactly_once_after_kill_9(tmp_path, bundle, imdb_test):
     corpus = _corpus(tmp_path, imdb_test, 24_000)
     args = [

@@ -386,6 +386,39 @@ def _credentials_found() -> bool:
     return botocore.session.get_session().get_credentials() is not None
 
 
+def s3_object(where: Location) -> tuple[Any, str, str]:
+    """(a botocore S3 client for the store ``where`` lives on, bucket, key): for what pyarrow
+    does not offer, conditional writes (``If-None-Match``/``If-Match``). The client talks to
+    the same endpoint with the same credentials and region as the location's filesystem."""
+    if type(where.fs).__name__ != "S3FileSystem":
+        raise StorageError(f"{where}: not on S3")
+    import botocore.session
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    settings = where.fs.__reduce__()[1][0]
+    endpoint = settings.get("endpoint_override") or None
+    if endpoint and "://" not in endpoint:
+        endpoint = f"{settings.get('scheme') or 'https'}://{endpoint}"
+    style = "virtual" if settings.get("force_virtual_addressing") or not endpoint else "path"
+    config = Config(
+        retries={"mode": "standard", "max_attempts": attempts()},
+        s3={"addressing_style": style},
+        signature_version=UNSIGNED if settings.get("anonymous") else None,
+    )
+    client = botocore.session.get_session().create_client(
+        "s3",
+        region_name=settings.get("region") or None,
+        endpoint_url=endpoint,
+        aws_access_key_id=settings.get("access_key") or None,
+        aws_secret_access_key=settings.get("secret_key") or None,
+        aws_session_token=settings.get("session_token") or None,
+        config=config,
+    )
+    bucket, _, key = where.path.partition("/")
+    return client, bucket, key
+
+
 def expand(pattern: str | os.PathLike) -> list[Location]:
     """The files and folders a path, URI or glob names, sorted (a glob that matches nothing
     is an empty list; a plain name is returned as it is, existing or not)."""

@@ -1,15 +1,22 @@
-"""One owner per ``critic score`` output folder: a lease file the job holds while it writes.
+"""One owner per ``critic score`` output folder: a lease the job holds while it writes.
 
 Two jobs writing one output collide on shard names and leave it beyond repair, so a job takes
-the output's ``_lease.json`` first, by creating it exclusively (``O_CREAT | O_EXCL``: of two
-jobs starting together exactly one succeeds), renews it while it runs (the file's
-modification time, every :data:`HEARTBEAT_S`) and removes it at the end. A second job finds it
-and is refused, told who holds it (host, pid, start time, last renewal). A lease whose owner is
-gone is taken over: on this host when its process no longer exists, from anywhere when it has
-not been renewed for :data:`EXPIRY_S`.
+the output's ``_lease.json`` first, by creating it exclusively (of two jobs starting together
+exactly one succeeds), renews it while it runs (every :data:`HEARTBEAT_S`) and removes it at the
+end. A second job finds it and is refused, told who holds it (host, pid, start time, last
+renewal). A lease whose owner is gone is taken over: on this host when its process no longer
+exists, from anywhere when it has not been renewed for :data:`EXPIRY_S`.
 
-Object stores: not yet leased (a conditional create, ``If-None-Match: *``, is the way; see the
-hardening issue); a job on an object-store output runs as before.
+Where the output lives decides how "exclusively" is done:
+
+- a local disk (:class:`_FileLease`): ``O_CREAT | O_EXCL``; renewal is the file's
+  modification time; a takeover moves the dead owner's file aside first;
+- S3 (:class:`_ObjectLease`): conditional writes, ``If-None-Match: *`` to create and
+  ``If-Match: <ETag>`` to renew, take over and remove, so a lease changed by another job is
+  never overwritten; its age is measured on the store's clock (the ``Date`` of the answer
+  against the object's ``Last-Modified``). A store that ignores the conditions is detected
+  (a second exclusive create succeeds) and the job is told its output is not protected;
+- other object stores (gs://, hdfs://): not leased, the job runs as before.
 """
 
 from __future__ import annotations
@@ -17,17 +24,18 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from critic.storage import Location, process_alive
+from critic.storage import Location, process_alive, s3_object
 
 LEASE = "_lease.json"
 HEARTBEAT_S = 10.0
-EXPIRY_S = 60.0  # six missed renewals: the owner is gone (or its host cannot reach the disk)
+EXPIRY_S = 60.0  # six missed renewals: the owner is gone (or its host cannot reach the store)
 
 
 class OutputBusy(ValueError):
@@ -39,73 +47,60 @@ class OutputLease:
 
     def __init__(self, output: Location) -> None:
         self.output = output
-        self.path = Path(output.path) / LEASE if output.is_local else None
         self.owner = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        if output.is_local:
+            self.store: _FileLease | _ObjectLease | None = _FileLease(output)
+        elif type(output.fs).__name__ == "S3FileSystem":
+            self.store = _ObjectLease(output)
+        else:
+            self.store = None
+        self.lost = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> OutputLease:
-        if self.path is not None:
+        if self.store is not None:
             self.acquire()
             self._thread = threading.Thread(target=self._renew, name="critic-lease", daemon=True)
             self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.path is None:
+    def __exit__(self, exc_type, *exc: object) -> None:
+        if self.store is None:
             return
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self._read() == self.owner:  # never remove a lease another job has taken over
-            self.path.unlink(missing_ok=True)
+        if not self.lost:
+            self.store.release()
+        elif exc_type is None:
+            raise OutputBusy(
+                f"{self.output}: another job took this job's lease over (it was not renewed "
+                f"for {EXPIRY_S:.0f} s): check the output with the same command once that "
+                "job has ended"
+            )
 
     def acquire(self) -> None:
         """Create the lease, or take over a dead owner's; OutputBusy when one lives."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
-            if self._create():
+            if self.store.create(self.owner):
                 return
-            held = self._read()
-            if self._alive(held):
-                raise OutputBusy(self._busy(held))
-            self._take_over(held)
-        raise OutputBusy(f"{self.output}: could not take the lease {self.path} (contended)")
+            held = self.store.read()
+            if held is None:
+                continue  # released meanwhile
+            owner, age, token = held
+            if self._alive(owner, age):
+                raise OutputBusy(self._busy(owner, age))
+            if self.store.take_over(token, self.owner):
+                return
+        raise OutputBusy(f"{self.output}: could not take the lease {self.store} (contended)")
 
-    def _create(self) -> bool:
-        try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(self.owner, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return True
-
-    def _read(self) -> dict[str, Any] | None:
-        """The lease's owner; None when there is none, or it cannot be read (a writer that
-        died between creating and filling it)."""
-        try:
-            owner = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return owner if isinstance(owner, dict) else None
-
-    def _age(self) -> float:
-        try:
-            return time.time() - self.path.stat().st_mtime
-        except FileNotFoundError:
-            return float("inf")
-
-    def _alive(self, owner: dict[str, Any] | None) -> bool:
-        age = self._age()
-        if age == float("inf"):
-            return False  # released meanwhile: try again
+    @staticmethod
+    def _alive(owner: dict[str, Any] | None, age: float) -> bool:
         if owner is None:
             return age < EXPIRY_S  # being written right now, or a long-dead writer's
         if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
@@ -113,33 +108,20 @@ class OutputLease:
                 return False
         return age < EXPIRY_S
 
-    def _take_over(self, stale: dict[str, Any] | None) -> None:
-        """Move a dead owner's lease aside; if what was moved is not that lease (another job
-        took it over meanwhile), put it back."""
-        aside = self.path.with_name(f".lease-stale-{os.getpid()}-{time.monotonic_ns()}")
-        try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            return
-        try:
-            moved = json.loads(aside.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            moved = None
-        if moved != stale:
-            try:
-                os.link(aside, self.path)  # back, unless yet another lease was created
-            except FileExistsError:
-                pass
-        aside.unlink(missing_ok=True)
-
     def _renew(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:
-                os.utime(self.path)
-            except OSError:  # the folder went away: the job's own writes will say so
+                if not self.store.renew(self.owner):
+                    self.lost = True
+                    print(
+                        f"critic score: warning: {self.output}: another job took the lease over",
+                        file=sys.stderr,
+                    )
+                    return
+            except OSError:  # the store is unreachable for now: the next renewal tries again
                 pass
 
-    def _busy(self, owner: dict[str, Any] | None) -> str:
+    def _busy(self, owner: dict[str, Any] | None, age: float) -> str:
         who = (
             f"host {owner.get('host')}, pid {owner.get('pid')}, started {owner.get('started')}"
             if owner
@@ -147,7 +129,158 @@ class OutputLease:
         )
         return (
             f"{self.output} is being written by another critic score ({who}; its lease "
-            f"{self.path} was renewed {self._age():.0f} s ago): wait for it to end, or stop it "
+            f"{self.store} was renewed {age:.0f} s ago): wait for it to end, or stop it "
             f"(a lease not renewed for {EXPIRY_S:.0f} s, or whose process is gone, is taken "
             "over)"
         )
+
+
+def _parse(raw: bytes | str) -> dict[str, Any] | None:
+    """A lease's owner; None when it cannot be read (a writer that died between creating and
+    filling it)."""
+    try:
+        owner = json.loads(raw)
+    except ValueError:
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+class _FileLease:
+    """The lease as a file on a local disk."""
+
+    def __init__(self, output: Location) -> None:
+        self.path = Path(output.path) / LEASE
+        self._mine: dict[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def create(self, owner: dict[str, Any]) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(owner, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._mine = owner
+        return True
+
+    def read(self) -> tuple[dict[str, Any] | None, float, Any] | None:
+        """(owner, seconds since the last renewal, what identifies this lease); None when
+        there is no lease."""
+        try:
+            age = time.time() - self.path.stat().st_mtime
+            owner = _parse(self.path.read_bytes())
+        except FileNotFoundError:
+            return None
+        return owner, age, owner
+
+    def take_over(self, stale: dict[str, Any] | None, owner: dict[str, Any]) -> bool:
+        """Move a dead owner's lease aside (if what was moved is not that lease, another job
+        took it over meanwhile: put it back); the caller then creates its own."""
+        aside = self.path.with_name(f".lease-stale-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            moved = _parse(aside.read_bytes())
+        except OSError:
+            moved = None
+        if moved != stale:
+            try:
+                os.link(aside, self.path)  # back, unless yet another lease was created
+            except FileExistsError:
+                pass
+        aside.unlink(missing_ok=True)
+        return False
+
+    def renew(self, owner: dict[str, Any]) -> bool:
+        try:
+            os.utime(self.path)
+        except FileNotFoundError:  # the folder went away: the job's own writes will say so
+            pass
+        return True
+
+    def release(self) -> None:
+        held = self.read()
+        if held is not None and held[2] == self._mine:  # never remove another job's lease
+            self.path.unlink(missing_ok=True)
+
+
+class _ObjectLease:
+    """The lease as an S3 object, changed only by conditional writes."""
+
+    def __init__(self, output: Location) -> None:
+        self.uri = f"{output.uri.rstrip('/')}/{LEASE}"
+        self._client, self._bucket, prefix = s3_object(output)
+        self._key = f"{prefix.rstrip('/')}/{LEASE}" if prefix else LEASE
+        self._etag: str | None = None
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def _put(self, owner: dict[str, Any], **condition: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self._client.put_object(
+                Bucket=self._bucket, Key=self._key, Body=json.dumps(owner).encode(), **condition
+            )
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
+                return False  # ConditionalRequestConflict: another write raced this one
+            raise OSError(f"{self.uri}: {e}") from None
+        self._etag = answer["ETag"]
+        return True
+
+    def create(self, owner: dict[str, Any]) -> bool:
+        if not self._put(owner, IfNoneMatch="*"):
+            return False
+        if self._put(owner, IfNoneMatch="*"):  # succeeded on an existing object
+            print(
+                f"critic score: warning: {self.uri}: this store ignores conditional writes, "
+                "so nothing keeps a second job off this output",
+                file=sys.stderr,
+            )
+        return True
+
+    def read(self) -> tuple[dict[str, Any] | None, float, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self._client.get_object(Bucket=self._bucket, Key=self._key)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise OSError(f"{self.uri}: {e}") from None
+        owner = _parse(answer["Body"].read())
+        now = answer["ResponseMetadata"]["HTTPHeaders"].get("date")
+        age = 0.0
+        if now:  # the store's clock on both sides: hosts' clocks may disagree
+            from email.utils import parsedate_to_datetime
+
+            age = (parsedate_to_datetime(now) - answer["LastModified"]).total_seconds()
+        return owner, max(age, 0.0), answer["ETag"]
+
+    def take_over(self, stale_etag: str, owner: dict[str, Any]) -> bool:
+        return self._put(owner, IfMatch=stale_etag)
+
+    def renew(self, owner: dict[str, Any]) -> bool:
+        owner = {**owner, "renewed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        return self._etag is not None and self._put(owner, IfMatch=self._etag)
+
+    def release(self) -> None:
+        from botocore.exceptions import ClientError
+
+        if self._etag is None:
+            return
+        try:
+            self._client.delete_object(Bucket=self._bucket, Key=self._key, IfMatch=self._etag)
+        except ClientError:  # taken over meanwhile, or gone: not this job's any more
+            pass
