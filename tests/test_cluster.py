@@ -366,6 +366,61 @@ def test_serve_a_local_bundle_on_nodes_that_cannot_read_it(cluster, tmp_path, sa
     assert [actor["node_id"] for actor in proxies] == [heads[0]["node_id"]]
 
 
+def test_a_proxy_on_every_node_serves_and_drains(cluster, tmp_path, sample_bundle):
+    """--proxies every-node with a replica on each worker: an HTTP proxy on the head and on
+    each worker (on one machine they share the port, as SO_REUSEPORT lets them), and the
+    port answers /predict; SIGTERM drains them all (the command waits for each), exit 0."""
+    import urllib.request
+
+    import numpy as np
+
+    import critic
+
+    bundle = sample_bundle[0]
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "critic", "serve", "--model", str(bundle), "--port", str(port),
+         "--engine", "ray", "--proxies", "every-node", "--replicas", "2",
+         "--drain-timeout", "20"],
+        env=cluster.env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    texts = ["A wonderful, moving film.", "Dull and far too long."]
+    try:
+        wait_until_healthy(url, lambda: exited(proc, tmp_path / "serve.log"), timeout=240)
+        heads = ray_list(cluster, "nodes", "is_head_node=True", "state=ALIVE")
+        deadline = time.time() + 120
+        while True:  # Serve starts a node's proxy once its replica runs
+            actors = ray_list(cluster, "actors", "state=ALIVE")
+            replicas = [a for a in actors if a["class_name"].startswith("ServeReplica:critic")]
+            proxies = [a for a in actors if a["class_name"] == "ProxyActor"]
+            want = {heads[0]["node_id"]} | {a["node_id"] for a in replicas}
+            if {a["node_id"] for a in proxies} == want or time.time() > deadline:
+                break
+            time.sleep(2)
+        answers = []
+        for _ in range(12):  # a new connection each: the kernel spreads them over proxies
+            request = urllib.request.Request(
+                url + "/predict",
+                data=json.dumps({"texts": texts}).encode(),
+                headers={"Content-Type": "application/json", "Connection": "close"},
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                answers.append(json.loads(response.read())["probabilities"])
+    finally:
+        stop(proc, whole_group=False, timeout=90)
+        log.close()
+    output = (tmp_path / "serve.log").read_text()
+    assert proc.returncode == 0, output[-3000:]
+    assert len(replicas) == 2 and {a["node_id"] for a in proxies} == want
+    assert len(proxies) == 3, proxies  # the head and both workers (replicas spread)
+    expected = critic.Runtime.load(bundle).predict(texts)
+    for got in answers:
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert "draining" in output and "did not drain" not in output and "stopped" in output
+
+
 def ray_list(cluster: Cluster, kind: str, *filters: str) -> list[dict]:
     """`ray list KIND --filter ...` (Ray's state API, through the head's dashboard)."""
     command = [RAY, "list", kind, "--address", cluster.dashboard, "--format", "json"]

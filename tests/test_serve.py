@@ -306,10 +306,12 @@ def test_a_bundle_on_object_storage_is_served(sample_bundle, tmp_path, s3_bucket
     assert list((tmp_path / "cache").rglob("bundle.json"))  # fetched into the cache
 
 
-def test_sigterm_drains_every_request_already_sent(sample_bundle, tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sigterm_drains_every_request_already_sent(sample_bundle, tmp_path, engine):
     """16 keep-alive clients under load; SIGTERM: every request a client sent gets its
     answer (the ones after the signal with Connection: close); only new connections are
-    refused; the command exits 0 within --drain-timeout."""
+    refused; the command exits 0 within --drain-timeout (the ray engine: plus the time
+    Ray takes to stop once its proxies have drained)."""
     import http.client
     import signal
     import threading
@@ -317,7 +319,7 @@ def test_sigterm_drains_every_request_already_sent(sample_bundle, tmp_path):
     port = free_port()
     log = open(tmp_path / "drain.log", "w")
     proc = subprocess.Popen(
-        serve_command(sample_bundle[0], port, "local", "--drain-timeout", "10"),
+        serve_command(sample_bundle[0], port, engine, "--drain-timeout", "10"),
         start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -353,14 +355,14 @@ def test_sigterm_drains_every_request_already_sent(sample_bundle, tmp_path):
     time.sleep(2)
     start = time.monotonic()
     os.kill(proc.pid, signal.SIGTERM)
-    code = proc.wait(timeout=30)
+    code = proc.wait(timeout=60)
     took = time.monotonic() - start
     for thread in threads:
         thread.join(timeout=60)
     log.close()
     output = Path(log.name).read_text()
     assert code == 0, output
-    assert took < 10, took
+    assert took < (10 if engine == "local" else 30), took
     assert len(outcomes) == 16
     assert [o["lost"] for o in outcomes] == [[]] * 16
     assert sum(o["ok"] for o in outcomes) > 16  # it was under load

@@ -24,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--engine local (default) serves from this process; --engine ray runs --replicas on "
         "Ray Serve, on the cluster of a Ray job (or RAY_ADDRESS), else an embedded Ray. "
         "SIGTERM or Ctrl-C stops accepting, answers the requests under way and exits "
-        "(local engine; the ray engine stops at once).",
+        "(the ray engine: every proxy drains, then Ray Serve stops).",
     )
     parser.add_argument(
         "--engine",
@@ -106,7 +106,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="head",
         help="ray engine: where Ray Serve runs HTTP proxies. head (default): one, on the "
         "head node, so --max-ongoing / --max-queued bound the whole cluster; every-node: "
-        "clients may call any node, and each node's proxy admits up to those limits",
+        "one on the head and on each node holding a replica; clients may call any of them, "
+        "and each node's proxy admits up to those limits",
     )
     parser.add_argument(
         "--num-cpus", type=int, help="ray engine: CPUs of an embedded Ray (default: all)"

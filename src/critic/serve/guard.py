@@ -59,15 +59,18 @@ def proxy_env(**settings: Any) -> dict[str, str]:
 
 def proxy_middlewares() -> list:
     """Called by Ray Serve in each HTTP proxy (see :func:`proxy_env`), before the proxy's
-    server starts: also sets its header deadline (``header_timeout_s``)."""
+    server starts: also sets its header deadline (``header_timeout_s``) and its drain
+    (:mod:`critic.serve.ray_drain`)."""
     from starlette.middleware import Middleware
 
     from .proxy_protocol import install
+    from .ray_drain import hook_uvicorn
 
     settings = json.loads(os.environ[SETTINGS_ENV])
     header_timeout_s = settings.pop("header_timeout_s", None)
     if header_timeout_s is not None and not install(header_timeout_s):
         print("critic serve: warning: this uvicorn cannot time out slow request headers")
+    hook_uvicorn()
     return [Middleware(RequestGuard, **settings)]
 
 

@@ -1,6 +1,7 @@
 """uvicorn's protocol class for critic serve: a deadline for request headers (against
-slow-header clients), ``TCP_NODELAY`` on every connection, and, for the local engine, a drain
-that answers every request a client sends before the server stops.
+slow-header clients), ``TCP_NODELAY`` on every connection, and a drain that answers every
+request a client sends before the server stops (the local engine's server, and the Ray
+engine's proxies: :mod:`critic.serve.ray_drain`).
 
 uvicorn, which Ray Serve runs its proxies on, times out idle keep-alive connections but not
 a request whose headers arrive slowly: a client sending one header byte every few seconds
@@ -171,6 +172,6 @@ def install(timeout_s: float) -> bool:
         return False
     if AutoHTTPProtocol is not HttpToolsProtocol or config.HTTP_PROTOCOLS.get("auto") is None:
         return False
-    Protocol = protocol_class(timeout_s)
+    Protocol = protocol_class(timeout_s, drain=True)  # drains when its server shuts down
     config.HTTP_PROTOCOLS["auto"] = f"{__name__}:Protocol"
     return True

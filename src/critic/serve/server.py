@@ -1,7 +1,7 @@
 """``critic serve --engine ray``: a bundle on Ray Serve until Ctrl-C or SIGTERM: start Serve
 with critic's admission in its proxies, deploy the application, report a replica that cannot
-start by its own error, and stop what was started. Also what both engines check before they
-start (:func:`refuse_a_busy_port`)."""
+start by its own error, drain the proxies (:mod:`.ray_drain`) and stop what was started.
+Also what both engines check before they start (:func:`refuse_a_busy_port`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from critic.cluster import connect_ray, error_line, joins_a_cluster
 
 from .app import build_app, serve_proxy_env
 from .options import ServeOptions
+from .ray_drain import create_signal, drain
 
 Proxies = Literal["head", "every-node"]
 APP_NAME = "critic"
@@ -49,6 +50,7 @@ def serve_on_ray(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    drain_signal = create_signal()
     serve.start(
         proxy_location="HeadOnly" if proxies == "head" else "EveryNode",
         http_options={"host": host, "port": port},
@@ -58,14 +60,23 @@ def serve_on_ray(
         _deploy(bundle, options)
         say(
             f"critic serve: {bundle.meta['model'].get('family')} model at "
-            f"http://{host}:{port} (POST /predict, GET /healthz, GET /model); Ctrl-C stops"
+            f"http://{host}:{port} (POST /predict, GET /healthz, GET /model); Ctrl-C or "
+            "SIGTERM drains and stops"
         )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         for sig in (signal.SIGTERM, signal.SIGINT):  # the first one stops; a second waits
             signal.signal(sig, signal.SIG_IGN)
-        say("critic serve: stopping")
+        proxies = len(serve.status().proxies)
+        say(
+            "critic serve: draining: answering the requests under way (at most "
+            f"{options.drain_timeout_s:g} s)"
+        )
+        drained = drain(drain_signal, proxies, options.drain_timeout_s)
+        if drained < proxies:
+            say(f"critic serve: {proxies - drained} of {proxies} proxies did not drain in time")
+        say("critic serve: stopping Ray Serve")
     finally:
         if joins_a_cluster():
             serve.shutdown()  # the cluster stays; the application and its proxies go
@@ -73,6 +84,7 @@ def serve_on_ray(
             import ray
 
             ray.shutdown()
+    say("critic serve: stopped")
 
 
 def print_line(line: str) -> None:
