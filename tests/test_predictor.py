@@ -22,11 +22,18 @@ class Recorder:
         self.calls: list[list[str]] = []
         self.threads: list[str] = []
         self.seconds, self.fail_on = seconds, fail_on
+        self.running = self.most_at_once = 0
+        self._lock = threading.Lock()
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        self.calls.append(list(texts))
-        self.threads.append(threading.current_thread().name)
+        with self._lock:
+            self.calls.append(list(texts))
+            self.threads.append(threading.current_thread().name)
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
         time.sleep(self.seconds)
+        with self._lock:
+            self.running -= 1
         if self.fail_on in texts:
             raise ValueError(f"cannot score {self.fail_on!r}")
         return np.array([len(t) for t in texts], dtype=np.float32)
@@ -68,6 +75,32 @@ def test_requests_arriving_during_a_call_share_the_next_one_in_order():
     assert model.calls[1] == ["r0", "", "r1", "yy", "r2", "yyyy"]
 
 
+def test_parallel_calls_overlap_for_big_requests_only():
+    """parallel=2 (two lanes): a request of enough texts arriving while one call runs starts
+    a second call at once; small ones wait and share the next free call; each caller gets
+    its own results."""
+    big = "x" * (INLINE_CHARS + 1)
+    model = Recorder(seconds=0.2)
+    batcher = Batcher(model, max_batch_size=8, parallel=2, parallel_texts=3)
+
+    async def main():
+        first = asyncio.create_task(batcher.predict([big]))
+        await asyncio.sleep(0.05)
+        small = [asyncio.create_task(batcher.predict([f"r{i}"])) for i in range(2)]
+        await asyncio.sleep(0.05)  # 2 texts wait: fewer than 3, no second call yet
+        assert model.most_at_once == 1
+        many = asyncio.create_task(batcher.predict(["a", "bb", "ccc"]))
+        await asyncio.sleep(0.05)  # 5 texts wait: a second call runs them
+        assert model.most_at_once == 2
+        return await first, await asyncio.gather(*small), await many
+
+    first, small, many = run(main())
+    assert first.tolist() == [len(big)] and many.tolist() == [1, 2, 3]
+    assert [r.tolist() for r in small] == [[2], [2]]
+    assert [len(c) for c in model.calls] == [1, 5]
+    assert batcher.running == 0 and batcher.waiting_texts == 0
+
+
 def test_a_failed_call_fails_its_own_requests_only():
     big = "x" * (INLINE_CHARS + 1)
     model = Recorder(seconds=0.1, fail_on="bad")
@@ -107,6 +140,8 @@ def test_batch_wait_collects_requests_that_arrive_soon_after():
 
 
 class FakeRuntime:
+    threads = 1
+
     def __init__(self) -> None:
         self.predict = Recorder()
 

@@ -16,6 +16,7 @@ EXTRAS = {
     "botocore": "arrow",
     "tqdm": "cpu",
     "ray": "serve",
+    "orjson": "serve",
     "fastapi": "serve",
     "uvicorn": "serve",
     "starlette": "serve",

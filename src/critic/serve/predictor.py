@@ -12,11 +12,11 @@ reading and answering requests meanwhile.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import orjson
 
 Answer = tuple[int, bytes]  # an HTTP status and a JSON body
 # A request alone with at most this many characters is scored on the event loop itself: a
@@ -50,32 +50,47 @@ def check_texts(body: Any, max_texts: int, max_chars: int) -> list[str]:
 
 
 def error_body(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
+    return orjson.dumps({"error": message})
 
 
 class Batcher:
     """Concurrent calls of ``predict(texts)`` merged into calls of ``infer`` on all their
-    texts, one at a time, in a worker thread."""
+    texts, in worker threads, at most ``parallel`` calls at a time.
+
+    A second call (up to ``parallel``, the Runtime's lanes) starts while one runs only when
+    at least ``parallel_texts`` texts wait: a call's rows are cut across the lanes, and the
+    lane that finishes first would otherwise idle until the slowest one is done, and again
+    while the next request is read (measured at 256 texts per request, 2 clients, 2 cores:
+    70 % of ``Runtime.predict``'s texts/s with one call at a time). Fewer waiting texts share
+    the next call instead: small calls side by side cost more than they overlap."""
 
     def __init__(
         self,
         infer: Callable[[list[str]], np.ndarray],
         max_batch_size: int,
         batch_wait_s: float = 0.0,
+        parallel: int = 1,
+        parallel_texts: int = 64,
     ) -> None:
         self.infer = infer
         self.max_batch_size = max_batch_size
         self.batch_wait_s = batch_wait_s
+        self.parallel = max(1, parallel)
+        self.parallel_texts = parallel_texts
         self.waiting: list[tuple[list[str], asyncio.Future]] = []
-        self.running = False
+        self.waiting_texts = 0
+        self.running = 0  # calls of infer under way
 
     async def predict(self, texts: list[str]) -> np.ndarray:
         if not (self.running or self.batch_wait_s) and sum(map(len, texts)) <= INLINE_CHARS:
             return self.infer(texts)  # alone, small, and no wait asked for: no thread hop
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((texts, future))
-        if not self.running:
-            self.running = True
+        self.waiting_texts += len(texts)
+        if not self.running or (
+            self.running < self.parallel and self.waiting_texts >= self.parallel_texts
+        ):
+            self.running += 1
             asyncio.get_running_loop().create_task(self._run())
         return await future
 
@@ -86,9 +101,11 @@ class Batcher:
                     await asyncio.sleep(self.batch_wait_s)
                 batch = self.waiting[: self.max_batch_size]
                 del self.waiting[: len(batch)]
-                await self._score(batch)
+                self.waiting_texts -= sum(len(texts) for texts, _ in batch)
+                if batch:
+                    await self._score(batch)
         finally:
-            self.running = False
+            self.running -= 1
 
     async def _score(self, batch: list[tuple[list[str], asyncio.Future]]) -> None:
         texts = batch[0][0] if len(batch) == 1 else [t for texts, _ in batch for t in texts]
@@ -113,19 +130,23 @@ class Predictor:
         self.runtime = runtime
         self.options = options
         self.batcher = Batcher(
-            runtime.predict, options.max_batch_size, options.batch_wait_ms / 1000
+            runtime.predict,
+            options.max_batch_size,
+            options.batch_wait_ms / 1000,
+            parallel=runtime.threads,
         )
 
     async def answer(self, body: bytes) -> Answer:
         """The status and JSON body for a POST /predict body."""
         try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):  # RecursionError: nested too deep
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:  # also: nested too deep, not UTF-8
             return 400, error_body("the body is not valid JSON")
         try:
             texts = check_texts(payload, self.options.max_texts, self.options.max_chars)
         except RequestError as e:
             return e.status, error_body(str(e))
-        p = await self.batcher.predict(texts)
-        out = {"probabilities": p.tolist(), "labels": self.runtime.to_labels(p).tolist()}
-        return 200, json.dumps(out).encode()
+        p = np.ascontiguousarray(await self.batcher.predict(texts))
+        # float32 written as float32 (shortest digits that read back the same float32)
+        out = {"probabilities": p, "labels": self.runtime.to_labels(p).tolist()}
+        return 200, orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
