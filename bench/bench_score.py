@@ -3,6 +3,7 @@ corpus and the output on local disk and on an S3-compatible server.
 
     python bench/bench_score.py BUNDLE [--rows 1000000] [--repeat 3] [--engines local,ray]
                                        [--storage local,s3]
+    python bench/bench_score.py BUNDLE --small-files 10000x10 [--engines local]
 
 The corpus is the 50,000 IMDB reviews of ../shared/data/imdb repeated to --rows rows, written
 once as Parquet into a temporary folder (and uploaded once to the S3 server for ``s3``). The
@@ -13,6 +14,10 @@ process and all its descendants (Ray's raylet, workers and actors included; the 
 not one), sampled every 0.2 s from /proc (Linux only). The Ray engine's fixed cost per node is
 measured apart: each engine scoring --overhead-rows rows, where nothing but the engine itself
 takes memory. Writes bench/results/score.{json,md}.
+
+With ``--small-files FxR``: the same F x R reviews as F JSON Lines files of R rows (a folder)
+and as one JSON Lines file, each engine scoring both, interleaved, median of --repeat: rows/s
+and output files. Writes bench/results/score_small_files.{json,md}.
 """
 
 from __future__ import annotations
@@ -160,6 +165,82 @@ def score(bundle: Path, corpus: str, out: str, engine: str, variant: str) -> dic
     return run(cmd)
 
 
+def make_small_files(data: Path, files: int, rows: int, folder: Path) -> tuple[Path, Path]:
+    """``files`` JSON Lines files of ``rows`` reviews in a folder, and the same lines in one
+    file (ids 0 .. files x rows - 1)."""
+    reviews = pq.read_table(data / "test.parquet", columns=["text"]).column("text").to_pylist()
+    many, one = folder / "many", folder / "one.jsonl"
+    many.mkdir()
+    with open(one, "w", encoding="utf-8") as whole:
+        for f in range(files):
+            lines = "".join(
+                json.dumps({"id": f * rows + r, "text": reviews[(f * rows + r) % len(reviews)]})
+                + "\n"
+                for r in range(rows)
+            )
+            (many / f"part-{f:06d}.jsonl").write_text(lines, encoding="utf-8")
+            whole.write(lines)
+    return many, one
+
+
+def small_files(args) -> None:
+    files, rows = (int(x) for x in args.small_files.split("x"))
+    total = files * rows
+    engines = args.engines.split(",")
+    local_fs = pafs.LocalFileSystem()
+    times: dict[str, list[float]] = {}
+    outputs: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        many, one = make_small_files(args.data, files, rows, Path(tmp))
+        for i in range(args.repeat):
+            for engine in engines:
+                for kind, source in (("many", many), ("one", one)):
+                    out = f"{tmp}/out-{engine}-{kind}-{i}"
+                    result = score(args.bundle, str(source), out, engine, args.variant)
+                    outputs[f"{engine}/{kind}"] = len(os.listdir(out)) - 2  # manifest, summary
+                    check_output(local_fs, out, total)
+                    times.setdefault(f"{engine}/{kind}", []).append(result["seconds"])
+                    print(f"{engine}/{kind}: {result['seconds']:.1f} s", flush=True)
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "bundle": str(args.bundle.name),
+        "files": files,
+        "rows_per_file": rows,
+        "repeat": args.repeat,
+        "runs": {
+            key: {
+                "median_seconds": statistics.median(t),
+                "rows_per_second": total / statistics.median(t),
+                "output_files": outputs[key],
+                "seconds": t,
+            }
+            for key, t in times.items()
+        },
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "score_small_files.json").write_text(json.dumps(report, indent=2))
+    md = [
+        f"critic score, {total:,} IMDB reviews as {files:,} JSON Lines files of {rows} rows "
+        f"and as one file, {args.variant} bundle; {report['machine']}; wall time of the whole "
+        f"command, median of {args.repeat} interleaved runs.",
+        "",
+        "| engine | input | rows/s | wall (s) | output files | vs one file |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for engine in engines:
+        base = report["runs"][f"{engine}/one"]["rows_per_second"]
+        for kind in ("many", "one"):
+            r = report["runs"][f"{engine}/{kind}"]
+            label = f"{files:,} files" if kind == "many" else "one file"
+            md.append(
+                f"| {engine} | {label} | {r['rows_per_second']:,.0f} | "
+                f"{r['median_seconds']:.1f} | {r['output_files']} | "
+                f"{r['rows_per_second'] / base:.2f}x |"
+            )
+    (args.out / "score_small_files.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
 def summarize(runs: list[dict], rows: int) -> dict:
     med = statistics.median(r["seconds"] for r in runs)
     peaks = [r["peak_pss_bytes"] / 2**20 for r in runs]
@@ -183,9 +264,13 @@ def main() -> None:
     parser.add_argument("--storage", default="local,s3")
     parser.add_argument("--variant", default="fp32")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--small-files", help="FILESxROWS: many small files against one file")
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the S3 server (its own process group) is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.small_files:
+        small_files(args)
+        return
     engines, storages = args.engines.split(","), args.storage.split(",")
 
     results, overhead = {}, {}

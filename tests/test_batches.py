@@ -279,3 +279,37 @@ def test_a_utf8_byte_order_mark_is_not_text(tmp_path):
     for name in ("a.csv", "a.txt", "a.jsonl"):
         assert read_texts(tmp_path / name) == ["great film", "bad"], name
         _check_every_start(tmp_path / name, 1)
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_batches_cut_at_any_phase_read_back_as_the_same_rows(tmp_path, kind):
+    """``phase``: the cuts of shards counted across several inputs (this one starting
+    mid-shard). Each segment, read from its start, holds exactly its slice of the rows."""
+    n = 23
+    if kind == "csv":
+        path = tmp_path / "r.csv"
+        _csv_file(path, "\r\n")
+    elif kind == "jsonl":
+        path = tmp_path / "r.jsonl"
+        lines = [json.dumps({"id": f"r{i}", "text": TRICKY[i % len(TRICKY)]}) for i in range(n)]
+        path.write_text("\n\n".join(lines) + "\n", encoding="utf-8")  # blank lines: no rows
+    else:
+        path = tmp_path / "r.parquet"
+        ids = [f"r{i}" for i in range(n)]
+        texts = [TRICKY[i % len(TRICKY)] for i in range(n)]
+        pq.write_table(pa.table({"id": ids, "text": texts}), path, row_group_size=4)
+    whole = _as_dicts(next(iter_batches(path, 10_000, id_column="id")))
+    for batch_rows, phase in itertools.product([1, 5, 7, 30], range(7)):
+        if phase >= batch_rows:
+            continue
+        starts, rows = batch_starts(path, batch_rows, phase=phase)
+        cuts = [s.row for s in starts]
+        assert rows == n
+        assert cuts == [0, *(r for r in range(1, n) if r % batch_rows == phase)]
+        for start, end in zip(starts, [*cuts[1:], n], strict=True):
+            segment = _as_dicts(next(iter_batches(path, end - start.row, id_column="id",
+                                                  start=start)))  # fmt: skip
+            assert segment["ids"] == whole["ids"][start.row : end]
+            assert segment["texts"] == whole["texts"][start.row : end]
+    with pytest.raises(ValueError, match="phase must be in"):
+        batch_starts(path, 5, phase=5)

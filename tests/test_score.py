@@ -399,6 +399,75 @@ def test_one_owner_per_output_on_s3(tmp_path, bundle, imdb_test, s3_bucket):
             assert _s3_output(held.uri).num_rows == 200 and not (held / "_lease.json").exists()
 
 
+def _small_files(folder: Path, texts: list[str], files: int, rows: int) -> Path:
+    """``files`` JSON Lines files of ``rows`` reviews each (ids f{file}-{row})."""
+    folder.mkdir()
+    for f in range(files):
+        lines = (
+            json.dumps({"id": f"f{f}-{r}", "text": texts[(f * rows + r) % len(texts)]})
+            for r in range(rows)
+        )
+        (folder / f"part-{f:04d}.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_many_small_files_give_few_full_shards(tmp_path, bundle, imdb_test):
+    """300 files of 10 rows: shards of --shard-rows rows across the files (not one per file),
+    the same rows as the same reviews in one file, and the manifest says which rows of which
+    files each shard holds."""
+    folder = _small_files(tmp_path / "many", imdb_test, 300, 10)
+    one = tmp_path / "one.jsonl"
+    one.write_text("".join(p.read_text() for p in sorted(folder.glob("*.jsonl"))))
+    args = ["score", "--model", str(bundle), "--id-column", "id", "--shard-rows", "400"]
+    many = critic_cli(*args, "--input", str(folder), "--output", str(tmp_path / "o-many"))
+    single = critic_cli(*args, "--input", str(one), "--output", str(tmp_path / "o-one"))
+    assert many.returncode == single.returncode == 0, many.stderr[-2000:]
+    names = sorted(p.name for p in (tmp_path / "o-many").glob("part-*"))
+    assert names == [f"part-{k:06d}.parquet" for k in range(8)]  # 3,000 rows: 7 x 400 + 200
+    assert read_output(tmp_path / "o-many").equals(read_output(tmp_path / "o-one"))
+    manifest = json.loads((tmp_path / "o-many" / "_manifest.json").read_text())
+    first, last = manifest["shards"][0], manifest["shards"][-1]
+    assert first["name"] == names[0] and first["rows"] == 400 and len(first["inputs"]) == 40
+    assert first["inputs"][1] == [str(folder / "part-0001.jsonl"), 0, 10]
+    assert last["rows"] == 200 and last["inputs"][-1] == [str(folder / "part-0299.jsonl"), 0, 10]
+    assert [i["rows"] for i in manifest["inputs"]] == [10] * 300
+
+
+def test_shards_spanning_many_files_are_exactly_once_after_kill_9(tmp_path, bundle, imdb_test):
+    """kill -9 while shards that span many input files are scored and committed, twice; the
+    same command then ends with exactly a clean run's output."""
+    folder = _small_files(tmp_path / "many", imdb_test, 150, 20)
+    args = [
+        "score", "--model", str(bundle), "--input", str(folder), "--id-column", "id",
+        "--shard-rows", "250", "--batch-size", "16", "--threads", "1",
+    ]  # fmt: skip
+    out = tmp_path / "out"
+    for kill_after in (2, 6):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "critic", *args, "--output", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 240
+        while len(list(out.glob("part-*"))) < kill_after:
+            assert proc.poll() is None, "the job ended before it could be killed"
+            assert time.time() < deadline
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert len(list(out.glob("part-*"))) < 12 and not (out / "_summary.json").exists()
+    resumed = critic_cli(*args, "--output", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    clean = critic_cli(*args, "--output", str(tmp_path / "clean"))
+    assert clean.returncode == 0, clean.stderr
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["shards"] == 12 and summary["skipped_shards"] >= 6
+    assert not list(out.glob(".tmp-*"))
+    got = read_output(out)
+    assert got.num_rows == 3_000 and len(set(got.column("id").to_pylist())) == 3_000
+    assert got.equals(read_output(tmp_path / "clean"))
+
+
 def test_exactly_once_after_kill_9(tmp_path, bundle, imdb_test):
     corpus = _corpus(tmp_path, imdb_test, 24_000)
     args = [
@@ -514,20 +583,20 @@ def test_ray_engine_writes_the_local_engines_output_exactly_once(tmp_path, bundl
     first = critic_cli(*ray_args)
     assert first.returncode == 3, first.stderr[-3000:]
     names = sorted(p.name for p in (tmp_path / "local").glob("part-*"))
-    assert len(names) == 8  # 7 shards of the JSONL file + 1 of the text file
+    assert len(names) == 7  # 2,503 rows in shards of 400; the last spans both inputs
     for name in names:  # the same shards, byte for byte
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
 
     # Lose two shards and leave a half-written one behind: the re-run redoes exactly those.
     (tmp_path / "ray" / names[1]).unlink()
-    (tmp_path / "ray" / names[7]).unlink()
+    (tmp_path / "ray" / names[6]).unlink()
     (tmp_path / "ray" / f".tmp-{names[1]}-123").write_bytes(b"partial")
     again = critic_cli(*ray_args)
     assert again.returncode == 3, again.stderr[-3000:]
     summary = json.loads((tmp_path / "ray" / "_summary.json").read_text())
     assert (
-        summary["skipped_shards"] == 6 and summary["scored_rows"] == 400 + 3
-    )  # the blank line is not a row
+        summary["skipped_shards"] == 5 and summary["scored_rows"] == 400 + 103
+    )  # 100 JSONL rows and the text file's 3 (the blank line is not a row)
     assert summary["rows"] == 2_503 and summary["errors"] == 1
     assert sorted(p.name for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")) == []
     assert read_output(tmp_path / "ray").equals(read_output(tmp_path / "local"))
@@ -614,7 +683,7 @@ def test_s3_inputs_and_output_give_the_local_output(tmp_path, bundle, imdb_test,
     got, want = _s3_output(f"{s3_bucket}/out"), read_output(tmp_path / "o")
     assert got.num_rows == 903 and got.equals(want)
     summary = json.loads(location(f"{s3_bucket}/out/_summary.json").read_text())
-    assert summary["rows"] == 903 and summary["errors"] == 1 and summary["shards"] == 4
+    assert summary["rows"] == 903 and summary["errors"] == 1 and summary["shards"] == 3
     manifest = json.loads(location(f"{s3_bucket}/out/_manifest.json").read_text())
     assert manifest["inputs"][0]["path"] == f"{s3_bucket}/in/corpus.jsonl"
 
@@ -658,9 +727,9 @@ def test_exactly_once_on_s3_after_kill_9(tmp_path, bundle, imdb_test, s3_bucket)
     output equals a clean run's (nothing lost, nothing doubled, no partial object)."""
     from critic.storage import location
 
-    corpus = _corpus(tmp_path, imdb_test, 8_000)
+    folder = _small_files(tmp_path / "many", imdb_test, 40, 200)  # a shard spans 2 files
     args = [
-        "score", "--model", str(bundle), "--input", str(corpus), "--id-column", "id",
+        "score", "--model", str(bundle), "--input", str(folder), "--id-column", "id",
         "--shard-rows", "400", "--batch-size", "32", "--threads", "1",
         "--output", f"{s3_bucket}/out",
     ]  # fmt: skip
@@ -694,6 +763,12 @@ def test_exactly_once_on_s3_after_kill_9(tmp_path, bundle, imdb_test, s3_bucket)
     ids = got.column("id").to_pylist()
     assert len(ids) == 8_000 and len(set(ids)) == 8_000  # none lost, none duplicated
     assert got.equals(read_output(tmp_path / "clean"))
+    # An input changed since: refused, the output left as it was.
+    changed = folder / "part-0007.jsonl"
+    changed.write_text(changed.read_text().replace('"text": "', '"text": "Not ', 1))
+    refused = critic_cli(*args)
+    assert refused.returncode == 2 and f"input content changed: {changed}" in refused.stderr
+    assert _s3_output(out.uri).equals(got)
 
 
 def test_an_output_missing_rows_is_an_error_not_a_success(tmp_path, bundle, imdb_test):
@@ -705,7 +780,7 @@ def test_an_output_missing_rows_is_an_error_not_a_success(tmp_path, bundle, imdb
     args = ["score", "--model", str(bundle), "--input", str(corpus), "--shard-rows", "400"]
     assert critic_cli(*args, "--output", str(out)).returncode == 0
     (out / "_summary.json").unlink()
-    last = out / "part-00000-000002.parquet"
+    last = out / "part-000002.parquet"
     pq.write_table(pq.read_table(last).slice(0, 10), last)  # 390 rows gone
     again = critic_cli(*args, "--output", str(out))
     assert again.returncode == 2, again.stderr

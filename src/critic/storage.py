@@ -161,19 +161,33 @@ class Location:
         return self.retry("looking it up", lambda: self.fs.get_file_info(self.path))
 
     def exists(self) -> bool:
+        if self.is_local:  # os.stat: a tenth of the cost, for corpora of many small files
+            return os.path.exists(self.path)
         return self._info().type != _pyarrow_fs().FileType.NotFound
 
     def is_file(self) -> bool:
+        if self.is_local:
+            return os.path.isfile(self.path)
         return self._info().type == _pyarrow_fs().FileType.File
 
     def is_dir(self) -> bool:
+        if self.is_local:
+            return os.path.isdir(self.path)
         return self._info().type == _pyarrow_fs().FileType.Directory
 
     def size(self) -> int:
+        if self.is_local:
+            return os.stat(self.path).st_size
         return int(self._info().size)
 
     def stamp(self) -> tuple[int, int]:
         """(size, modification time in ns): changes when the file is rewritten."""
+        if self.is_local:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                return 0, 0
+            return st.st_size, st.st_mtime_ns
         info = self._info()
         return int(info.size or 0), int(info.mtime_ns or 0)
 
@@ -213,8 +227,13 @@ class Location:
     def sha256(self) -> str:
         digest = hashlib.sha256()
         with self.open_input() as fh:
-            while chunk := fh.read(WHOLE_READ_CHUNK):
-                digest.update(chunk)
+            # One buffer, no larger than the file: read(32 MiB) allocated 32 MiB per call,
+            # 80 us per small file (a corpus of many small files is fingerprinted file by file).
+            size = os.fstat(fh.fileno()).st_size if self.is_local else WHOLE_READ_CHUNK
+            buffer = bytearray(max(1, min(WHOLE_READ_CHUNK, size + 1)))
+            view = memoryview(buffer)
+            while n := fh.readinto(buffer):
+                digest.update(view[:n])
         return digest.hexdigest()
 
     # -- writing -----------------------------------------------------------------------

@@ -171,11 +171,17 @@ class Start:
     line: int = 1
 
 
-def batch_starts(path: Source, batch_rows: int, fmt: str | None = None) -> tuple[list[Start], int]:
+def batch_starts(
+    path: Source, batch_rows: int, fmt: str | None = None, phase: int = 0
+) -> tuple[list[Start], int]:
     """Where each batch of ``iter_batches(path, batch_rows)`` begins, and the rows in all
-    (cheap: metadata, or one scan of the bytes)."""
+    (cheap: metadata, or one scan of the bytes). With ``phase`` p, the batches begin at row 0
+    and at the rows r with ``r % batch_rows == p`` (the first one after row 0 is then p rows
+    long): the cuts of batches counted across several inputs, this one starting mid-batch."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    if not 0 <= phase < batch_rows:
+        raise ValueError(f"phase must be in [0, {batch_rows}), got {phase}")
     path = location(path)
     fmt = input_format(path, fmt)
     if fmt in ("parquet", "acl_imdb"):
@@ -183,7 +189,8 @@ def batch_starts(path: Source, batch_rows: int, fmt: str | None = None) -> tuple
             rows = parquet_file(path).metadata.num_rows
         else:
             rows = len(acl_imdb_files(path))
-        return [Start(row) for row in range(0, rows, batch_rows)], rows
+        cuts = [0, *range(phase or batch_rows, rows, batch_rows)] if rows else []
+        return [Start(row) for row in cuts], rows
     starts, rows = [], 0
     if fmt in ("csv", "tsv"):
         records = _csv_records(path, fmt)
@@ -191,7 +198,7 @@ def batch_starts(path: Source, batch_rows: int, fmt: str | None = None) -> tuple
         line = 1 + lines
         for record, end, lines in records:
             if not _blank_record(record):
-                if rows % batch_rows == 0:
+                if rows == 0 or rows % batch_rows == phase:
                     starts.append(Start(rows, begin, line))
                 rows += 1
             begin, line = end, line + lines
@@ -200,7 +207,7 @@ def batch_starts(path: Source, batch_rows: int, fmt: str | None = None) -> tuple
         offset = 0
         for number, raw in enumerate(fh, 1):
             if (raw.removeprefix(BOM) if number == 1 else raw).strip():  # blank: not a row
-                if rows % batch_rows == 0:
+                if rows == 0 or rows % batch_rows == phase:
                     starts.append(Start(rows, offset, number))
                 rows += 1
             offset += len(raw)

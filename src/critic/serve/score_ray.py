@@ -1,6 +1,7 @@
 """``critic score --engine ray``: the same job on Ray Data.
 
-read (one task per shard not yet committed, seeking straight to the shard's first row)
+read (one task per shard not yet committed, seeking straight to the first row of each of its
+segments, which may lie in several inputs)
 -> ``map_batches`` with a callable class holding one Runtime per actor (an actor pool)
 -> a datasink that commits each shard with the local engine's atomic write.
 
@@ -27,47 +28,39 @@ from ray.data.datasource import Datasink, Datasource, ReadTask
 
 from critic.bundle import Bundle
 from critic.cluster import from_ray, root_cause
-from critic.data.readers import (
-    Start,
-    acl_imdb_files,
-    batch_starts,
-    input_format,
-    iter_batches,
-    parquet_file,
-)
+from critic.data.readers import acl_imdb_files, input_format, parquet_file
 from critic.storage import Location, location
 
 from .lease import OutputLease
 from .providers import DEFAULT_DEVICE
 from .score import (
+    Layout,
     ScoreError,
     ScoreOptions,
+    Shard,
     Summary,
     check_job,
     close_output,
     committed_shards,
     input_stamps,
     prepare_output,
+    read_shard_input,
     score_shard,
-    shard_input,
     shard_name,
     write_shard,
 )
 from .shipping import ShippedBundle
 
-ROUTE = ("_input", "_shard", "_rows")  # where a block's rows belong; dropped before writing
+ROUTE = ("_shard", "_rows")  # where a block's rows belong; dropped before writing
 NEVER_CUT = 1 << 50  # a target block size no shard reaches
 SHARDS_PER_ACTOR = 3  # read ahead: the one being scored, one queued, one being read
 IO_TASK_PER_ACTORS = 4  # a shard reads or writes in a fraction of the time it takes to score
 
 
 class Pending(NamedTuple):
-    """A shard still to score: which input, its number there, where it starts, its size."""
+    """A shard still to score, with about the memory its rows take."""
 
-    input: int
-    shard: int
-    start: Start
-    rows: int
+    shard: Shard
     bytes: int
 
 
@@ -99,34 +92,26 @@ class ShardSource(Datasource):
         return sum(p.bytes for p in self.pending) or None
 
     def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
-        # Each task carries its own shard's input only, not the whole plan.
-        return [
-            ReadTask(
-                functools.partial(
-                    read_shard, self.inputs[p.input], self.offsets[p.input], p, self.options
-                ),
-                BlockMetadata(num_rows=p.rows, size_bytes=p.bytes, exec_stats=None),
-            )
-            for p in self.pending
-        ]
+        # Each task carries its own shard's inputs only, not the whole plan.
+        tasks = []
+        for p in self.pending:
+            used = {s.input for s in p.shard.segments}
+            inputs = {i: self.inputs[i] for i in used}
+            offsets = {i: self.offsets[i] for i in used}
+            read = functools.partial(read_shard, inputs, offsets, p.shard, self.options)
+            metadata = BlockMetadata(num_rows=p.shard.rows, size_bytes=p.bytes, exec_stats=None)
+            tasks.append(ReadTask(read, metadata))
+        return tasks
 
 
-def read_shard(path: str, offset: int, shard: Pending, options: ScoreOptions) -> list[pa.Table]:
-    """One pending shard of the input at ``path`` (whose first row is row ``offset`` across
-    all inputs) as one block, with the columns that route it to its output shard."""
-    batch = next(
-        iter_batches(
-            path,
-            options.shard_rows,
-            options.text_column,
-            options.id_column,
-            options.source_columns(),
-            start=shard.start,
-        )
-    )
-    table = shard_input(batch, offset + batch.start, options)
+def read_shard(
+    inputs: dict[int, str], offsets: dict[int, int], shard: Shard, options: ScoreOptions
+) -> list[pa.Table]:
+    """One pending shard (its segments' inputs and their first rows across all inputs given)
+    as one block, with the columns that route it to its output shard."""
+    table = read_shard_input(inputs, offsets, shard, options)
     n = table.num_rows
-    for name, value in zip(ROUTE, (shard.input, shard.shard, n), strict=True):
+    for name, value in zip(ROUTE, (shard.number, n), strict=True):
         table = table.append_column(name, pa.array([value] * n, type=pa.int64()))
     pa.default_memory_pool().release_unused()  # the reader's buffers, ~6x the shard
     return [table]
@@ -156,19 +141,14 @@ class ShardSink(Datasink):
     def write(self, blocks, ctx) -> int:
         written = 0
         for block in blocks:
-            keys = block.select(["_input", "_shard"]).to_pylist()
-            for key in sorted({(k["_input"], k["_shard"]) for k in keys}):
-                mask = pc.and_(
-                    pc.equal(block.column("_input"), key[0]),
-                    pc.equal(block.column("_shard"), key[1]),
-                )
-                part = block.filter(mask)
+            for number in sorted(set(block.column("_shard").to_pylist())):
+                part = block.filter(pc.equal(block.column("_shard"), number))
                 expected = part.column("_rows")[0].as_py()
                 if part.num_rows != expected:  # never commit part of a shard
                     raise RuntimeError(
-                        f"shard {key} arrived split ({part.num_rows} of {expected} rows)"
+                        f"shard {number} arrived split ({part.num_rows} of {expected} rows)"
                     )
-                path = location(self.output) / shard_name(key[0], key[1], self.fmt)
+                path = location(self.output) / shard_name(number, self.fmt)
                 write_shard(part.drop_columns(list(ROUTE)), path, self.fmt)
                 written += part.num_rows
         pa.default_memory_pool().release_unused()
@@ -229,14 +209,14 @@ def score_corpus_ray(
 
 
 def _score_corpus_ray(bundle, inputs, output, options, actors, batch_size, device) -> Summary:
-    prepare_output(bundle, inputs, output, options)
+    layout = prepare_output(bundle, inputs, output, options)
     stamps = input_stamps(inputs)
-    offsets, pending, summary, expected = plan_shards(inputs, output, options)
+    pending, summary = plan_shards(inputs, layout, output, options)
     start_time = time.perf_counter()
     if pending:
         pool = actor_pool(actors, options, batch_size, device)
         try:
-            _run(bundle, inputs, offsets, pending, output, options, pool)
+            _run(bundle, inputs, layout.offsets, pending, output, options, pool)
         except Exception as e:
             if not from_ray(e):
                 raise
@@ -245,31 +225,31 @@ def _score_corpus_ray(bundle, inputs, output, options, actors, batch_size, devic
                 "the same command again to finish the output"
             ) from None
     summary.seconds = time.perf_counter() - start_time
-    return close_output(summary, output, options.format, expected, inputs, stamps)
+    return close_output(summary, output, options.format, layout.rows, inputs, stamps)
 
 
 def plan_shards(
-    inputs: list[Location], output: Location, options: ScoreOptions
-) -> tuple[list[int], list[Pending], Summary, int]:
-    """Each input's first row number across all inputs, the shards not yet committed, the
-    summary counting every shard, and the rows of all inputs."""
-    offsets, pending, summary = [], [], Summary(output=str(output))
+    inputs: list[Location], layout: Layout, output: Location, options: ScoreOptions
+) -> tuple[list[Pending], Summary]:
+    """The shards not yet committed (with their memory estimate), and the summary counting
+    every shard."""
+    pending, summary = [], Summary(output=str(output))
     done = committed_shards(output)
-    position = 0
-    for index, path in enumerate(inputs):
-        starts, total = batch_starts(path, options.shard_rows)
-        row_bytes = bytes_per_row(path, total)
-        offsets.append(position)
-        position += total
-        for shard, start in enumerate(starts):
-            rows = min(options.shard_rows, total - start.row)
-            summary.shards += 1
-            if shard_name(index, shard, options.format) in done:
-                summary.skipped_shards += 1
-            else:
-                pending.append(Pending(index, shard, start, rows, int(rows * row_bytes)))
-                summary.scored_rows += rows
-    return offsets, pending, summary, position
+    rows = layout.input_rows()
+    row_bytes: dict[int, float] = {}
+    for shard in layout.shards:
+        summary.shards += 1
+        if shard_name(shard.number, options.format) in done:
+            summary.skipped_shards += 1
+            continue
+        size = 0.0
+        for s in shard.segments:
+            if s.input not in row_bytes:
+                row_bytes[s.input] = bytes_per_row(inputs[s.input], rows[s.input])
+            size += s.rows * row_bytes[s.input]
+        pending.append(Pending(shard, int(size)))
+        summary.scored_rows += shard.rows
+    return pending, summary
 
 
 class ActorPool(NamedTuple):
