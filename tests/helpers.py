@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,11 +28,26 @@ sys.meta_path.insert(0, Block())
 """
 
 
+# Ports handed out for servers the tests start: below the kernel's ephemeral range (from
+# 32768), where the kernel assigns ports to the sockets other processes open (Ray opens many
+# while it starts: one took a port chosen for a server before the server could bind it), and
+# above Ray's worker ports (10002-19999).
+TEST_PORTS = range(20000, 32000)
+_ports = random.Random()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free right now, outside the ranges the kernel and Ray
+    hand out to other sockets."""
+    for _ in range(1000):
+        port = _ports.choice(TEST_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in the test range")
 
 
 def node_ports() -> list[str]:

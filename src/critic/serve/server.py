@@ -51,11 +51,19 @@ def serve_on_ray(
 
     signal.signal(signal.SIGTERM, stop)
     drain_signal = create_signal()
-    serve.start(
-        proxy_location="HeadOnly" if proxies == "head" else "EveryNode",
-        http_options={"host": host, "port": port},
-        controller_options={"runtime_env": {"env_vars": serve_proxy_env(options)}},
-    )
+    try:
+        serve.start(
+            proxy_location="HeadOnly" if proxies == "head" else "EveryNode",
+            http_options={"host": host, "port": port},
+            controller_options={"runtime_env": {"env_vars": serve_proxy_env(options)}},
+        )
+    except Exception as e:  # the port taken between the check above and the proxy's bind
+        if "Failed to bind to address" not in str(e):
+            raise
+        raise OSError(
+            f"cannot listen on {host}:{port}: another process took the port while Ray Serve "
+            "started; pick another --port"
+        ) from None
     try:
         _deploy(bundle, options)
         say(
