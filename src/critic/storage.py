@@ -143,6 +143,10 @@ class Location:
         return type(self.fs).__name__ == "LocalFileSystem"
 
     @property
+    def on_s3(self) -> bool:
+        return _is_s3(self.fs)
+
+    @property
     def local_path(self) -> Path:
         """The local file system path (only for local locations)."""
         if not self.is_local:
@@ -372,11 +376,21 @@ def location(value: str | os.PathLike | Location) -> Location:
             fs, path = pafs.FileSystem.from_uri(text)
         except (ValueError, OSError) as e:
             raise StorageError(f"{text}: not a storage URI pyarrow can open ({e})") from e
-        if type(fs).__name__ == "S3FileSystem":
+        if _is_s3(fs):
             fs = _signed_or_anonymous(text, fs)
         return Location(text.rstrip("/") if path else text, fs, path.rstrip("/") or path)
     path = os.path.abspath(os.path.expanduser(text))
     return Location(path, pafs.LocalFileSystem(), path)
+
+
+def _is_s3(fs) -> bool:
+    return type(fs).__name__ == "S3FileSystem"
+
+
+def _s3_settings(fs) -> dict[str, Any]:
+    """An S3 filesystem's settings as pyarrow rebuilds it from them (endpoint, region,
+    credentials given in the URI, ...)."""
+    return fs.__reduce__()[1][0]
 
 
 def _signed_or_anonymous(uri: str, fs):
@@ -384,7 +398,7 @@ def _signed_or_anonymous(uri: str, fs):
     bucket), else refused when no credentials can sign its requests: the store would take
     unsigned ones (reads of a public bucket; on some servers, anonymous uploads stored in their
     transfer framing) and the job would fail late, or write wrong bytes."""
-    settings = fs.__reduce__()[1][0]  # what the URI itself says
+    settings = _s3_settings(fs)
     if os.environ.get(ANONYMOUS_ENV, "").lower() in ("1", "true", "yes"):
         return _pyarrow_fs().S3FileSystem(**{**settings, "anonymous": True})
     if settings.get("access_key") or _credentials_found():
@@ -409,13 +423,13 @@ def s3_object(where: Location) -> tuple[Any, str, str]:
     """(a botocore S3 client for the store ``where`` lives on, bucket, key): for what pyarrow
     does not offer, conditional writes (``If-None-Match``/``If-Match``). The client talks to
     the same endpoint with the same credentials and region as the location's filesystem."""
-    if type(where.fs).__name__ != "S3FileSystem":
+    if not where.on_s3:
         raise StorageError(f"{where}: not on S3")
     import botocore.session
     from botocore import UNSIGNED
     from botocore.config import Config
 
-    settings = where.fs.__reduce__()[1][0]
+    settings = _s3_settings(where.fs)
     endpoint = settings.get("endpoint_override") or None
     if endpoint and "://" not in endpoint:
         endpoint = f"{settings.get('scheme') or 'https'}://{endpoint}"

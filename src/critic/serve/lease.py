@@ -54,7 +54,7 @@ class OutputLease:
         }
         if output.is_local:
             self.store: _FileLease | _ObjectLease | None = _FileLease(output)
-        elif type(output.fs).__name__ == "S3FileSystem":
+        elif output.on_s3:
             self.store = _ObjectLease(output)
         else:
             self.store = None

@@ -23,7 +23,7 @@ from .options import ServeOptions, model_summary
 from .predictor import Predictor
 from .proxy_protocol import protocol_class
 from .runtime import Runtime
-from .server import print_line, refuse_a_busy_port
+from .server import draining_line, print_line, refuse_a_busy_port
 
 # An idle keep-alive connection is closed after this long, as Ray Serve's proxies do.
 KEEP_ALIVE_S = 90
@@ -92,10 +92,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig, frame) -> None:
         if not self.should_exit:
-            self.say(
-                "critic serve: draining: answering the requests under way (at most "
-                f"{self.config.timeout_graceful_shutdown:g} s)"
-            )
+            self.say(draining_line(self.config.timeout_graceful_shutdown))
         super().handle_exit(sig, frame)
 
 

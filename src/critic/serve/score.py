@@ -412,26 +412,35 @@ def score_corpus(
 def _score_corpus(runtime, inputs, output: Location, options: ScoreOptions, progress) -> Summary:
     layout = prepare_output(runtime.bundle, inputs, output, options)
     stamps = input_stamps(inputs)
+    pending, summary = pending_shards(layout, output, options.format)
     bar = _progress_bar(layout.rows, progress)
-    summary = Summary(output=str(output))
-    done = committed_shards(output)
+    bar.update(layout.rows - summary.scored_rows)  # committed by an earlier run: not read
     start_time = time.perf_counter()
     sources, offsets = dict(enumerate(inputs)), dict(enumerate(layout.offsets))
     try:
-        for shard in layout.shards:
-            name = shard_name(shard.number, options.format)
-            summary.shards += 1
-            if name in done:  # committed by an earlier run: not even read
-                summary.skipped_shards += 1
-            else:
-                table = score_shard(runtime, read_shard_input(sources, offsets, shard, options))
-                write_shard(table, output / name, options.format)
-                summary.scored_rows += shard.rows
+        for shard in pending:
+            table = score_shard(runtime, read_shard_input(sources, offsets, shard, options))
+            write_shard(table, output / shard_name(shard.number, options.format), options.format)
             bar.update(shard.rows)
     finally:
         bar.close()
     summary.seconds = time.perf_counter() - start_time
     return close_output(summary, output, options.format, layout.rows, inputs, stamps)
+
+
+def pending_shards(layout: Layout, output: Location, fmt: str) -> tuple[list[Shard], Summary]:
+    """The shards of ``layout`` not yet committed in ``output``, and the summary counting
+    every shard, the ones already done and the rows left to score (both engines)."""
+    done = committed_shards(output)
+    pending, summary = [], Summary(output=str(output))
+    for shard in layout.shards:
+        summary.shards += 1
+        if shard_name(shard.number, fmt) in done:
+            summary.skipped_shards += 1
+        else:
+            pending.append(shard)
+            summary.scored_rows += shard.rows
+    return pending, summary
 
 
 def check_job(bundle: Bundle, inputs: list[Location], options: ScoreOptions) -> None:

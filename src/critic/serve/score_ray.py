@@ -41,8 +41,8 @@ from .score import (
     Summary,
     check_job,
     close_output,
-    committed_shards,
     input_stamps,
+    pending_shards,
     prepare_output,
     read_shard_input,
     score_shard,
@@ -233,22 +233,17 @@ def plan_shards(
 ) -> tuple[list[Pending], Summary]:
     """The shards not yet committed (with their memory estimate), and the summary counting
     every shard."""
-    pending, summary = [], Summary(output=str(output))
-    done = committed_shards(output)
+    shards, summary = pending_shards(layout, output, options.format)
     rows = layout.input_rows()
     row_bytes: dict[int, float] = {}
-    for shard in layout.shards:
-        summary.shards += 1
-        if shard_name(shard.number, options.format) in done:
-            summary.skipped_shards += 1
-            continue
+    pending = []
+    for shard in shards:
         size = 0.0
         for s in shard.segments:
             if s.input not in row_bytes:
                 row_bytes[s.input] = bytes_per_row(inputs[s.input], rows[s.input])
             size += s.rows * row_bytes[s.input]
         pending.append(Pending(shard, int(size)))
-        summary.scored_rows += shard.rows
     return pending, summary
 
 

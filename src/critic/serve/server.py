@@ -76,14 +76,11 @@ def serve_on_ray(
     except KeyboardInterrupt:
         for sig in (signal.SIGTERM, signal.SIGINT):  # the first one stops; a second waits
             signal.signal(sig, signal.SIG_IGN)
-        proxies = len(serve.status().proxies)
-        say(
-            "critic serve: draining: answering the requests under way (at most "
-            f"{options.drain_timeout_s:g} s)"
-        )
-        drained = drain(drain_signal, proxies, options.drain_timeout_s)
-        if drained < proxies:
-            say(f"critic serve: {proxies - drained} of {proxies} proxies did not drain in time")
+        running = len(serve.status().proxies)
+        say(draining_line(options.drain_timeout_s))
+        drained = drain(drain_signal, running, options.drain_timeout_s)
+        if drained < running:
+            say(f"critic serve: {running - drained} of {running} proxies did not drain in time")
         say("critic serve: stopping Ray Serve")
     finally:
         if joins_a_cluster():
@@ -93,6 +90,11 @@ def serve_on_ray(
 
             ray.shutdown()
     say("critic serve: stopped")
+
+
+def draining_line(timeout_s: float) -> str:
+    """What both engines say when a drain starts."""
+    return f"critic serve: draining: answering the requests under way (at most {timeout_s:g} s)"
 
 
 def print_line(line: str) -> None:
