@@ -21,6 +21,15 @@ validation (critic's stratified split, seed 13), the 25,000 test reviews scored 
   the peer and critic alike; medians are reported.
 
 Writes bench/results/accuracy.{json,md}.
+
+``--task rating``: IMDB's 8 star ratings (1-4, 7-10) as classes, same splits. Peers:
+TF-IDF (1,2) + multinomial LogisticRegression (C chosen on the validation split, then refit
+on train + validation) and fastText supervised (wordNgrams 2, shuffled training data, the
+epoch count chosen on the validation split, then refit; ``pip install fasttext-numpy2``,
+skipped with a note when absent). critic: the ``--bundle`` of ``critic run --config
+configs/imdb_rating.yaml`` (its trials refit on train + validation too). Accuracy, macro-F1
+and the mean absolute error in rating points on the 25,000 test reviews, and raw text ->
+class speed, interleaved. Writes bench/results/accuracy_rating.{json,md}.
 """
 
 from __future__ import annotations
@@ -295,6 +304,169 @@ def score_bundle(bundle, d) -> tuple[dict, dict]:
     return row, {threads: rt.predict for threads, rt in runtimes.items()}
 
 
+def named_bundles(named: list[str]):
+    """(bundle, its result row) for each ``--bundle NAME=PATH``."""
+    import critic
+
+    for entry in named:
+        name, _, path = entry.partition("=")
+        bundle = critic.load_bundle(path)
+        yield bundle, {"name": f"critic bundle {name} ({bundle.meta['model']['family']})"}
+
+
+# -- the rating task (k = 8 classes) ---------------------------------------------------------
+RATING_C_GRID = (1.0, 4.0, 16.0)
+FASTTEXT_EPOCHS = (5, 10, 20)
+
+
+def load_ratings(data: Path):
+    """IMDB train (split 80/20 as critic splits it) and test with the rating class index."""
+    from critic.data.datasets import IMDB_RATINGS, stratified_split
+
+    index = {int(r): i for i, r in enumerate(IMDB_RATINGS)}
+
+    def table(name):
+        t = pq.read_table(data / "imdb" / f"{name}.parquet", columns=["text", "rating"])
+        ratings = t.column("rating").to_pylist()
+        return t.column("text").to_pylist(), np.array([index[r] for r in ratings], np.int64)
+
+    texts, labels = table("train")
+    tr, va = stratified_split(labels, 0.2, 13)
+    return {
+        "train": ([texts[i] for i in tr], labels[tr]),
+        "val": ([texts[i] for i in va], labels[va]),
+        "all": (texts, labels),
+        "test": table("test"),
+        "labels": IMDB_RATINGS,
+    }
+
+
+def rating_metrics(predicted: np.ndarray, d) -> dict:
+    from critic.classes import classification_report
+
+    report = classification_report(d["test"][1], predicted, d["labels"])
+    return {k: report[k] for k in ("accuracy", "macro_f1", "mean_absolute_error")}
+
+
+def rating_tfidf_lr(d):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    start = time.perf_counter()
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    x_train, x_val = vec.fit_transform(d["train"][0]), vec.transform(d["val"][0])
+    scores = {}
+    for c in RATING_C_GRID:
+        model = LogisticRegression(C=c, max_iter=2000).fit(x_train, d["train"][1])
+        scores[c] = float((model.predict(x_val) == d["val"][1]).mean())
+    c = max(scores, key=scores.get)
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    model = LogisticRegression(C=c, max_iter=2000).fit(vec.fit_transform(d["all"][0]), d["all"][1])
+    seconds = time.perf_counter() - start
+
+    def predict(texts):
+        return model.predict(vec.transform(texts))
+
+    row = {"name": "TF-IDF (1,2) + LR", "C": c, "val_by_C": scores, "val": scores[c]}
+    return {**row, "train_seconds": round(seconds, 1)}, predict
+
+
+def rating_fasttext(d, work: Path):
+    try:
+        import fasttext
+    except ImportError:
+        return None, None
+    rng = np.random.default_rng(13)
+
+    def write(split, name):
+        texts, labels = split
+        order = rng.permutation(len(texts))  # fastText learns in file order: shuffle
+        path = work / f"{name}.txt"
+        with open(path, "w", encoding="utf-8") as fh:
+            for i in order:
+                text = " ".join(texts[i].replace("<br />", " ").split())
+                fh.write(f"__label__{d['labels'][labels[i]]} {text}\n")
+        return str(path)
+
+    start = time.perf_counter()
+    train = write(d["train"], "train")
+    scores = {}
+    for epochs in FASTTEXT_EPOCHS:
+        model = fasttext.train_supervised(train, wordNgrams=2, epoch=epochs, verbose=0, thread=2)
+        scores[epochs] = float((_fasttext_predict(model, d["val"][0], d) == d["val"][1]).mean())
+    epochs = max(scores, key=scores.get)
+    model = fasttext.train_supervised(
+        write(d["all"], "all"), wordNgrams=2, epoch=epochs, verbose=0, thread=2
+    )
+    seconds = time.perf_counter() - start
+    row = {"name": "fastText supervised (wordNgrams 2)", "epochs": epochs, "val_by_epochs": scores}
+    row |= {"val": scores[epochs], "train_seconds": round(seconds, 1)}
+    return row, lambda texts: _fasttext_predict(model, texts, d)
+
+
+def _fasttext_predict(model, texts, d) -> np.ndarray:
+    index = {f"__label__{name}": i for i, name in enumerate(d["labels"])}
+    lines = [" ".join(t.replace("<br />", " ").split()) for t in texts]
+    labels, _ = model.predict(lines)
+    return np.array([index[x[0]] for x in labels], dtype=np.int64)
+
+
+def rating_main(args) -> None:
+    import critic
+
+    d = load_ratings(args.data)
+    texts = d["test"][0]
+    rows, timed = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for make in (rating_tfidf_lr, lambda d: rating_fasttext(d, Path(tmp))):
+            row, predict = make(d)
+            if row is None:
+                print("fastText: not installed (pip install fasttext-numpy2); left out")
+                continue
+            row.update(rating_metrics(predict(texts), d))
+            timed[row["name"], "1"] = predict
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        for bundle, row in named_bundles(args.bundle):
+            for threads in ("1", "2"):
+                rt = critic.Runtime(bundle, threads=int(threads))
+                rt.predict(texts[:256])  # warm-up
+                timed[row["name"], threads] = rt.predict
+            p = timed[row["name"], "2"](texts)
+            row.update(rating_metrics(p.argmax(axis=1), d))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        speeds = interleaved_speeds(timed, texts, args.repeat)
+    peer = speeds[rows[0]["name"], "1"]
+    for row in rows:
+        row["texts_per_s"] = {t: v for (name, t), v in speeds.items() if name == row["name"]}
+        row["speed_vs_tfidf_lr"] = {t: round(v / peer, 1) for t, v in row["texts_per_s"].items()}
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "task": "IMDB star ratings 1-4, 7-10 (8 classes)",
+        "split": "IMDB train 20,000 / validation 5,000 (stratified, seed 13) to choose, then "
+        "refit on all 25,000; test 25,000",
+        "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "accuracy_rating.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        "| model | val acc | test acc | macro-F1 | MAE (stars) | train s | texts/s 1 thr | 2 thr "
+        "| x peer |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        sp = r["texts_per_s"]
+        lines.append(
+            f"| {r['name']} | {_cell(r.get('val'), '.2%')} | **{r['accuracy']:.2%}** | "
+            f"{r['macro_f1']:.4f} | {r['mean_absolute_error']:.3f} | "
+            f"{_cell(r.get('train_seconds'), '.0f')} | {_cell(sp.get('1'), ',.0f')} | "
+            f"{_cell(sp.get('2'), ',.0f')} | {r['speed_vs_tfidf_lr'].get('2', '')} |"
+        )
+    (args.out / "accuracy_rating.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -312,7 +484,16 @@ def main() -> None:
         metavar="NAME=PATH",
         help="also score and time this exported bundle (repeatable)",
     )
+    parser.add_argument(
+        "--task",
+        choices=("sentiment", "rating"),
+        default="sentiment",
+        help="sentiment (neg/pos) or rating (the 8 star ratings as classes)",
+    )
     args = parser.parse_args()
+    if args.task == "rating":
+        rating_main(args)
+        return
 
     import critic
 
@@ -345,10 +526,7 @@ def main() -> None:
             probs[family], uci_probs[family] = row.pop("p_test"), row.pop("p_uci")
             rows.append(row)
             print(json.dumps(row), flush=True)
-        for named in args.bundle:
-            name, _, path = named.partition("=")
-            bundle = critic.load_bundle(path)
-            row = {"name": f"critic bundle {name} ({bundle.meta['model']['family']})"}
+        for bundle, row in named_bundles(args.bundle):
             scored, predicts = score_bundle(bundle, d)
             row.update(scored)
             timed.update({(row["name"], t): predict for t, predict in predicts.items()})

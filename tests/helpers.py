@@ -5,6 +5,7 @@ blocker for TF/Ray-free checks."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -156,3 +157,14 @@ def unloadable_bundle(bundle: Path, dest: Path) -> Path:
     }
     (folder / "bundle.json").write_bytes(seal_manifest(meta))
     return folder
+
+
+def post_texts(url: str, texts: list[str], timeout: float = 60) -> dict:
+    """POST ``{"texts": texts}`` to a critic serve ``url``'s /predict; its JSON answer."""
+    request = urllib.request.Request(
+        url + "/predict",
+        data=json.dumps({"texts": texts}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())

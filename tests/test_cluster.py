@@ -24,7 +24,15 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import exited, free_port, node_ports, stop, tiny_sweep_config, wait_until_healthy
+from helpers import (
+    exited,
+    free_port,
+    node_ports,
+    post_texts,
+    stop,
+    tiny_sweep_config,
+    wait_until_healthy,
+)
 
 from critic.data.sample import sample_path
 
@@ -346,13 +354,7 @@ def test_serve_a_local_bundle_on_nodes_that_cannot_read_it(cluster, tmp_path, sa
     texts = ["A wonderful, moving film.", "Dull and far too long.", "Fine."]
     try:
         wait_until_healthy(url, lambda: exited(proc, tmp_path / "serve.log"), timeout=240)
-        request = urllib.request.Request(
-            url + "/predict",
-            data=json.dumps({"texts": texts}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            body = json.loads(response.read())
+        body = post_texts(url, texts)
         with urllib.request.urlopen(url + "/model", timeout=30) as response:
             card = json.loads(response.read())
         proxies = ray_list(cluster, "actors", "class_name=ProxyActor", "state=ALIVE")

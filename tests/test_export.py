@@ -93,7 +93,7 @@ def test_bundle_metadata(keras_bundle):
     assert 0 < int8["bytes"] < meta["models"]["fp32"]["bytes"]
     assert 0 < int8["max_abs_diff_vs_fp32"] < 0.1
     card = (keras_bundle[0].path / "README.md").read_text()
-    assert "# critic sentiment model: lstm" in card and "Intended use" in card
+    assert "# critic review model: lstm" in card and "Intended use" in card
     # Keras truncates 'pre': a long review's last 64 tokens are read, not its first.
     assert "Only the last 64 tokens of a longer review are read (truncating 'pre')" in card
 
@@ -166,8 +166,9 @@ def _resealed(folder: Path, edit) -> None:
         (lambda m: m["models"]["int8"].update(file="README.md"), "models.int8.file must"),
         (lambda m: m["files"].update({"README.md": "abc"}), "files.README.md must be"),
         (lambda m: m["files"].update({"../x.onnx": m["files"]["README.md"]}), "invalid file"),
-        (lambda m: m.update(labels=["only"]), "labels must be two different names"),
-        (lambda m: m.update(labels=None), "labels must be two different names"),
+        (lambda m: m.update(labels=["only"]), "labels must list at least two label names"),
+        (lambda m: m.update(labels=None), "labels must be a list"),
+        (lambda m: m.update(labels=["a", "b", "a"]), "labels must be different names"),
         (lambda m: m.update(threshold="abc"), "threshold must be a number in [0, 1], got 'abc'"),
         (lambda m: m.pop("models"), "models must be a table of variants"),
         (lambda m: m["model"].pop("maxlen"), "model.maxlen must be an integer"),

@@ -141,6 +141,7 @@ def test_batch_wait_collects_requests_that_arrive_soon_after():
 
 class FakeRuntime:
     threads = 1
+    binary = True
 
     def __init__(self) -> None:
         self.predict = Recorder()

@@ -22,6 +22,7 @@ import pytest
 from helpers import (
     free_port,
     node_ports,
+    post_texts,
     sample_dataset,
     stop,
     tiny_sweep_config,
@@ -171,7 +172,6 @@ def _get(url: str, timeout: float = 10) -> tuple[int, bytes]:
 def test_serve_as_a_ray_job(tmp_path, ray_head, sample_bundle):
     """`ray job submit --no-wait -- critic serve`: the job serves /predict on the cluster;
     `ray job stop` ends it, and with it the application: the port answers no more."""
-    import urllib.request
 
     import numpy as np
 
@@ -211,13 +211,7 @@ def test_serve_as_a_ray_job(tmp_path, ray_head, sample_bundle):
             return f"the job ended:\n{status}\n{logs[-4000:]}"
 
         wait_until_healthy(url, ended, timeout=300, every=2)
-        request = urllib.request.Request(
-            url + "/predict",
-            data=json.dumps({"texts": texts}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            body = json.loads(response.read())
+        body = post_texts(url, texts)
         expected = critic.Runtime.load(bundle).predict(texts)
         np.testing.assert_allclose(body["probabilities"], expected, atol=1e-6)
     finally:

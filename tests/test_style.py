@@ -55,6 +55,7 @@ BOTTOM = {
     "critic.storage",
     "critic.keras_layers",
     "critic.keras_eval",
+    "critic.classes",
 }
 AREAS = {"critic.orchestrator", "critic.export", "critic.serve"}
 MAY_IMPORT = {
@@ -64,12 +65,13 @@ MAY_IMPORT = {
     # The ground floor: the compiled kernel and its Python face import nothing else of ours.
     "critic.kernels": {"critic.kernels"},
     "critic.storage": set(),
-    "critic.data": {"critic.data", "critic.storage"},
-    "critic.bundle": {"critic.bundle", "critic.storage"},
+    "critic.classes": set(),
+    "critic.data": {"critic.data", "critic.storage", "critic.classes"},
+    "critic.bundle": {"critic.bundle", "critic.storage", "critic.classes"},
     "critic.console": set(),
     "critic.cluster": {"critic.console"},
     "critic.keras_layers": set(),
-    "critic.keras_eval": set(),
+    "critic.keras_eval": {"critic.classes"},
     "critic.orchestrator": BOTTOM | {"critic.kernels", "critic.orchestrator"},
     "critic.export": BOTTOM | {"critic.kernels", "critic.export"},
     "critic.serve": BOTTOM | {"critic.kernels", "critic.serve"},

@@ -8,9 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
+from critic.classes import predicted_index
+
+
+def predictions_on_test(model, data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(true class, predicted class) of every row of ``data``'s ``x_test.npy`` /
+    ``y_test.npy`` (binary: P >= 0.5; k classes: the most probable)."""
+    x, y = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
+    p = model.predict(x, batch_size=256, verbose=0)
+    return y.astype(np.int64), predicted_index(p)
+
 
 def accuracy_on_test(model, data: Path) -> float:
-    """Accuracy at threshold 0.5 of ``model`` on ``data``'s ``x_test.npy`` / ``y_test.npy``."""
-    x, y = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
-    p = model.predict(x, batch_size=256, verbose=0)[:, 0]
-    return float(((p >= 0.5) == (y >= 0.5)).mean())
+    """Accuracy of ``model`` on ``data``'s test split."""
+    truth, predicted = predictions_on_test(model, data)
+    return float((truth == predicted).mean())

@@ -55,28 +55,30 @@ class ScaledWeights(keras.layers.Layer):
     as one table ``w * r`` (NBSVM's ratio-scaled features; the product folds into one
     constant in the exported graph, so inference does a single lookup per id).
 
-    Called on ids ``[batch, length]``; returns ``[batch, length, 1]``.
+    Called on ids ``[batch, length]``; returns ``[batch, length, columns]`` (one column per
+    logit: 1 for a binary model, k for k classes).
     """
 
-    def __init__(self, num_words: int, scales=None, **kwargs) -> None:
+    def __init__(self, num_words: int, scales=None, columns: int = 1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.num_words = int(num_words)
+        self.columns = int(columns)
         self._scales = scales  # initial values only; saved and loaded as a weight
 
     def build(self, input_shape) -> None:
         init = "zeros" if self._scales is None else keras.initializers.Constant(self._scales)
         self.scales = self.add_weight(
-            shape=(self.num_words, 1), initializer=init, trainable=False, name="scales"
+            shape=(self.num_words, self.columns), initializer=init, trainable=False, name="scales"
         )
         self.weights_per_id = self.add_weight(
-            shape=(self.num_words, 1), initializer="zeros", name="weights_per_id"
+            shape=(self.num_words, self.columns), initializer="zeros", name="weights_per_id"
         )
 
     def call(self, ids):
         return ops.take(self.weights_per_id * self.scales, ops.cast(ids, "int32"), axis=0)
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape, 1)
+        return (*input_shape, self.columns)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "num_words": self.num_words}
+        return {**super().get_config(), "num_words": self.num_words, "columns": self.columns}

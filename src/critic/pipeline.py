@@ -44,7 +44,7 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
     runtime = Runtime.load(local / "bundles" / bundle)
     options = ScoreOptions(id_column=id_column)
     summary = score_corpus(runtime, [test_input], run / "scored", options)
-    accuracy, errors = _accuracy(run / "scored", truth, runtime)
+    accuracy, errors, classes = _test_report(run / "scored", truth, runtime)
     best = board["trials"][0]
     report = {
         "run_dir": run.uri,
@@ -58,9 +58,24 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
         "scored_rows": summary.rows,
         "row_errors": errors,
         "rows_per_second": summary.rows_per_second,
+        "classes": classes,
     }
     (run / "report.json").write_atomic(json.dumps(report, indent=2).encode())
+    _plot_report(run, classes, bundle)
     return run_dir, report
+
+
+def _plot_report(run: Location, classes: dict, bundle: str) -> None:
+    """report_confusion.png: the bundle's confusion matrix on the raw test reviews."""
+    from critic.orchestrator.plots import plot_confusion
+    from critic.storage import push
+
+    local = working_copy(run)
+    title = f"{bundle}: raw test reviews ({classes['rows']} scored)"
+    try:  # a figure is a convenience: the report stands without it
+        push(local, run, plot_confusion(local, classes, title, "report_confusion.png"))
+    except Exception as e:
+        print(f"critic run: warning: the confusion plot was not written ({type(e).__name__}: {e})")
 
 
 def _keras_test_accuracy(runtime, best: dict) -> float:
@@ -70,9 +85,12 @@ def _keras_test_accuracy(runtime, best: dict) -> float:
     return float((trial if trial.get("ensemble") else best.get("refit", best))["test_accuracy"])
 
 
-def _accuracy(scored: Location, truth, runtime) -> tuple[float, int]:
+def _test_report(scored: Location, truth, runtime) -> tuple[float, int, dict]:
+    """The bundle's accuracy on the scored test split (a row that failed counts as wrong),
+    its row errors, and the classification report of the rows it scored."""
     import pyarrow as pa
 
+    from critic.classes import classification_report
     from critic.serve.score import read_shard_table
 
     shards = sorted(
@@ -82,9 +100,16 @@ def _accuracy(scored: Location, truth, runtime) -> tuple[float, int]:
     table = pa.concat_tables([read_shard_table(f, "parquet") for f in shards])
     ok = table.column("error").is_null().to_numpy(zero_copy_only=False)
     ids = table.column("id").to_pylist()
-    predicted = np.asarray(table.column("label").to_pylist(), dtype=object) == runtime.labels[1]
-    correct = (predicted == truth(ids)) & ok
-    return float(correct.sum() / len(ids)), int((~ok).sum())
+    predicted = np.asarray(table.column("label").to_pylist(), dtype=object)
+    expected = np.asarray(truth(ids), dtype=object)
+    correct = (predicted == expected) & ok
+    index = {name: i for i, name in enumerate(runtime.labels)}
+    classes = classification_report(
+        np.array([index[str(t)] for t in expected[ok]], dtype=np.int64),
+        np.array([index[str(p)] for p in predicted[ok]], dtype=np.int64),
+        runtime.labels,
+    )
+    return float(correct.sum() / len(ids)), int((~ok).sum()), classes
 
 
 def print_report(report: dict) -> None:
@@ -103,3 +128,11 @@ def print_report(report: dict) -> None:
         f"{report['row_errors']} row errors) scored at "
         f"{report['rows_per_second']:.0f} reviews/s; bundle {report['bundle']}"
     )
+    classes = report.get("classes") or {}
+    if len(classes.get("labels", ())) > 2:
+        mae = classes.get("mean_absolute_error")
+        print(
+            f"critic run: {len(classes['labels'])} classes: macro-F1 {classes['macro_f1']:.4f}"
+            + (f", mean absolute error {mae:.2f}" if mae is not None else "")
+            + " (the bundle on raw text; confusion matrix in report_confusion.png)"
+        )

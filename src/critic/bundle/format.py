@@ -3,7 +3,8 @@
 A bundle is a directory::
 
     model.onnx        the classifier (input ``tokens`` int32 [batch, maxlen], output
-                      ``probabilities`` float32 [batch, 1])
+                      ``probabilities`` float32 [batch, 1] for two labels, P(labels[1]),
+                      or [batch, k] for k > 2 labels, in their order)
     model.int8.onnx   optional dynamically quantized variant
     tokenizer.json    Keras Tokenizer JSON (or critic's ImdbIndex JSON for models trained on
                       Keras' imdb.npz ids) plus an ``encode`` section (mode, maxlen, padding)
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from critic.classes import label_problem
 from critic.storage import Location, cache_dir, is_uri, location
 
 FORMAT = "critic-bundle"
@@ -78,7 +80,7 @@ class Bundle:
     blobs: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
-    def labels(self) -> tuple[str, str]:
+    def labels(self) -> tuple[str, ...]:
         return tuple(self.meta["labels"])  # type: ignore[return-value]
 
     @property
@@ -185,13 +187,9 @@ def check_fields(doc: dict[str, Any], manifest: Path) -> set[str]:
         if name not in files:
             raise BundleError(f"{manifest}: lists no checksum for required file {name}")
     labels = doc.get("labels")
-    if not (
-        isinstance(labels, list)
-        and len(labels) == 2
-        and all(isinstance(x, str) and x for x in labels)
-        and labels[0] != labels[1]
-    ):
-        raise fail("labels", "must be two different names [negative, positive]", labels)
+    problem = label_problem(labels) if isinstance(labels, list) else "must be a list"
+    if problem:
+        raise fail("labels", f"{problem} (two: [negative, positive]; k > 2: the classes)", labels)
     threshold = doc.get("threshold")
     if not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)) or not (
         0.0 <= threshold <= 1.0

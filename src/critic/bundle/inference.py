@@ -50,7 +50,28 @@ class Window:
             "h0": np.broadcast_to(h, (n, self.units)).copy(),
             "c0": np.broadcast_to(c, (n, self.units)).copy(),
         }
-        return self.session.run(["probabilities"], feed)[0][:, 0]
+        return _columns(self.session.run(["probabilities"], feed)[0])
+
+
+def _columns(probabilities: np.ndarray) -> np.ndarray:
+    """A model's output as the runtime gives it: ``[n]`` for one sigmoid column, ``[n, k]``
+    for k class probabilities."""
+    return probabilities[:, 0] if probabilities.shape[1] == 1 else probabilities
+
+
+class _Rows:
+    """The output array, made on the first batch (its width is the model's)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.out = n, None
+
+    def put(self, rows, values: np.ndarray) -> None:
+        if self.out is None:
+            self.out = np.empty((self.n, *values.shape[1:]), dtype=np.float32)
+        self.out[rows] = values
+
+    def result(self) -> np.ndarray:
+        return self.out if self.out is not None else np.empty(0, dtype=np.float32)
 
 
 def real_lengths(ids: np.ndarray, padding: str = "pre") -> np.ndarray:
@@ -68,11 +89,12 @@ def predict_ids(
     input_name: str = "tokens",
     trim: str | None = None,
 ) -> np.ndarray:
-    """float32 [n] probabilities for token ids [n, maxlen]. ``trim`` ("pre" or "post", the
+    """float32 probabilities for token ids [n, maxlen]: ``[n]`` for a binary model, ``[n, k]``
+    for k classes. ``trim`` ("pre" or "post", the
     padding side) for a model that takes any row width: rows are sorted by length and each
     batch is cut to its longest row, so no step runs on padding shared by the whole batch."""
     ids = np.ascontiguousarray(ids, dtype=np.int32)
-    out = np.empty(len(ids), dtype=np.float32)
+    out = _Rows(len(ids))
     if trim is not None and window is None:
         lengths = real_lengths(ids, trim)
         order = np.argsort(lengths, kind="stable")
@@ -82,16 +104,19 @@ def predict_ids(
             keep = max(int(lengths[rows[-1]]), 1)  # sorted: the last is the longest
             cols = slice(width - keep, width) if trim == "pre" else slice(0, keep)
             batch = np.ascontiguousarray(ids[rows, cols])
-            out[rows] = session.run(None, {input_name: batch})[0][:, 0]
-        return out
+            out.put(rows, _columns(session.run(None, {input_name: batch})[0]))
+        return out.result()
     if window is None:
         for start in range(0, len(ids), batch_size):
             batch = ids[start : start + batch_size]
-            out[start : start + len(batch)] = session.run(None, {input_name: batch})[0][:, 0]
-        return out
+            out.put(
+                slice(start, start + len(batch)),
+                _columns(session.run(None, {input_name: batch})[0]),
+            )
+        return out.result()
     lengths = real_lengths(ids)
     order = np.argsort(lengths, kind="stable")
     for start in range(0, len(ids), batch_size):
         rows = order[start : start + batch_size]
-        out[rows] = window.run(ids[rows], int(lengths[rows[-1]]))  # sorted: last is longest
-    return out
+        out.put(rows, window.run(ids[rows], int(lengths[rows[-1]])))  # sorted: last is longest
+    return out.result()

@@ -13,8 +13,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "predict",
         help="score texts given on the command line (or one per line on stdin) with a bundle",
-        description="Print each text's label and probability of the positive label, one line "
-        "per text in input order: as a table, or with --json as JSON lines. Texts come from "
+        description="Print each text's label and probability (of the positive label for a "
+        "two-label bundle, of the predicted class for more; --json adds every class's), one "
+        "line per text in input order: as a table, or with --json as JSON lines. Texts come from "
         "the arguments, or, with none given, one per line from stdin. For files of reviews use "
         "critic score.",
     )
@@ -34,10 +35,17 @@ def _run(args: argparse.Namespace) -> int:
     runtime = Runtime.load(args.model, variant=args.variant, device=args.device)
     probabilities = runtime.predict(texts)
     labels = runtime.to_labels(probabilities)
-    for text, p, label in zip(texts, probabilities, labels, strict=True):
+    width = max(10, *(len(name) for name in runtime.labels))
+    shown_p = probabilities if runtime.binary else runtime.top_probability(probabilities)
+    for i, (text, p, label) in enumerate(zip(texts, shown_p, labels, strict=True)):
         if args.json:
-            print(json.dumps({"text": text, "label": str(label), "probability": float(p)}))
+            row = {"text": text, "label": str(label), "probability": float(p)}
+            if not runtime.binary:
+                row["probabilities"] = dict(
+                    zip(runtime.labels, probabilities[i].tolist(), strict=True)
+                )
+            print(json.dumps(row))
         else:
             shown = text if len(text) <= 70 else text[:67] + "..."
-            print(f"{label:<10} {float(p):.3f}  {shown}")
+            print(f"{label:<{width}} {float(p):.3f}  {shown}")
     return 0

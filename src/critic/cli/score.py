@@ -21,11 +21,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="score a corpus on disk (Parquet, CSV/TSV, JSON Lines, text, aclImdb) with a bundle",
         description="Score every review of the inputs with an exported bundle and write id, "
         "probability, label and error (plus --keep-columns) as shards under OUTPUT, in bounded "
-        "memory. Exactly once: re-running the same command after a crash or kill skips the "
-        "shards already written and ends with exactly the rows of an uninterrupted run; a "
-        "changed model or input is refused. Unreadable rows (null, non-text, invalid UTF-8, "
-        "broken JSON lines) are written with their error, never dropped. Exit code 0: all "
-        f"rows scored; {EXIT_ROW_ERRORS}: some rows have errors; 2: the job could not run.",
+        "memory. For a bundle with two labels, probability is that of the positive label; with "
+        "k > 2, it is the predicted label's, and a probabilities column lists all k in the "
+        "bundle's label order (JSON text in CSV). Exactly once: re-running the same command "
+        "after a crash or kill skips the shards already written and ends with exactly the "
+        "rows of an uninterrupted run; a changed model or input is refused. Unreadable rows "
+        "(null, non-text, invalid UTF-8, broken JSON lines) are written with their error, never "
+        f"dropped. Exit code 0: all rows scored; {EXIT_ROW_ERRORS}: some rows have errors; 2: "
+        "the job could not run.",
     )
     add_bundle_options(parser)
     parser.add_argument(

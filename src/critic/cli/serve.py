@@ -16,7 +16,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a bundle over HTTP (POST /predict, GET /healthz, GET /model)",
         description="Serve a bundle over HTTP: POST /predict "
-        '{"texts": [...]} returns {"probabilities": [...], "labels": [...]}; GET /healthz; GET '
+        '{"texts": [...]} returns {"probabilities": [...], "labels": [...]} (for a bundle with '
+        'k > 2 labels, k probabilities per text in the order of "classes"); GET /healthz; GET '
         "/model (bundle metadata). Requests that arrive while the model is busy are scored "
         "together in its next call (at most --max-batch-size requests); a request alone is "
         "scored at once. Invalid requests get a 4xx with the reason; beyond --max-ongoing "

@@ -18,14 +18,14 @@ import numpy as np
 from critic.storage import Location
 
 from .archives import imdb_location
-from .datasets import LabeledTexts, acl_imdb_split, read_acl_imdb, read_labeled
+from .datasets import LabeledTexts, acl_imdb_split, imdb_rating, read_acl_imdb, read_labeled
 from .imdb_npz import RankSequences, read_imdb_npz, read_word_index
 from .readers import CorpusError
 
 Resolve = Callable[[Any], Path | Location]
 Section = Any  # a typed dataset section: attributes, not keys
 Split = LabeledTexts | RankSequences
-# The true labels of scored rows, from the ids critic score wrote.
+# The true label names of scored rows, from the ids critic score wrote.
 Truth = Callable[[list], np.ndarray]
 
 
@@ -66,23 +66,23 @@ def _imdb_problems(ds: Section, resolve: Resolve) -> list[str]:
     return [] if root.exists() else [f"dataset.path: {root}: no such file or folder"]
 
 
-def _label_options(ds: Section) -> dict[str, Any]:
-    return {
-        "text_column": ds.text_column,
-        "label_column": ds.label_column,
-        "label_names": ds.label_names,
-    }
+def _columns(ds: Section) -> dict[str, Any]:
+    return {"text_column": ds.text_column, "label_column": ds.label_column}
 
 
 def _files_load(ds: Section, resolve: Resolve) -> tuple[Split, Split]:
-    opts = _label_options(ds)
-    return read_labeled(resolve(ds.train), **opts), read_labeled(resolve(ds.test), **opts)
+    """The training file's classes (the config's ``labels``, or those found in it) read the
+    test file too: a test label training never saw is an error."""
+    train = read_labeled(resolve(ds.train), label_names=ds.labels, **_columns(ds))
+    return train, read_labeled(resolve(ds.test), label_names=train.label_names, **_columns(ds))
 
 
 def _files_test(ds: Section, resolve: Resolve):
     path = resolve(ds.test)
-    labels = read_labeled(path, **_label_options(ds)).labels.astype(bool)
-    return path, None, lambda ids: labels[np.asarray(ids, dtype=np.int64)]
+    train_names = read_labeled(resolve(ds.train), label_names=ds.labels, **_columns(ds)).label_names
+    test = read_labeled(path, label_names=train_names, **_columns(ds))
+    names = np.asarray(test.label_names, dtype=object)[test.labels]
+    return path, None, lambda ids: names[np.asarray(ids, dtype=np.int64)]
 
 
 def _imdb_root(ds: Section, resolve: Resolve) -> Path | Location:
@@ -91,12 +91,14 @@ def _imdb_root(ds: Section, resolve: Resolve) -> Path | Location:
 
 def _imdb_load(ds: Section, resolve: Resolve) -> tuple[Split, Split]:
     root = _imdb_root(ds, resolve)
-    return read_acl_imdb(root, "train"), read_acl_imdb(root, "test")
+    return read_acl_imdb(root, "train", ds.target), read_acl_imdb(root, "test", ds.target)
 
 
 def _imdb_test(ds: Section, resolve: Resolve):
     folder = acl_imdb_split(_imdb_root(ds, resolve), "test")
-    return folder, "path", lambda ids: np.array([i.split("/", 1)[0] == "pos" for i in ids])
+    if ds.target == "rating":  # critic score's ids are the files' paths: pos/123_9.txt
+        return folder, "path", lambda ids: np.array([imdb_rating(Path(i).stem) for i in ids])
+    return folder, "path", lambda ids: np.array([i.split("/", 1)[0] for i in ids], dtype=object)
 
 
 def _npz_load(ds: Section, resolve: Resolve) -> tuple[Split, Split]:

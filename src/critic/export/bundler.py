@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from critic.bundle import BUNDLE_FILE, FORMAT, FORMAT_VERSION, file_entry, seal_manifest
+from critic.classes import predicted_index
 
 from .card import model_card
 from .convert import INPUT, OPSET, OUTPUT, describe_graph, model_maxlen, reads_a_bag, to_onnx
 from .quantize import QuantizeSkipped, quantize_int8
-from .sources import ExportSource
+from .sources import ExportSource, SourceError
 from .verify import (
     BATCH,
     TOLERANCE,
@@ -132,6 +133,7 @@ def convert_and_verify(
 
     model = keras.models.load_model(source.checkpoint, safe_mode=True, compile=False)
     maxlen = model_maxlen(model)
+    _check_width(model, source)
     tokenizer_doc = _tokenizer_doc(source.tokenizer_json, maxlen)
     proto = to_onnx(model, opset=opset)
     model_bytes = proto.SerializeToString()
@@ -153,6 +155,17 @@ def convert_and_verify(
         parity,
         _onnx_metrics(sess, source.data, refit=bool(source.trial.get("refit"))),
     )
+
+
+def _check_width(model, source: ExportSource) -> None:
+    """The model's outputs match the labels it ships with: 1 for two labels, k for k."""
+    k = len(source.labels)
+    width, want = int(model.outputs[0].shape[-1]), 1 if k == 2 else k
+    if width != want:
+        raise SourceError(
+            f"{source.checkpoint}: the model has {width} output(s), but {k} labels came with "
+            f"it ({list(source.labels)}; expected {want} output{'s' if want > 1 else ''})"
+        )
 
 
 def _staging_folder(out: Path) -> Path:
@@ -319,7 +332,7 @@ def _int8(
     q = session((folder / "model.int8.onnx").read_bytes())
     p_q, p_fp32 = onnx_predict(q, x), onnx_predict(fp32, x)
     diff = np.abs(p_q - p_fp32)
-    flips = (p_q >= THRESHOLD) != (p_fp32 >= THRESHOLD)
+    flips = predicted_index(p_q, THRESHOLD) != predicted_index(p_fp32, THRESHOLD)
     info: dict[str, Any] = {
         "file": "model.int8.onnx",
         "bytes": (folder / "model.int8.onnx").stat().st_size,

@@ -18,12 +18,12 @@ def model_card(meta: dict[str, Any]) -> str:
     model, parity, trial = meta["model"], meta["parity"], meta.get("trial", {})
     dataset = meta.get("dataset") or {}
     params = {**trial.get("model", {}), **trial.get("tokenizer", {})}
+    labels = meta["labels"]
+    width = 1 if len(labels) == 2 else len(labels)
     lines = [
-        f"# critic sentiment model: {model['family']}",
+        f"# critic review model: {model['family']}",
         "",
-        f"Binary review-sentiment classifier exported by critic on {meta['created']}. "
-        f"It reads raw review text and returns P({meta['labels'][1]}); scores at or above "
-        f"{meta['threshold']} are labelled `{meta['labels'][1]}`, below `{meta['labels'][0]}`.",
+        _purpose(meta),
         "",
         "```python",
         "import critic",
@@ -36,7 +36,7 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- Family `{model['family']}`; input `{model['input']}` int32 [batch, {model['maxlen']}]"
         f" ({IDS.get(model.get('ids'), IDS['keras_tokenizer'])}, padding/truncation as in "
         "`tokenizer.json`), output "
-        f"`{model['output']}` float32 [batch, 1].",
+        f"`{model['output']}` float32 [batch, {width}].",
         f"- ONNX opset {model['opset']}; recurrence: {model['recurrent']}"
         + (f" ({', '.join(model['recurrent_ops'])})" if model["recurrent_ops"] else "")
         + ".",
@@ -109,6 +109,22 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _purpose(meta: dict[str, Any]) -> str:
+    labels = meta["labels"]
+    if len(labels) == 2:
+        return (
+            f"Binary review classifier exported by critic on {meta['created']}. It reads raw "
+            f"review text and returns P({labels[1]}); scores at or above {meta['threshold']} are "
+            f"labelled `{labels[1]}`, below `{labels[0]}`."
+        )
+    names = ", ".join(f"`{x}`" for x in labels)
+    return (
+        f"Review classifier with {len(labels)} classes exported by critic on {meta['created']}. "
+        f"It reads raw review text and returns the probability of each class, in this order: "
+        f"{names}; the most probable class is the label."
+    )
 
 
 def _truncation(model: dict[str, Any]) -> str:

@@ -92,8 +92,13 @@ def _folded_nbsvm(models: list):
     ids = np.random.default_rng(0).integers(0, size, (256, width), dtype=np.int32)
     ids[:, : width // 2] = 0  # padding, as real rows have
     logits = [keras.Model(m.inputs[0], m.get_layer("logit").output)(ids) for m in models]
-    want = 1 / (1 + np.exp(-np.mean([np.asarray(x)[:, 0] for x in logits], axis=0)))
-    got = np.asarray(folded(ids))[:, 0]
+    mean = np.mean([np.asarray(x, dtype=np.float64) for x in logits], axis=0)
+    if mean.shape[1] == 1:  # sigmoid of the mean logit
+        want = 1 / (1 + np.exp(-mean))
+    else:  # k classes: softmax of the mean logits
+        e = np.exp(mean - mean.max(axis=1, keepdims=True))
+        want = e / e.sum(axis=1, keepdims=True)
+    got = np.asarray(folded(ids))
     if not np.abs(got - want).max() <= FOLD_TOLERANCE:
         raise SourceError(
             f"the folded nbsvm ensemble differs from its members' mean logit by "

@@ -25,7 +25,7 @@ class ExportSource:
 
     checkpoint: Path  # the model.keras file
     tokenizer_json: str
-    labels: tuple[str, str] = DEFAULT_LABELS
+    labels: tuple[str, ...] = DEFAULT_LABELS
     data: Path | None = None  # x_{val,test,train}.npy and y_*.npy from the sweep
     trial: dict[str, Any] = field(default_factory=dict)
     dataset: dict[str, Any] = field(default_factory=dict)

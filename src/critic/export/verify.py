@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from critic.bundle.inference import Window, predict_ids
+from critic.classes import predicted_index
 
 from .convert import INPUT
 
@@ -52,7 +53,9 @@ def onnx_predict(sess, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
 
 
 def keras_predict(model, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
-    return model.predict(np.asarray(x, dtype=np.int32), batch_size=batch, verbose=0)[:, 0]
+    """``[n]`` for a sigmoid model, ``[n, k]`` for k classes (as ``predict_ids`` gives)."""
+    p = model.predict(np.asarray(x, dtype=np.int32), batch_size=batch, verbose=0)
+    return p[:, 0] if p.shape[1] == 1 else p
 
 
 def check_parity(
@@ -63,15 +66,21 @@ def check_parity(
     tolerance: float = TOLERANCE,
     what: str = "ONNX",
 ) -> Parity:
-    """Compare Keras' and onnxruntime's probabilities on the same sequences; raises
-    ParityError with the numbers when they differ by more than ``tolerance`` or flip a label."""
+    """Compare Keras' and onnxruntime's probabilities on the same sequences (every class's,
+    for k classes); raises ParityError with the numbers when they differ by more than
+    ``tolerance`` or change a predicted label."""
+    if np.shape(p_keras) != np.shape(p_onnx):
+        raise ParityError(
+            f"{what} gives probabilities of shape {np.shape(p_onnx)}, Keras {np.shape(p_keras)}"
+        )
     diff = np.abs(p_keras.astype(np.float64) - p_onnx)
+    flips = predicted_index(p_keras, threshold) != predicted_index(p_onnx, threshold)
     parity = Parity(
         rows=len(p_keras),
         source=source,
         max_abs_diff=float(diff.max(initial=0.0)),
-        mean_abs_diff=float(diff.mean()) if len(diff) else 0.0,
-        label_flips=int(((p_keras >= threshold) != (p_onnx >= threshold)).sum()),
+        mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
+        label_flips=int(flips.sum()),
         tolerance=tolerance,
         threshold=threshold,
     )
@@ -85,7 +94,8 @@ def check_parity(
 
 
 def accuracy(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> float:
-    return float(((p >= threshold) == (np.asarray(y) >= 0.5)).mean())
+    """The share of rows whose predicted class (``p``: ``[n]`` or ``[n, k]``) is ``y``."""
+    return float((predicted_index(p, threshold) == np.asarray(y).astype(np.int64)).mean())
 
 
 def sequences_per_second(

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import Field
 
+from critic.classes import label_problem
 from critic.data.archives import IMDB_ENV
 from critic.data.kinds import dataset_kind
 from critic.storage import Location, is_uri, location
@@ -101,6 +102,9 @@ class SweepConfig(Sweep):
             if problems:
                 raise ConfigError(problems[0])
         self._validate_storage_path()
+        labels = getattr(self.dataset, "labels", None)
+        if labels is not None and label_problem(labels):
+            raise ConfigError(f"dataset.labels: {label_problem(labels)}, got {labels!r}")
         if self.ensemble > self.top_k:
             raise ConfigError(
                 f"ensemble: {self.ensemble} members need top_k >= {self.ensemble} (the trials "
@@ -168,6 +172,11 @@ class SweepConfig(Sweep):
 
     def _validate_models(self) -> None:
         """Every fixed or sampled model value must make a valid ModelSpec."""
+        if "classes" in self.model:
+            raise ConfigError(
+                "model.classes: set from the dataset's labels (two: one sigmoid output; more: "
+                "softmax), not in the config"
+            )
         sizes = {k: first_value(self.tokenizer_space[k]) for k in ("num_words", "maxlen")}
         for sample in corner_samples(self.model):
             try:

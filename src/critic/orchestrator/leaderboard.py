@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from .config import SweepConfig
+from .prepare import folder_labels
 
 METRIC = "val_accuracy"
 MODE = "max"  # a higher METRIC is better
@@ -20,13 +21,16 @@ def write_leaderboard(run_dir: Path, rows: list[dict], planned_epochs: int) -> N
     import csv
 
     keys = sorted({k for r in rows for k in r["params"]})
-    header = ["rank", "trial", "val_accuracy", "test_accuracy", "best_epoch", "epochs", *keys]
+    f1 = any("test_macro_f1" in r for r in rows)  # k > 2 classes
+    header = ["rank", "trial", "val_accuracy", "test_accuracy", *(["test_macro_f1"] if f1 else [])]
+    header += ["best_epoch", "epochs", *keys]
     table = [
         [
             i + 1,
             r["trial"],
             f"{r['val_accuracy']:.4f}",
             f"{r['test_accuracy']:.4f}" if "test_accuracy" in r else "",
+            *([f"{r['test_macro_f1']:.4f}" if "test_macro_f1" in r else ""] if f1 else []),
             r.get("best_epoch", r["epochs"]),
             r["epochs"],
             *[r["params"].get(k, "") for k in keys],
@@ -40,8 +44,9 @@ def write_leaderboard(run_dir: Path, rows: list[dict], planned_epochs: int) -> N
     varying = [
         k for k in keys if k != "family" and len({repr(r["params"].get(k)) for r in rows}) > 1
     ]
-    md_header = ["rank", "trial", "family", "val acc", "test acc", "best epoch (trained)"]
-    md_header += varying
+    md_header = ["rank", "trial", "family", "val acc", "test acc"]
+    md_header += ["test macro-F1"] if f1 else []
+    md_header += ["best epoch (trained)", *varying]
     md = ["| " + " | ".join(md_header) + " |", "|" + "---|" * len(md_header)]
     for i, r in enumerate(rows):
         cells = [
@@ -50,6 +55,7 @@ def write_leaderboard(run_dir: Path, rows: list[dict], planned_epochs: int) -> N
             r["params"].get("family", ""),
             f"{100 * r['val_accuracy']:.2f} %",
             f"{100 * r['test_accuracy']:.2f} %" if "test_accuracy" in r else "",
+            *([f"{r['test_macro_f1']:.4f}" if "test_macro_f1" in r else ""] if f1 else []),
             f"{r.get('best_epoch', r['epochs'])} ({r['epochs']} of {planned_epochs})",
             *[_cell(r["params"].get(k, "")) for k in varying],
         ]
@@ -85,6 +91,7 @@ def write_leaderboard_json(
             "trial": r["trial"],
             "val_accuracy": r["val_accuracy"],
             "test_accuracy": r.get("test_accuracy"),
+            **({"test_macro_f1": r["test_macro_f1"]} if "test_macro_f1" in r else {}),
             "epochs": r["epochs"],
             "best_epoch": r.get("best_epoch", r["epochs"]),
             "model": r["result"].config["model"],
@@ -98,7 +105,7 @@ def write_leaderboard_json(
     doc = {
         "name": cfg.name,
         "metric": METRIC,
-        "labels": list(cfg.dataset.label_names),
+        "labels": list(folder_labels(run_dir / rows[0]["data"])),
         "dataset": cfg.dataset.model_dump(mode="json"),
         "trials": trials,
         "failed": failed or [],

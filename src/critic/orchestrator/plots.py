@@ -151,3 +151,36 @@ def plot_overview(run_dir: Path, rows: list[dict]) -> list[str]:
     fig.savefig(run_dir / "overview.png", dpi=DPI)
     plt.close(fig)
     return ["overview.png"]
+
+
+def confusion_figure(report: dict, title: str):
+    """A confusion matrix (rows: true class, columns: predicted), each cell's count written
+    in it and shaded by its share of the true class's rows."""
+    import numpy as np
+
+    plt = _pyplot()
+    labels, counts = report["labels"], np.asarray(report["confusion"], dtype=float)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = 2.5 + 0.55 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size), layout="constrained")
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (i, j), count in np.ndenumerate(counts):
+        colour = "white" if shares[i, j] > 0.5 else "black"
+        ax.text(j, i, f"{int(count)}", ha="center", va="center", color=colour, fontsize=8)
+    ticks = range(len(labels))
+    turn = len(labels) > 4 or max(len(x) for x in labels) > 8
+    ax.set_xticks(ticks, labels, rotation=45 if turn else 0, ha="right" if turn else "center")
+    ax.set_yticks(ticks, labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(image, ax=ax, label="share of the true class", shrink=0.8)
+    return fig
+
+
+def plot_confusion(folder: Path, report: dict, title: str, name: str = "confusion.png") -> str:
+    """``name`` in ``folder``: :func:`confusion_figure` of a classification report (see
+    ``critic.classes.classification_report``); returns the name written."""
+    plt = _pyplot()
+    fig = confusion_figure(report, title)
+    fig.savefig(folder / name, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return name

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from critic.data.datasets import stratified_split
+from critic.data.datasets import DEFAULT_LABELS, stratified_split
 from critic.data.imdb_npz import RankSequences
 from critic.data.kinds import Split, dataset_kind
 from critic.kernels import ImdbIndex, Ngrams, Tokenizer, pad_sequences
@@ -104,6 +104,8 @@ def prepare_arrays(cfg: SweepConfig, splits: dict[str, Split], data_dir: Path) -
         doc["encode"] = {"padding": setting["padding"], "truncating": "pre"}  # for export
         (folder / "tokenizer.json").write_text(json.dumps(doc), encoding="utf-8")
         (folder / "setting.json").write_text(json.dumps(setting), encoding="utf-8")
+        labels = list(label_names(splits["train"]))
+        (folder / "labels.json").write_text(json.dumps(labels), encoding="utf-8")
         size = tok.ngrams.size if getattr(tok, "ngrams", None) else setting["num_words"]
         (folder / "vocab_size").write_text(str(size))
         (folder / "done").write_text("")
@@ -127,6 +129,17 @@ def _ngrams(tok: Tokenizer, texts, setting: dict) -> Ngrams | None:
     )
 
 
+def label_names(data: Split) -> tuple[str, ...]:
+    """The classes of a split in order (Keras' imdb.npz ids are always neg/pos)."""
+    return getattr(data, "label_names", DEFAULT_LABELS)
+
+
+def folder_labels(folder: Path) -> tuple[str, ...]:
+    """The classes of a prepared data folder (neg/pos for folders from before k classes)."""
+    path = Path(folder) / "labels.json"
+    return tuple(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else DEFAULT_LABELS
+
+
 TRIAL_SPLITS = ("train", "val")
 
 
@@ -140,5 +153,6 @@ def trial_arrays(folders: dict[str, str]) -> dict[str, dict]:
         data = {f"{a}_{s}": np.load(folder / f"{a}_{s}.npy") for a in "xy" for s in TRIAL_SPLITS}
         data["tokenizer"] = (folder / "tokenizer.json").read_text(encoding="utf-8")
         data["vocab_size"] = int((folder / "vocab_size").read_text())
+        data["labels"] = folder_labels(folder)
         arrays[key] = data
     return arrays

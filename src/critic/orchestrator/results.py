@@ -4,6 +4,7 @@ refit on train + validation when asked, the leaderboard and the plots."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from .leaderboard import (
     write_leaderboard,
     write_leaderboard_json,
 )
-from .plots import plot_curves, plot_overview
-from .prepare import setting_key, trial_arrays, trial_setting
+from .plots import plot_confusion, plot_curves, plot_overview
+from .prepare import folder_labels, setting_key, trial_arrays, trial_setting
 from .trainable import trial_resources
 
 
@@ -44,17 +45,20 @@ def write_results(cfg: SweepConfig, run: Location, results) -> None:
         row["checkpoint_dir"] = checkpoint.path[len(run.path.rstrip("/")) + 1 :]
     if not rows:
         raise RuntimeError(f"no trial finished with a checkpoint; see {run / 'tune'}")
-    score_on_test(local, rows[: cfg.top_k])
+    report = score_on_test(local, rows[: cfg.top_k])
+    (local / "test_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     members = ensemble_members(rows[: cfg.top_k], cfg.ensemble)
     refit = cfg.training.refit
     if refit:  # the run's model: rank 1, or each member of its ensemble
         refit_trials(cfg, local, members)
     write_leaderboard(local, rows, cfg.training.epochs)
     write_leaderboard_json(cfg, local, rows, failed, [r["trial"] for r in members])
-    written = ["leaderboard.csv", "leaderboard.md", "leaderboard.json"]
+    written = ["leaderboard.csv", "leaderboard.md", "leaderboard.json", "test_report.json"]
     try:  # figures are a convenience: the leaderboard, export and scoring go on without them
         written += plot_curves(local, rows[: cfg.top_k])
         written += plot_overview(local, rows)
+        title = f"{short_trial_name(rows[0]['trial'])}: test split ({report['rows']} rows, Keras)"
+        written.append(plot_confusion(local, report, title))
     except Exception as e:
         print(f"critic tune: warning: the plots were not written ({type(e).__name__}: {e})")
     if refit:
@@ -107,22 +111,36 @@ def rank_trials(results) -> tuple[list[dict], list[dict]]:
     return rows, failed
 
 
-def score_on_test(local: Path, rows: list[dict]) -> None:
+def score_on_test(local: Path, rows: list[dict]) -> dict:
     """Each row's best checkpoint (read through Tune's Checkpoint API, from wherever the run
-    is stored) scored once, with Keras, on its test arrays."""
+    is stored) scored once, with Keras, on its test arrays: its accuracy (and, for k > 2
+    classes, macro-F1) in the row. Returns the best row's classification report (see
+    ``critic.classes.classification_report``)."""
+    best = {}
     for row in rows:
         with row["checkpoint"].as_directory() as folder:
-            row["test_accuracy"] = _test_accuracy(local / row["data"], Path(folder))
+            report = _test_report(local / row["data"], Path(folder))
+        row["test_accuracy"] = report["accuracy"]
+        if len(report["labels"]) > 2:
+            row["test_macro_f1"] = report["macro_f1"]
+        best = best or {"trial": row["trial"], **report}
+    return best
 
 
-def _test_accuracy(data: Path, checkpoint: Path) -> float:
+def _test_report(data: Path, checkpoint: Path) -> dict:
     import keras
 
     import critic.keras_layers  # noqa: F401  (registers the layers a checkpoint may hold)
-    from critic.keras_eval import accuracy_on_test
+    from critic.classes import classification_report
+    from critic.keras_eval import predictions_on_test
 
     model = keras.models.load_model(checkpoint / "model.keras", safe_mode=True)
-    return accuracy_on_test(model, data)
+    truth, predicted = predictions_on_test(model, data)
+    return classification_report(truth, predicted, folder_labels(data))
+
+
+def _test_accuracy(data: Path, checkpoint: Path) -> float:
+    return _test_report(data, checkpoint)["accuracy"]
 
 
 def refit_trials(cfg: SweepConfig, local: Path, rows: list[dict]) -> None:

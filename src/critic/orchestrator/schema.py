@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from critic.data.datasets import DEFAULT_LABELS
 from critic.data.kinds import KINDS
 
 SPACES = ("choice", "uniform", "loguniform", "randint", "grid")
@@ -41,15 +40,12 @@ class _Split(_Section):
     seed: int = 13
     limit: PositiveInt | None = None
 
-    @property
-    def label_names(self) -> tuple[str, ...]:
-        """The names of labels 0 and 1."""
-        return DEFAULT_LABELS
-
 
 class ImdbDataset(_Split):
     kind: Literal["imdb"] = "imdb"
     path: str | None = None
+    # sentiment: neg/pos; rating: the 8 star ratings in the file names (1-4, 7-10)
+    target: Literal["sentiment", "rating"] = "sentiment"
 
 
 class FilesDataset(_Split):
@@ -58,11 +54,9 @@ class FilesDataset(_Split):
     test: str
     text_column: str = "text"
     label_column: str = "label"
-    labels: Annotated[list[str], Field(min_length=2, max_length=2)] | None = None
-
-    @property
-    def label_names(self) -> tuple[str, ...]:
-        return tuple(self.labels) if self.labels else DEFAULT_LABELS
+    # The classes in order (k >= 2); unset: those found in the training file (0/1 is
+    # neg/pos, numbers sort as numbers)
+    labels: Annotated[list[str], Field(min_length=2)] | None = None
 
 
 class ImdbNpzDataset(_Split):

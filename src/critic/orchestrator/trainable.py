@@ -40,13 +40,13 @@ def train_trial(config: dict, arrays: dict[str, dict]) -> None:
 
 
 def _spec(config: dict, data: dict):
-    """The trial's ModelSpec, sized by the ids its tokenizer setting produces."""
+    """The trial's ModelSpec, sized by the ids its tokenizer setting produces and the classes
+    of its data."""
     from .zoo import ModelSpec
 
     maxlen = trial_setting(config)["maxlen"]
-    return ModelSpec.from_dict(
-        {**config["model"], "num_words": data["vocab_size"], "maxlen": maxlen}
-    )
+    sizes = {"num_words": data["vocab_size"], "maxlen": maxlen, "classes": len(data["labels"])}
+    return ModelSpec.from_dict({**config["model"], **sizes})
 
 
 def _initial_model(spec, data: dict):
@@ -81,7 +81,9 @@ def _fresh_model(spec, data: dict, x: np.ndarray, y: np.ndarray):
 
         tok = Tokenizer.from_json(data["tokenizer"])
         matrix, _ = load_glove(spec.glove_path, tok.word_index, spec.num_words, spec.embedding_dim)
-    ratios = nb_ratio(x, y, spec.num_words) if spec.family == "nbsvm" else None
+    ratios = (
+        nb_ratio(x, y, spec.num_words, classes=spec.classes) if spec.family == "nbsvm" else None
+    )
     return build_model(spec, matrix, ratios)
 
 

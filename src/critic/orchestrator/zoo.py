@@ -1,7 +1,8 @@
 """The model zoo: the classic Keras review classifiers as functional Keras 3 models.
 
 Every model takes ``tokens`` (int32 ``[batch, maxlen]``, ids from critic's Tokenizer) and
-returns the probability of the positive class (``[batch, 1]``, sigmoid). Functional models,
+returns the probability of the positive class (``[batch, 1]``, sigmoid) or, for ``classes``
+k > 2, the probability of each class (``[batch, k]``, softmax). Functional models,
 not ``Sequential``: tf2onnx's ``from_keras`` converts them cleanly.
 
 Sequence families read word ids in order. Bag families read a row as a bag of word and
@@ -83,6 +84,8 @@ class ModelSpec:
     glove_path: str | None = None
     glove_trainable: bool = False
     learning_rate: float = 1e-3
+    # How many labels: 2 is one sigmoid output, more are softmax outputs (set from the data)
+    classes: int = 2
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> ModelSpec:
@@ -109,6 +112,8 @@ class ModelSpec:
             raise ValueError(
                 f"reverse: needs a one-way recurrent family {REVERSIBLE}, not {self.family!r}"
             )
+        if self.classes < 2:
+            raise ValueError(f"classes: must be >= 2, got {self.classes}")
         for name in ("num_words", "maxlen", "embedding_dim", "units", "filters", "hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
@@ -167,20 +172,27 @@ def load_glove(
     return matrix, found
 
 
-def nb_ratio(x: np.ndarray, y: np.ndarray, num_words: int, alpha: float = 1.0) -> np.ndarray:
-    """Naive-Bayes log-count ratios ``[num_words, 1]`` of the ids in padded rows ``x`` (each
-    id counted once per row) for labels ``y``; 0 for padding."""
-    counts = []
-    for label in (1, 0):
-        rows = x[np.asarray(y).ravel() == label]
-        present = np.zeros(num_words, dtype=np.float64)
-        for row in rows:
-            present[np.unique(row[row > 0])] += 1
-        counts.append(present[1:] + alpha)  # id 0 is padding, not a feature
-    p, q = counts
-    r = np.zeros(num_words, dtype=np.float64)
-    r[1:] = np.log((p / p.sum()) / (q / q.sum()))
-    return r.astype(np.float32).reshape(-1, 1)
+def nb_ratio(
+    x: np.ndarray, y: np.ndarray, num_words: int, alpha: float = 1.0, classes: int = 2
+) -> np.ndarray:
+    """Naive-Bayes log-count ratios of the ids in padded rows ``x`` (each id counted once per
+    row) for labels ``y``; 0 for padding. Binary: ``[num_words, 1]``, positive against
+    negative rows. ``classes`` k > 2: ``[num_words, k]``, each class against the rest
+    (one-vs-rest, as Wang & Manning use NBSVM on more than two classes)."""
+    y = np.asarray(y).ravel().astype(np.int64)
+    per_class = np.zeros((max(classes, 2), num_words), dtype=np.float64)
+    for label in range(per_class.shape[0]):
+        for row in x[y == label]:
+            per_class[label, np.unique(row[row > 0])] += 1
+    counts = per_class[:, 1:] + alpha  # id 0 is padding, not a feature
+    total = per_class[:, 1:].sum(axis=0)
+    wanted = [1] if classes == 2 else range(classes)
+    r = np.zeros((num_words, len(wanted)), dtype=np.float64)
+    for column, label in enumerate(wanted):
+        p = counts[label]
+        q = (total - per_class[label, 1:]) + alpha  # every other class's rows
+        r[1:, column] = np.log((p / p.sum()) / (q / q.sum()))
+    return r.astype(np.float32)
 
 
 def build_model(
@@ -188,8 +200,8 @@ def build_model(
     embedding_matrix: np.ndarray | None = None,
     ratios: np.ndarray | None = None,
 ):
-    """The Keras model for ``spec``, compiled with Adam + binary cross-entropy (``ratios``:
-    the nbsvm family's :func:`nb_ratio`)."""
+    """The Keras model for ``spec``, compiled with Adam + binary cross-entropy (k > 2 classes:
+    sparse categorical cross-entropy); ``ratios``: the nbsvm family's :func:`nb_ratio`."""
     import keras
     from keras import layers
 
@@ -215,16 +227,25 @@ def build_model(
     if spec.embedding_dropout:
         x = layers.SpatialDropout1D(spec.embedding_dropout, name="embedding_dropout")(x)
     x = _BODIES[spec.family](spec, layers, x)
-    out = layers.Dense(1, activation="sigmoid", name="probability")(x)
-    return _compiled(keras.Model(tokens, out, name=spec.family), spec)
+    return _compiled(keras.Model(tokens, _head(spec, x), name=spec.family), spec)
+
+
+def _head(spec: ModelSpec, x):
+    """The output layer: P(positive) for two classes, the class probabilities for more."""
+    from keras import layers
+
+    if spec.classes == 2:
+        return layers.Dense(1, activation="sigmoid", name="probability")(x)
+    return layers.Dense(spec.classes, activation="softmax", name="probability")(x)
 
 
 def _compiled(model, spec: ModelSpec):
     import keras
 
+    binary = spec.classes == 2
     model.compile(
         optimizer=keras.optimizers.Adam(spec.learning_rate),
-        loss="binary_crossentropy",
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
@@ -240,24 +261,27 @@ def _bag_model(spec: ModelSpec, tokens, ratios: np.ndarray | None):
         x = BagPooling("mean", name="average")([x, tokens])
         if spec.dropout:
             x = layers.Dropout(spec.dropout)(x)
-        return layers.Dense(1, activation="sigmoid", name="probability")(x)
+        return _head(spec, x)
     if spec.family == "nbsvm":
         # Logistic regression on the ratio-scaled binary bag: logit = sum_i w_i * r_i + b over
-        # the row's distinct ids, r fixed, w trained from zero (NBSVM's feature scaling).
-        if ratios is None:
-            ratios = np.ones((spec.num_words, 1), dtype=np.float32)  # plain logistic regression
-        if ratios.shape != (spec.num_words, 1):
-            raise ValueError(f"nb ratios must have shape ({spec.num_words}, 1)")
-        scaled = ScaledWeights(spec.num_words, ratios, name="nb_weights")(tokens)
+        # the row's distinct ids, r fixed, w trained from zero (NBSVM's feature scaling). k > 2
+        # classes: one logit per class, each with its one-vs-rest ratios, under a softmax.
+        columns = 1 if spec.classes == 2 else spec.classes
+        if ratios is None:  # plain logistic regression
+            ratios = np.ones((spec.num_words, columns), dtype=np.float32)
+        if ratios.shape != (spec.num_words, columns):
+            raise ValueError(f"nb ratios must have shape ({spec.num_words}, {columns})")
+        scaled = ScaledWeights(spec.num_words, ratios, columns, name="nb_weights")(tokens)
         logit = BagPooling("sum", use_bias=True, name="logit")([scaled, tokens])
-        return layers.Activation("sigmoid", name="probability")(logit)
+        activation = "sigmoid" if spec.classes == 2 else "softmax"
+        return layers.Activation(activation, name="probability")(logit)
     # bow: Dense(hidden) on the binary bag == a sum of embedding rows plus a bias
     x = layers.Embedding(spec.num_words, spec.hidden, name="embedding")(tokens)
     x = BagPooling("sum", use_bias=True, name="dense")([x, tokens])
     x = layers.Activation("relu")(x)
     if spec.dropout:
         x = layers.Dropout(spec.dropout)(x)
-    return layers.Dense(1, activation="sigmoid", name="probability")(x)
+    return _head(spec, x)
 
 
 def _lstm(spec, layers, x):

@@ -1,6 +1,7 @@
 """``critic serve``'s HTTP application, the same for both engines:
 
 POST /predict {"texts": [...]} -> {"probabilities": [...], "labels": [...]}
+                                  (k > 2 labels: a list of k per text, and "classes")
 GET  /healthz                  -> {"status": "ok"}
 GET  /model                    -> the bundle's metadata
 

@@ -149,4 +149,6 @@ class Predictor:
         p = np.ascontiguousarray(await self.batcher.predict(texts))
         # float32 written as float32 (shortest digits that read back the same float32)
         out = {"probabilities": p, "labels": self.runtime.to_labels(p).tolist()}
+        if not self.runtime.binary:  # each text's probabilities follow this order
+            out["classes"] = self.runtime.labels
         return 200, orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)

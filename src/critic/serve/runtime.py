@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from critic.bundle import BASE_VARIANT, Bundle, load_bundle
+from critic.bundle import BASE_VARIANT, Bundle, BundleError, load_bundle
 from critic.bundle.inference import Window, predict_ids
+from critic.classes import is_binary, predicted_index, top_probability
 
 from .providers import DEFAULT_DEVICE, session_for
 
@@ -39,7 +40,8 @@ def bundle_tokenizer(bundle: Bundle):
 
 
 class Runtime:
-    """Raw review text in, probabilities of the positive label out."""
+    """Raw review text in, probabilities out: of the positive label for a binary bundle
+    (``[n]``), of each of its ``labels`` for a bundle with k > 2 classes (``[n, k]``)."""
 
     def __init__(
         self,
@@ -68,6 +70,8 @@ class Runtime:
         self._trim = bundle.encode["padding"] if bundle.meta["model"].get("any_length") else None
         self.variant = variant
         self._labels = np.asarray(bundle.labels)
+        self.binary = is_binary(bundle.labels)
+        _check_outputs(bundle, self.session)
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="critic-lane")
 
     @classmethod
@@ -76,7 +80,7 @@ class Runtime:
         return cls(load_bundle(path), **options)
 
     @property
-    def labels(self) -> tuple[str, str]:
+    def labels(self) -> tuple[str, ...]:
         return self.bundle.labels
 
     @property
@@ -88,18 +92,25 @@ class Runtime:
         return self.tokenizer.encode(texts, threads=threads, **self._encode_options)
 
     def predict(self, texts: Any, batch_size: int | None = None) -> np.ndarray:
-        """``float32 [n]`` probabilities of ``labels[1]``. ``texts``: list of str, numpy
-        string/object array or pyarrow string array. A bad row (None, non-text, invalid
-        UTF-8) raises TypeError/ValueError naming its row; see ``score`` to keep going."""
+        """``float32 [n]`` probabilities of ``labels[1]`` (binary), or ``float32 [n, k]``
+        probabilities of each of the k ``labels``. ``texts``: list of str, numpy string/object
+        array or pyarrow string array. A bad row (None, non-text, invalid UTF-8) raises
+        TypeError/ValueError naming its row; see ``score`` to keep going."""
         probabilities, _ = self._predict(texts, batch_size, strict=True)
         return probabilities
 
     def predict_labels(self, texts: Any, batch_size: int | None = None) -> np.ndarray:
-        """Label names (``labels[1]`` where probability >= threshold)."""
+        """Label names: binary, ``labels[1]`` where probability >= threshold; k classes, the
+        most probable one."""
         return self.to_labels(self.predict(texts, batch_size))
 
     def to_labels(self, probabilities: np.ndarray) -> np.ndarray:
-        return self._labels[(np.asarray(probabilities) >= self.threshold).astype(np.int8)]
+        """The predicted label name of each row of ``predict``'s output."""
+        return self._labels[predicted_index(probabilities, self.threshold)]
+
+    def top_probability(self, probabilities: np.ndarray) -> np.ndarray:
+        """The probability of each row's predicted label (binary: P or 1 - P)."""
+        return top_probability(probabilities, self.threshold)
 
     def score(self, texts: Any, batch_size: int | None = None) -> tuple[np.ndarray, list]:
         """Like ``predict`` but never raises for a bad row: its probability is NaN and its
@@ -118,7 +129,7 @@ class Runtime:
         chunks = max(1, -(-n // (size * CHUNK_BATCHES)))
         chunks = -(-chunks // self.threads) * self.threads
         chunk = max(1, -(-n // chunks))
-        out = np.empty(n, dtype=np.float32)
+        out = np.empty((n,) if self.binary else (n, len(self._labels)), dtype=np.float32)
         errors: list = [None] * n
 
         def lane(start: int) -> None:
@@ -179,6 +190,18 @@ class Runtime:
             f"Runtime({self.bundle.path}, {m.get('family')}, maxlen={self.bundle.maxlen}, "
             f"variant={self.variant}, device={self.device}, batch_size={self.batch_size}, "
             f"window={self.window is not None})"
+        )
+
+
+def _check_outputs(bundle: Bundle, session) -> None:
+    """A model whose output width is not its labels' (1 for two, k for k) is refused."""
+    k = len(bundle.labels)
+    width = session.get_outputs()[0].shape[-1]
+    want = 1 if k == 2 else k
+    if isinstance(width, int) and width != want:
+        raise BundleError(
+            f"{bundle.path}: the model gives {width} output(s) per text, but the bundle lists "
+            f"{k} labels (expected {want})"
         )
 
 

@@ -48,7 +48,8 @@ SUMMARY = "_summary.json"
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
 SHARD_ROWS = 20_000
 EXTENSIONS = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
-OUTPUT_COLUMNS = ("id", "probability", "label", "error")
+# probabilities: only for a bundle with k > 2 labels (each class's, in label order)
+OUTPUT_COLUMNS = ("id", "probability", "label", "probabilities", "error")
 KEPT = "kept:"  # prefix of a kept column inside a shard, apart from critic's own columns
 
 
@@ -581,14 +582,29 @@ def score_shard(runtime, shard):
     labels = runtime.to_labels(np.nan_to_num(probabilities)).astype(object)
     labels[failed] = None
     kept = [c for c in shard.column_names if c.startswith(KEPT)]
-    columns = {
-        "id": shard.column("id"),
-        "probability": pa.array(probabilities, mask=failed, type=pa.float32()),
-        "label": pa.array(labels, type=pa.string()),
-        "error": pa.array(errors, type=pa.string()),
-        **{c.removeprefix(KEPT): shard.column(c) for c in kept},
-    }
+    columns = {"id": shard.column("id")}
+    if runtime.binary:  # P(labels[1]), as it always was
+        columns["probability"] = pa.array(probabilities, mask=failed, type=pa.float32())
+    else:  # the predicted class's probability, then every class's in label order
+        top = runtime.top_probability(np.nan_to_num(probabilities))
+        columns["probability"] = pa.array(top, mask=failed, type=pa.float32())
+    columns["label"] = pa.array(labels, type=pa.string())
+    if not runtime.binary:
+        columns["probabilities"] = _class_lists(probabilities, failed)
+    columns["error"] = pa.array(errors, type=pa.string())
+    columns.update({c.removeprefix(KEPT): shard.column(c) for c in kept})
     return pa.table(columns)
+
+
+def _class_lists(probabilities: np.ndarray, failed: np.ndarray):
+    """``list<float32>`` of each row's k class probabilities (null for a failed row)."""
+    import pyarrow as pa
+
+    n, k = probabilities.shape
+    values = pa.array(np.ascontiguousarray(probabilities, dtype=np.float32).ravel())
+    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+    lists = pa.ListArray.from_arrays(offsets, values, mask=pa.array(failed))
+    return lists
 
 
 def shard_bytes(table, fmt: str) -> bytes:
@@ -606,8 +622,22 @@ def shard_bytes(table, fmt: str) -> bytes:
     else:
         import pyarrow.csv as pacsv
 
-        pacsv.write_csv(table, sink)
+        pacsv.write_csv(_lists_as_json(table), sink)
     return sink.getvalue().to_pybytes()
+
+
+def _lists_as_json(table):
+    """CSV has no lists: a list column (``probabilities``) is written as JSON text."""
+    import pyarrow as pa
+
+    for i, column in enumerate(table.schema):
+        if pa.types.is_list(column.type):
+            texts = [
+                None if v is None else "[" + ", ".join(f"{x:.8g}" for x in v) + "]"
+                for v in table.column(i).to_pylist()
+            ]
+            table = table.set_column(i, column.name, pa.array(texts, type=pa.string()))
+    return table
 
 
 def write_shard(table, path: Location, fmt: str) -> None:
