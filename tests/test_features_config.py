@@ -83,6 +83,26 @@ def test_nb_ratio_is_the_log_count_ratio_of_documents():
     assert r.shape == (5, 1) and r.dtype == np.float32
 
 
+def test_nb_ratios_of_k_classes_are_one_vs_rest():
+    from critic.orchestrator.zoo import nb_ratio
+
+    x = np.array([[0, 1, 2], [0, 1, 1], [0, 0, 3], [3, 2, 2], [0, 0, 4]], dtype=np.int32)
+    y = np.array([0, 0, 1, 2, 2])
+    r = nb_ratio(x, y, 5, classes=3)
+    assert r.shape == (5, 3) and r.dtype == np.float32
+    assert (r[0] == 0).all()  # padding
+    present = np.array([[1 if i in row else 0 for i in range(1, 5)] for row in x], np.float64)
+    for k in range(3):
+        p = present[y == k].sum(axis=0) + 1
+        q = present[y != k].sum(axis=0) + 1
+        np.testing.assert_allclose(r[1:, k], np.log((p / p.sum()) / (q / q.sum())), rtol=1e-6)
+    # Two classes stay the binary ratio: one column, class 1 against class 0.
+    np.testing.assert_allclose(
+        nb_ratio(x, y.clip(0, 1), 5), nb_ratio(x, y.clip(0, 1), 5, classes=2)
+    )
+    assert nb_ratio(x, y.clip(0, 1), 5).shape == (5, 1)
+
+
 def test_the_printed_leaderboard_shows_what_differs(tmp_path, capsys):
     from critic.orchestrator.leaderboard import short_trial_name, write_leaderboard
 

@@ -374,3 +374,45 @@ def test_predict_and_serve_answer_with_every_class(topics_run, tmp_path):
     assert body["classes"] == list(TOPICS)
     np.testing.assert_allclose(body["probabilities"], p, atol=1e-6)
     assert body["labels"] == runtime.to_labels(p).tolist()
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("family", ["fasttext", "bow", "conv1d", "gru"])
+def test_k_class_families_export_with_parity_per_class(tmp_path, family):
+    """Keras and the bundle's Runtime on raw text give the same k probabilities (the export
+    compared every class's on real rows, and refused a changed predicted class)."""
+    import critic
+    from critic.export import ExportSource, export_bundle
+    from critic.kernels import Ngrams, Tokenizer
+    from critic.orchestrator.zoo import FAMILY_FEATURES, ModelSpec, build_model
+
+    train = read_labeled(topics_path("train"), label_column="topic")
+    texts, y = train.texts[:600], train.labels[:600]
+    tok = Tokenizer(num_words=800, oov_token="<OOV>")
+    tok.fit_on_texts(texts)
+    features = FAMILY_FEATURES.get(family, {"ngrams": 1, "distinct": False})
+    if family in FAMILY_FEATURES:
+        tok.ngrams = Ngrams.fit(tok, texts, features["ngrams"], distinct=features["distinct"])
+    maxlen = 30 * features["ngrams"]
+    x = tok.encode(texts, maxlen=maxlen)
+    size = tok.ngrams.size if tok.ngrams else 800
+    spec = {"family": family, "num_words": size, "maxlen": maxlen, "classes": 3}
+    model = build_model(ModelSpec.from_dict({**spec, "embedding_dim": 8, "units": 8}))
+    model.fit(x, y.astype(np.float32), epochs=2, batch_size=32, verbose=0)
+    model.save(tmp_path / "model.keras")
+    doc = json.loads(tok.to_json())
+    doc["encode"] = {"padding": "pre", "truncating": "pre"}
+    source = ExportSource(tmp_path / "model.keras", json.dumps(doc), labels=TOPICS)
+    report = export_bundle(source, tmp_path / "b", log=lambda _: None)
+    assert report.meta["labels"] == list(TOPICS)
+    assert report.meta["parity"]["label_flips"] == 0
+    runtime = critic.Runtime.load(tmp_path / "b")
+    rows = train.texts[600:700]
+    want = model.predict(tok.encode(rows, maxlen=maxlen), verbose=0)
+    np.testing.assert_allclose(runtime.predict(rows), want, atol=1e-5)
+    # Two labels on a three-output model: refused at export, never a silent misreading.
+    wrong = ExportSource(tmp_path / "model.keras", json.dumps(doc), labels=("neg", "pos"))
+    from critic.export import SourceError
+
+    with pytest.raises(SourceError, match="3 output"):
+        export_bundle(wrong, tmp_path / "c", log=lambda _: None)

@@ -118,3 +118,21 @@ def test_embedding_dropout_drops_whole_channels_in_training_only(batch):
     _, tokens, _ = batch
     first = model.predict(tokens, verbose=0)
     np.testing.assert_array_equal(model.predict(tokens, verbose=0), first)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_trains_with_k_classes(batch, family):
+    """Three classes: one softmax output per class, trained with sparse categorical
+    cross-entropy on class indices (nbsvm: one-vs-rest ratios per class)."""
+    from critic.orchestrator.zoo import nb_ratio
+
+    _, x, y = batch
+    y3 = (np.arange(len(y)) % 3).astype(np.float32)
+    spec = ModelSpec.from_dict({"family": family, **TINY, "classes": 3})
+    ratios = nb_ratio(x, y3, spec.num_words, classes=3) if family == "nbsvm" else None
+    model = build_model(spec, ratios=ratios)
+    history = model.fit(x, y3, batch_size=32, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and "accuracy" in history.history
+    p = model.predict(x[:5], verbose=0)
+    assert p.shape == (5, 3) and ((p >= 0) & (p <= 1)).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
