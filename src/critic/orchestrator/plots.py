@@ -168,7 +168,7 @@ def confusion_figure(report: dict, title: str):
         colour = "white" if shares[i, j] > 0.5 else "black"
         ax.text(j, i, f"{int(count)}", ha="center", va="center", color=colour, fontsize=8)
     ticks = range(len(labels))
-    turn = len(labels) > 4 or max(len(x) for x in labels) > 8
+    turn = len(labels) * max(len(x) for x in labels) > 40  # long names would overlap
     ax.set_xticks(ticks, labels, rotation=45 if turn else 0, ha="right" if turn else "center")
     ax.set_yticks(ticks, labels)
     ax.set(xlabel="predicted", ylabel="true", title=title)
