@@ -416,3 +416,13 @@ def test_k_class_families_export_with_parity_per_class(tmp_path, family):
 
     with pytest.raises(SourceError, match="3 output"):
         export_bundle(wrong, tmp_path / "c", log=lambda _: None)
+    if family == "conv1d":  # the command line names a lone checkpoint's labels
+        (tmp_path / "tok.json").write_text(json.dumps(doc))
+        model_file, tok_file, out = tmp_path / "model.keras", tmp_path / "tok.json", tmp_path / "d"
+        command = [sys.executable, "-m", "critic", "export", str(model_file),
+                   "--tokenizer", str(tok_file), "--out", str(out)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and "3 output(s), but 2 labels" in done.stderr
+        done = subprocess.run([*command, "--labels", *TOPICS], capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert critic.Runtime.load(tmp_path / "d").labels == TOPICS

@@ -37,6 +37,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="tokenizer JSON for a checkpoint outside a run directory (Keras or critic format)",
     )
     parser.add_argument(
+        "--labels",
+        nargs="+",
+        metavar="NAME",
+        help="the label names of a checkpoint outside a run directory, in the model's output "
+        "order (default: neg pos; k > 2 names for a k-class model)",
+    )
+    parser.add_argument(
         "--quantize", choices=["int8"], help="also write model.int8.onnx (dynamic quantization)"
     )
     parser.add_argument(
@@ -48,6 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from critic.classes import label_problem
     from critic.export.runs import export_all, export_ensemble
     from critic.export.sources import SourceError, from_checkpoint, from_run
     from critic.storage import location
@@ -55,6 +63,8 @@ def _run(args: argparse.Namespace) -> int:
     options = {"verify_rows": args.verify_rows, "opset": args.opset, "overwrite": args.overwrite}
     options["quantize"] = args.quantize
     is_run = (location(args.source) / "leaderboard.json").is_file()
+    if args.labels and is_run:
+        raise SourceError(f"{args.source}: --labels is for a checkpoint; a run keeps its labels")
     if args.ensemble is not None:
         if not is_run:
             raise SourceError(f"{args.source}: --ensemble needs a `critic tune` run directory")
@@ -63,5 +73,11 @@ def _run(args: argparse.Namespace) -> int:
         sources = from_run(args.source, args.top)
         targets = [(s, args.out / f"rank{i + 1}") for i, s in enumerate(sources)]
     else:
-        targets = [(from_checkpoint(args.source, args.tokenizer), args.out)]
+        source = from_checkpoint(args.source, args.tokenizer)
+        if args.labels:
+            problem = label_problem(args.labels)
+            if problem:
+                raise SourceError(f"--labels {problem}, got {args.labels}")
+            source.labels = tuple(args.labels)
+        targets = [(source, args.out)]
     return 0 if export_all(targets, **options) else 1
