@@ -771,6 +771,40 @@ def test_exactly_once_on_s3_after_kill_9(tmp_path, bundle, imdb_test, s3_bucket)
     assert _s3_output(out.uri).equals(got)
 
 
+def test_a_finished_output_answers_from_metadata_alone(tmp_path, bundle, imdb_test):
+    """A re-run of a finished job compares sizes and modification times, not contents: it
+    answers at once (the Ray engine without joining a cluster: here there is none to join).
+    A touched input is hashed again; a missing shard is scored again."""
+    import os
+
+    corpus = _corpus(tmp_path, imdb_test, 1_200)
+    out = tmp_path / "out"
+    base = ["score", "--model", str(bundle), "--input", str(corpus), "--output", str(out),
+            "--shard-rows", "400"]  # fmt: skip
+    assert critic_cli(*base).returncode == 0
+    first = read_output(out)
+    written = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*")}
+    summary = json.loads((out / "_summary.json").read_text())
+    assert len(summary["inputs_stamp"]) == 64
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:9"}  # a cluster that is not there
+    command = [sys.executable, "-m", "critic", *base, "--engine", "ray"]
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "scored 0 rows" in again.stdout and "3 shards were already done" in again.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("part-*")} == written
+    # Touched (same bytes, new time): the slow path hashes it, finds the job done.
+    os.utime(corpus, ns=(corpus.stat().st_atime_ns, corpus.stat().st_mtime_ns + 10**9))
+    touched = critic_cli(*base)
+    assert touched.returncode == 0 and "3 shards were already done" in touched.stdout
+    new_stamp = json.loads((out / "_summary.json").read_text())["inputs_stamp"]
+    assert new_stamp != summary["inputs_stamp"]
+    # A shard gone after the job finished is written again, the same.
+    (out / "part-000001.parquet").unlink()
+    healed = critic_cli(*base)
+    assert healed.returncode == 0 and "scored 400 rows" in healed.stdout
+    assert read_output(out).equals(first)
+
+
 def test_an_output_missing_rows_is_an_error_not_a_success(tmp_path, bundle, imdb_test):
     """At the end the rows committed are compared with the rows the inputs hold: an output
     short of rows (here a committed shard that lost rows behind the job's back) fails the

@@ -100,11 +100,9 @@ def _run(args: argparse.Namespace) -> int:
     options.validate()
     if args.engine == "ray":  # the actors load the model; this process only needs the bundle
         from critic.bundle import load_bundle
-        from critic.cluster import connect_ray
         from critic.serve.score_ray import score_corpus_ray
 
         bundle = load_bundle(args.model)
-        connect_ray(args.num_cpus)
         summary = score_corpus_ray(
             bundle,
             inputs,
@@ -113,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
             actors=args.actors,
             batch_size=args.batch_size,
             device=args.device,
+            num_cpus=args.num_cpus,
         )
     else:
         from critic.serve import Runtime

@@ -110,6 +110,9 @@ class Summary:
     rows_per_second: float = 0.0
     output: str = ""
     files: list[str] = field(default_factory=list)
+    # A digest of every input's size and modification time when the job finished: a re-run
+    # that finds the same inputs, model and options has nothing to do (see finished_job)
+    inputs_stamp: str = ""
 
     def line(self) -> str:
         text = (
@@ -320,9 +323,49 @@ def job_manifest(
             {**fingerprint(p), "rows": rows}
             for p, rows in zip(inputs, layout.input_rows(), strict=True)
         ],
-        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()},
+        "options": _options_doc(options),
         "shards": layout.describe(inputs, options.format),
     }
+
+
+def _options_doc(options: ScoreOptions) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()}
+
+
+def stamps_digest(stamps: list) -> str:
+    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
+
+
+def finished_job(
+    bundle: Bundle, inputs: list[Location], output: Location, options: ScoreOptions
+) -> Summary | None:
+    """The summary of ``output`` when this very job already finished there: the same model,
+    options and input paths, every input's size and modification time as when it finished,
+    and every shard it wrote still there. None otherwise (the job then runs, and checks
+    the inputs' content). Metadata only: no input is read or hashed."""
+    try:
+        done = json.loads((output / SUMMARY).read_text())
+        manifest = json.loads((output / JOB_MANIFEST).read_text())
+    except (OSError, StorageError, ValueError):
+        return None
+    if not (isinstance(done, dict) and isinstance(manifest, dict) and done.get("inputs_stamp")):
+        return None
+    same_job = (
+        manifest.get("critic_score") == MANIFEST_VERSION
+        and manifest.get("model", {}).get("manifest_sha256") == bundle.meta["manifest_sha256"]
+        and manifest.get("model", {}).get("variant") == options.variant
+        and manifest.get("options") == _options_doc(options)
+        and [i.get("path") for i in manifest.get("inputs", [])] == [p.uri for p in inputs]
+    )
+    if not same_job or done["inputs_stamp"] != stamps_digest(input_stamps(inputs)):
+        return None
+    if committed_shards(output) != set(done.get("files", [])):
+        return None
+    known = {f for f in Summary.__dataclass_fields__ if f in done}
+    summary = Summary(**{k: done[k] for k in known})
+    summary.skipped_shards, summary.scored_rows = summary.shards, 0
+    summary.seconds = summary.rows_per_second = 0.0
+    return summary
 
 
 def open_output(output: Location, manifest: dict[str, Any]) -> None:
@@ -407,7 +450,8 @@ def score_corpus(
     output = location(output)
     check_job(runtime.bundle, inputs, options)
     with OutputLease(output):
-        return _score_corpus(runtime, inputs, output, options, progress)
+        done = finished_job(runtime.bundle, inputs, output, options)
+        return done or _score_corpus(runtime, inputs, output, options, progress)
 
 
 def _score_corpus(runtime, inputs, output: Location, options: ScoreOptions, progress) -> Summary:
@@ -493,6 +537,7 @@ def close_output(
             "versions of the input; score it again into a new --output"
         )
     summary.rows_per_second = summary.scored_rows / summary.seconds if summary.seconds else 0.0
+    summary.inputs_stamp = stamps_digest(stamps)
     summary.files = sorted(committed_shards(output))
     summary.rows, summary.errors = count_output(output, fmt, summary.files)
     if summary.rows != expected:

@@ -27,7 +27,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasink, Datasource, ReadTask
 
 from critic.bundle import Bundle
-from critic.cluster import from_ray, root_cause
+from critic.cluster import connect_ray, from_ray, root_cause
 from critic.data.readers import acl_imdb_files, input_format, parquet_file
 from critic.storage import Location, location
 
@@ -41,6 +41,7 @@ from .score import (
     Summary,
     check_job,
     close_output,
+    finished_job,
     input_stamps,
     pending_shards,
     prepare_output,
@@ -199,21 +200,30 @@ def score_corpus_ray(
     actors: int | None = None,
     batch_size: int = 256,
     device: str = DEFAULT_DEVICE,
+    num_cpus: int | None = None,
 ) -> Summary:
-    """Score ``inputs`` on the connected Ray cluster (see the module docstring)."""
+    """Score ``inputs`` on Ray (see the module docstring): the cluster of a Ray job or
+    RAY_ADDRESS, else an embedded Ray of ``num_cpus``, joined only when there is work (a
+    finished output answers at once)."""
     inputs = [location(p) for p in inputs]
     output = location(output)
     check_job(bundle, inputs, options)
     with OutputLease(output):
-        return _score_corpus_ray(bundle, inputs, output, options, actors, batch_size, device)
+        done = finished_job(bundle, inputs, output, options)
+        return done or _score_corpus_ray(
+            bundle, inputs, output, options, actors, batch_size, device, num_cpus
+        )
 
 
-def _score_corpus_ray(bundle, inputs, output, options, actors, batch_size, device) -> Summary:
+def _score_corpus_ray(
+    bundle, inputs, output, options, actors, batch_size, device, num_cpus
+) -> Summary:
     layout = prepare_output(bundle, inputs, output, options)
     stamps = input_stamps(inputs)
     pending, summary = plan_shards(inputs, layout, output, options)
     start_time = time.perf_counter()
     if pending:
+        connect_ray(num_cpus)
         pool = actor_pool(actors, options, batch_size, device)
         try:
             _run(bundle, inputs, layout.offsets, pending, output, options, pool)
