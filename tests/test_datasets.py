@@ -95,6 +95,28 @@ def test_acl_imdb_folder_and_archive(tmp_path, sample_rows):
     assert resolve_imdb(archive, cache=cache) == extracted  # extracted once, then reused
 
 
+def test_acl_imdb_star_ratings_as_classes(tmp_path, sample_rows):
+    """target rating: the file names' ratings are the classes, in IMDB_RATINGS order, and
+    critic run's truth for a scored row comes from its file name too."""
+    from critic.data.datasets import IMDB_RATINGS, imdb_rating
+    from critic.data.kinds import dataset_kind
+    from critic.orchestrator.schema import ImdbDataset
+
+    _write_acl(tmp_path / "src", sample_rows)
+    data = read_acl_imdb(tmp_path / "src", "train", target="rating")
+    assert data.label_names == IMDB_RATINGS == ("1", "2", "3", "4", "7", "8", "9", "10")
+    by_text = {r["text"]: str(r["rating"]) for r in sample_rows}
+    assert [data.label_names[y] for y in data.labels] == [by_text[t] for t in data.texts]
+    ds = ImdbDataset(path=str(tmp_path / "src"), target="rating")
+    folder, id_column, truth = dataset_kind(ds).test_reviews(ds, Path)
+    assert folder.name == "test"
+    assert id_column == "path" and truth(["pos/3_9.txt", "neg/12_1.txt"]).tolist() == ["9", "1"]
+    with pytest.raises(CorpusError, match="pos/7_5: no rating 1-4 or 7-10"):
+        imdb_rating("pos/7_5")
+    with pytest.raises(ValueError, match="target must be one of"):
+        read_acl_imdb(tmp_path / "src", "train", target="stars")
+
+
 def test_acl_imdb_archive_and_folder_in_object_storage(
     tmp_path, sample_rows, s3_bucket, monkeypatch
 ):
