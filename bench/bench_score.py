@@ -189,6 +189,7 @@ def small_files(args) -> None:
     engines = args.engines.split(",")
     local_fs = pafs.LocalFileSystem()
     times: dict[str, list[float]] = {}
+    peaks: dict[str, list[int]] = {}
     outputs: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         many, one = make_small_files(args.data, files, rows, Path(tmp))
@@ -200,6 +201,7 @@ def small_files(args) -> None:
                     outputs[f"{engine}/{kind}"] = len(os.listdir(out)) - 2  # manifest, summary
                     check_output(local_fs, out, total)
                     times.setdefault(f"{engine}/{kind}", []).append(result["seconds"])
+                    peaks.setdefault(f"{engine}/{kind}", []).append(result["peak_pss_bytes"])
                     print(f"{engine}/{kind}: {result['seconds']:.1f} s", flush=True)
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -213,6 +215,7 @@ def small_files(args) -> None:
                 "rows_per_second": total / statistics.median(t),
                 "output_files": outputs[key],
                 "seconds": t,
+                "peak_pss_mb": max(peaks[key]) / 2**20,
             }
             for key, t in times.items()
         },
@@ -224,18 +227,23 @@ def small_files(args) -> None:
         f"and as one file, {args.variant} bundle; {report['machine']}; wall time of the whole "
         f"command, median of {args.repeat} interleaved runs.",
         "",
-        "| engine | input | rows/s | wall (s) | output files | vs one file |",
-        "|---|---|---:|---:|---:|---:|",
+        "| engine | input | rows/s | wall (s) | output files | vs one file | peak memory (MB) "
+        "| cost per input file (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for engine in engines:
-        base = report["runs"][f"{engine}/one"]["rows_per_second"]
+        one = report["runs"][f"{engine}/one"]
+        base = one["rows_per_second"]
         for kind in ("many", "one"):
             r = report["runs"][f"{engine}/{kind}"]
             label = f"{files:,} files" if kind == "many" else "one file"
+            # What each input file adds to the whole command (against the one file)
+            extra = 1000 * (r["median_seconds"] - one["median_seconds"]) / files
+            per_file = f"{extra:.3f}" if kind == "many" else ""
             md.append(
                 f"| {engine} | {label} | {r['rows_per_second']:,.0f} | "
                 f"{r['median_seconds']:.1f} | {r['output_files']} | "
-                f"{r['rows_per_second'] / base:.2f}x |"
+                f"{r['rows_per_second'] / base:.2f}x | {r['peak_pss_mb']:.0f} | {per_file} |"
             )
     (args.out / "score_small_files.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
