@@ -722,6 +722,44 @@ def test_a_job_on_a_flaky_store_ends_with_the_clean_output(
     assert summary["rows"] == 5_000 and summary["errors"] == 0
 
 
+def test_s3_inputs_are_known_by_their_etag_not_read_twice(tmp_path, bundle, imdb_test, s3_bucket):
+    """An S3 input's identity in the manifest is the ETag its store keeps (no read of the
+    object); new content is still refused, and an output begun when S3 inputs were hashed
+    (sha256 in its manifest) is still resumed."""
+    import hashlib
+
+    from critic.storage import location
+
+    corpus = _corpus(tmp_path, imdb_test, 1_200)
+    source = location(f"{s3_bucket}/in/corpus.jsonl")
+    source.write_atomic(corpus.read_bytes())
+    out = tmp_path / "out"
+    args = ["score", "--model", str(bundle), "--input", source.uri, "--output", str(out),
+            "--shard-rows", "400"]  # fmt: skip
+    assert critic_cli(*args).returncode == 0
+    manifest = json.loads((out / "_manifest.json").read_text())
+    (entry,) = manifest["inputs"]
+    assert "sha256" not in entry and entry["etag"] == source.etag()
+    # pyarrow uploads in parts: the ETag is the MD5 of the parts' MD5s, and the part count
+    part = hashlib.md5(corpus.read_bytes()).digest()
+    assert entry["etag"] == hashlib.md5(part).hexdigest() + "-1"
+    first = read_output(out)
+    # An output from before: its manifest knows the input by sha256. It resumes.
+    entry.pop("etag")
+    entry["sha256"] = hashlib.sha256(corpus.read_bytes()).hexdigest()
+    (out / "_manifest.json").write_text(json.dumps(manifest))
+    (out / "_summary.json").unlink()
+    (out / "part-000002.parquet").unlink()
+    resumed = critic_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "scored 400 rows" in resumed.stdout and read_output(out).equals(first)
+    # New content under the same name is refused, whichever identity the manifest holds.
+    source.write_atomic(corpus.read_bytes().replace(b'"r0"', b'"x0"'))
+    (out / "_summary.json").unlink()
+    changed = critic_cli(*args)
+    assert changed.returncode == 2 and "input content changed" in changed.stderr
+
+
 def test_exactly_once_on_s3_after_kill_9(tmp_path, bundle, imdb_test, s3_bucket):
     """kill -9 at several points of a job writing to s3://, then the same command: the
     output equals a clean run's (nothing lost, nothing doubled, no partial object)."""

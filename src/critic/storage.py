@@ -28,6 +28,7 @@ import functools
 import glob as _glob
 import hashlib
 import io
+import json
 import os
 import random
 import re
@@ -240,6 +241,16 @@ class Location:
                 digest.update(view[:n])
         return digest.hexdigest()
 
+    def etag(self) -> str:
+        """The store's content tag of this S3 object (its ETag: an MD5 of the content, or of
+        its parts' MD5s for a multipart upload), from one HEAD request: an identity of the
+        content that costs no read of it."""
+        client, bucket, key = s3_object(self)
+        try:
+            return str(client.head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
+        except Exception as e:  # botocore's errors: not found, denied, unreachable
+            raise StorageError(f"{self.uri}: cannot look up its ETag ({e})") from e
+
     # -- writing -----------------------------------------------------------------------
     def make_dirs(self) -> None:
         self.retry("creating it", lambda: self.fs.create_dir(self.path, recursive=True))
@@ -425,11 +436,25 @@ def s3_object(where: Location) -> tuple[Any, str, str]:
     the same endpoint with the same credentials and region as the location's filesystem."""
     if not where.on_s3:
         raise StorageError(f"{where}: not on S3")
+    bucket, _, key = where.path.partition("/")
+    # What the client is made of: the filesystem's settings, the credential chain's
+    # variables and the retry budget (a change to any of them makes a new client).
+    made_of = {
+        "settings": _s3_settings(where.fs),
+        "env": {k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+        "attempts": attempts(),
+    }
+    return _s3_client(json.dumps(made_of, sort_keys=True, default=str)), bucket, key
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_client(made_of: str):
+    """One botocore client per store (creating one costs ~50 ms: not once per object)."""
     import botocore.session
     from botocore import UNSIGNED
     from botocore.config import Config
 
-    settings = _s3_settings(where.fs)
+    settings = json.loads(made_of)["settings"]
     endpoint = settings.get("endpoint_override") or None
     if endpoint and "://" not in endpoint:
         endpoint = f"{settings.get('scheme') or 'https'}://{endpoint}"
@@ -448,8 +473,7 @@ def s3_object(where: Location) -> tuple[Any, str, str]:
         aws_session_token=settings.get("session_token") or None,
         config=config,
     )
-    bucket, _, key = where.path.partition("/")
-    return client, bucket, key
+    return client
 
 
 def expand(pattern: str | os.PathLike) -> list[Location]:

@@ -8,7 +8,8 @@ segments: which rows of which input; the manifest lists them). A shard's output 
 visible only complete, under
 its final name: on a local disk it is written to a temporary name, fsynced and renamed; on an
 object store it is uploaded in one piece, and the store publishes it when the upload
-completes. A manifest written before the first shard pins the model, the inputs (sha256) and
+completes. A manifest written before the first shard pins the model, the inputs (sha256, or
+on S3 the store's ETag) and
 the options; re-running the same command skips the shards that exist, so after a crash (even
 ``kill -9``) the output holds exactly the rows of an uninterrupted run. A changed model,
 input or option is refused rather than mixed into old output. At the end the rows committed
@@ -291,16 +292,35 @@ def expand_inputs(patterns: list[str]) -> list[Location]:
     return found
 
 
-def fingerprint(path: Location) -> dict[str, Any]:
-    """Identity of an input: size and sha256 (of every review file, for an aclImdb folder)."""
+def fingerprint(path: Location, by_tag: bool | None = None) -> dict[str, Any]:
+    """Identity of an input: its size, and the sha256 of its content, or on S3 the ETag the
+    store keeps (no read: a corpus of hundreds of GB is not hashed by one process); for an
+    aclImdb folder, a digest of every review file's. ``by_tag`` forces either."""
+    tagged = path.on_s3 if by_tag is None else by_tag
+    key = "etag" if tagged else "sha256"
+
+    def content(p: Location) -> str:
+        return p.etag() if tagged else p.sha256()
+
     if path.is_dir():
         digest, size = hashlib.sha256(), 0
         for p in acl_imdb_files(path):
             digest.update(p.relative_to(path).encode() + b"\0")
-            digest.update(p.sha256().encode())
+            digest.update(content(p).encode())
             size += p.size()
-        return {"path": path.uri, "bytes": size, "sha256": digest.hexdigest()}
-    return {"path": path.uri, "bytes": path.size(), "sha256": path.sha256()}
+        return {"path": path.uri, "bytes": size, key: digest.hexdigest()}
+    return {"path": path.uri, "bytes": path.size(), key: content(path)}
+
+
+def _same_content(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two manifests' entries for one input name the same content: by the identity
+    both have, or (an output begun when S3 inputs were still hashed) by hashing it now."""
+    for key in ("sha256", "etag"):
+        if key in old and key in new:
+            return old[key] == new[key]
+    if "sha256" in old:
+        return old["sha256"] == fingerprint(location(new["path"]), by_tag=False)["sha256"]
+    return False
 
 
 def input_stamps(inputs: list[Location]) -> list:
@@ -419,13 +439,14 @@ def _differences(old: dict, new: dict) -> list[str]:
         changes.append("the model changed")
     if old.get("model", {}).get("variant") != new["model"]["variant"]:
         changes.append("the model variant changed")
-    old_inputs = [(i["path"], i["sha256"]) for i in old.get("inputs", [])]
-    new_inputs = [(i["path"], i["sha256"]) for i in new["inputs"]]
-    if [p for p, _ in old_inputs] != [p for p, _ in new_inputs]:
+    old_inputs, new_inputs = old.get("inputs", []), new["inputs"]
+    if [i.get("path") for i in old_inputs] != [i["path"] for i in new_inputs]:
         changes.append("the inputs are different files")
-    elif old_inputs != new_inputs:
-        changed = [p for (p, a), (_, b) in zip(old_inputs, new_inputs, strict=True) if a != b]
-        changes.append(f"input content changed: {', '.join(changed)}")
+    else:
+        pairs = zip(old_inputs, new_inputs, strict=True)
+        changed = [b["path"] for a, b in pairs if not _same_content(a, b)]
+        if changed:
+            changes.append(f"input content changed: {', '.join(changed)}")
     if old.get("options") != new["options"]:
         diff = sorted(
             k for k in new["options"] if old.get("options", {}).get(k) != new["options"][k]
