@@ -105,7 +105,9 @@ def write_leaderboard_json(
     doc = {
         "name": cfg.name,
         "metric": METRIC,
-        "labels": list(folder_labels(run_dir / rows[0]["data"])),
+        "labels": list(
+            folder_labels(run_dir / rows[0]["data"], getattr(cfg.dataset, "labels", None))
+        ),
         "dataset": cfg.dataset.model_dump(mode="json"),
         "trials": trials,
         "failed": failed or [],

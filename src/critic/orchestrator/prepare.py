@@ -134,10 +134,13 @@ def label_names(data: Split) -> tuple[str, ...]:
     return getattr(data, "label_names", DEFAULT_LABELS)
 
 
-def folder_labels(folder: Path) -> tuple[str, ...]:
-    """The classes of a prepared data folder (neg/pos for folders from before k classes)."""
+def folder_labels(folder: Path, before: list[str] | None = None) -> tuple[str, ...]:
+    """The classes of a prepared data folder; for a folder prepared before k classes (a
+    resumed old sweep), ``before`` (the config's two labels) or neg/pos."""
     path = Path(folder) / "labels.json"
-    return tuple(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else DEFAULT_LABELS
+    if path.is_file():
+        return tuple(json.loads(path.read_text(encoding="utf-8")))
+    return tuple(before) if before else DEFAULT_LABELS
 
 
 TRIAL_SPLITS = ("train", "val")
