@@ -110,7 +110,9 @@ def test_acl_imdb_star_ratings_as_classes(tmp_path, sample_rows):
     ds = ImdbDataset(path=str(tmp_path / "src"), target="rating")
     folder, id_column, truth = dataset_kind(ds).test_reviews(ds, Path)
     assert folder.name == "test"
-    assert id_column == "path" and truth(["pos/3_9.txt", "neg/12_1.txt"]).tolist() == ["9", "1"]
+    assert id_column == "path" and truth(
+        ["pos/3_9.txt", "neg/12_1.txt"], IMDB_RATINGS
+    ).tolist() == ["9", "1"]
     with pytest.raises(CorpusError, match="pos/7_5: no rating 1-4 or 7-10"):
         imdb_rating("pos/7_5")
     with pytest.raises(ValueError, match="target must be one of"):

@@ -29,6 +29,11 @@ def is_binary(labels: Sequence[str]) -> bool:
     return len(labels) == 2
 
 
+def output_width(k: int) -> int:
+    """The model outputs for ``k`` labels: 1 (P of the second) for two, k softmax for more."""
+    return 1 if k == 2 else k
+
+
 def predicted_index(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Class index per row: P >= threshold for binary outputs ``[n]`` (or ``[n, 1]``), the
     most probable class for ``[n, k]``."""

@@ -101,7 +101,7 @@ def _test_report(scored: Location, truth, runtime) -> tuple[float, int, dict]:
     ok = table.column("error").is_null().to_numpy(zero_copy_only=False)
     ids = table.column("id").to_pylist()
     predicted = np.asarray(table.column("label").to_pylist(), dtype=object)
-    expected = np.asarray(truth(ids), dtype=object)
+    expected = np.asarray(truth(ids, runtime.labels), dtype=object)
     correct = (predicted == expected) & ok
     index = {name: i for i, name in enumerate(runtime.labels)}
     classes = classification_report(

@@ -454,13 +454,14 @@ def _s3_client(made_of: str):
     from botocore import UNSIGNED
     from botocore.config import Config
 
-    settings = json.loads(made_of)["settings"]
+    made = json.loads(made_of)
+    settings = made["settings"]
     endpoint = settings.get("endpoint_override") or None
     if endpoint and "://" not in endpoint:
         endpoint = f"{settings.get('scheme') or 'https'}://{endpoint}"
     style = "virtual" if settings.get("force_virtual_addressing") or not endpoint else "path"
     config = Config(
-        retries={"mode": "standard", "max_attempts": attempts()},
+        retries={"mode": "standard", "max_attempts": made["attempts"]},
         s3={"addressing_style": style},
         signature_version=UNSIGNED if settings.get("anonymous") else None,
     )

@@ -25,8 +25,9 @@ from .readers import CorpusError
 Resolve = Callable[[Any], Path | Location]
 Section = Any  # a typed dataset section: attributes, not keys
 Split = LabeledTexts | RankSequences
-# The true label names of scored rows, from the ids critic score wrote.
-Truth = Callable[[list], np.ndarray]
+# The true label names of scored rows, from the ids critic score wrote and the bundle's
+# labels (the classes the run trained on, in order).
+Truth = Callable[[list, tuple[str, ...]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,12 @@ def _files_load(ds: Section, resolve: Resolve) -> tuple[Split, Split]:
 
 def _files_test(ds: Section, resolve: Resolve):
     path = resolve(ds.test)
-    train_names = read_labeled(resolve(ds.train), label_names=ds.labels, **_columns(ds)).label_names
-    test = read_labeled(path, label_names=train_names, **_columns(ds))
-    names = np.asarray(test.label_names, dtype=object)[test.labels]
-    return path, None, lambda ids: names[np.asarray(ids, dtype=np.int64)]
+
+    def truth(ids: list, labels: tuple[str, ...]) -> np.ndarray:
+        test = read_labeled(path, label_names=labels, **_columns(ds))
+        return np.asarray(labels, dtype=object)[test.labels][np.asarray(ids, dtype=np.int64)]
+
+    return path, None, truth
 
 
 def _imdb_root(ds: Section, resolve: Resolve) -> Path | Location:
@@ -97,8 +100,8 @@ def _imdb_load(ds: Section, resolve: Resolve) -> tuple[Split, Split]:
 def _imdb_test(ds: Section, resolve: Resolve):
     folder = acl_imdb_split(_imdb_root(ds, resolve), "test")
     if ds.target == "rating":  # critic score's ids are the files' paths: pos/123_9.txt
-        return folder, "path", lambda ids: np.array([imdb_rating(Path(i).stem) for i in ids])
-    return folder, "path", lambda ids: np.array([i.split("/", 1)[0] for i in ids], dtype=object)
+        return folder, "path", lambda ids, _: np.array([imdb_rating(Path(i).stem) for i in ids])
+    return folder, "path", lambda ids, _: np.array([i.split("/", 1)[0] for i in ids], dtype=object)
 
 
 def _npz_load(ds: Section, resolve: Resolve) -> tuple[Split, Split]:

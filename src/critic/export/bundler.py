@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from critic.bundle import BUNDLE_FILE, FORMAT, FORMAT_VERSION, file_entry, seal_manifest
-from critic.classes import predicted_index
+from critic.classes import output_width, predicted_index
 
 from .card import model_card
 from .convert import INPUT, OPSET, OUTPUT, describe_graph, model_maxlen, reads_a_bag, to_onnx
@@ -160,7 +160,7 @@ def convert_and_verify(
 def _check_width(model, source: ExportSource) -> None:
     """The model's outputs match the labels it ships with: 1 for two labels, k for k."""
     k = len(source.labels)
-    width, want = int(model.outputs[0].shape[-1]), 1 if k == 2 else k
+    width, want = int(model.outputs[0].shape[-1]), output_width(k)
     if width != want:
         raise SourceError(
             f"{source.checkpoint}: the model has {width} output(s), but {k} labels came with "

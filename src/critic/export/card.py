@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from critic.classes import output_width
+
 IDS = {
     "keras_tokenizer": "Keras Tokenizer ids",
     "keras_imdb_index": "the ids of Keras' `imdb.npz` (`keras.datasets.imdb`)",
@@ -19,7 +21,7 @@ def model_card(meta: dict[str, Any]) -> str:
     dataset = meta.get("dataset") or {}
     params = {**trial.get("model", {}), **trial.get("tokenizer", {})}
     labels = meta["labels"]
-    width = 1 if len(labels) == 2 else len(labels)
+    width = output_width(len(labels))
     lines = [
         f"# critic review model: {model['family']}",
         "",

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from critic.classes import output_width
+
 from .schema import yaml_number_hint
 
 FAMILIES = (
@@ -180,7 +182,7 @@ def nb_ratio(
     negative rows. ``classes`` k > 2: ``[num_words, k]``, each class against the rest
     (one-vs-rest, as Wang & Manning use NBSVM on more than two classes)."""
     y = np.asarray(y).ravel().astype(np.int64)
-    per_class = np.zeros((max(classes, 2), num_words), dtype=np.float64)
+    per_class = np.zeros((classes, num_words), dtype=np.float64)
     for label in range(per_class.shape[0]):
         for row in x[y == label]:
             per_class[label, np.unique(row[row > 0])] += 1
@@ -266,7 +268,7 @@ def _bag_model(spec: ModelSpec, tokens, ratios: np.ndarray | None):
         # Logistic regression on the ratio-scaled binary bag: logit = sum_i w_i * r_i + b over
         # the row's distinct ids, r fixed, w trained from zero (NBSVM's feature scaling). k > 2
         # classes: one logit per class, each with its one-vs-rest ratios, under a softmax.
-        columns = 1 if spec.classes == 2 else spec.classes
+        columns = output_width(spec.classes)
         if ratios is None:  # plain logistic regression
             ratios = np.ones((spec.num_words, columns), dtype=np.float32)
         if ratios.shape != (spec.num_words, columns):

@@ -19,7 +19,7 @@ import numpy as np
 
 from critic.bundle import BASE_VARIANT, Bundle, BundleError, load_bundle
 from critic.bundle.inference import Window, predict_ids
-from critic.classes import is_binary, predicted_index, top_probability
+from critic.classes import is_binary, output_width, predicted_index, top_probability
 
 from .providers import DEFAULT_DEVICE, session_for
 
@@ -196,8 +196,7 @@ class Runtime:
 def _check_outputs(bundle: Bundle, session) -> None:
     """A model whose output width is not its labels' (1 for two, k for k) is refused."""
     k = len(bundle.labels)
-    width = session.get_outputs()[0].shape[-1]
-    want = 1 if k == 2 else k
+    width, want = session.get_outputs()[0].shape[-1], output_width(k)
     if isinstance(width, int) and width != want:
         raise BundleError(
             f"{bundle.path}: the model gives {width} output(s) per text, but the bundle lists "

@@ -645,14 +645,15 @@ def score_shard(runtime, shard):
             probabilities[row] = np.nan
             errors[row] = message
     failed = np.array([e is not None for e in errors], dtype=bool)
-    labels = runtime.to_labels(np.nan_to_num(probabilities)).astype(object)
+    scored = np.nan_to_num(probabilities)  # a failed row's NaN: any label, masked below
+    labels = runtime.to_labels(scored).astype(object)
     labels[failed] = None
     kept = [c for c in shard.column_names if c.startswith(KEPT)]
     columns = {"id": shard.column("id")}
     if runtime.binary:  # P(labels[1]), as it always was
         columns["probability"] = pa.array(probabilities, mask=failed, type=pa.float32())
     else:  # the predicted class's probability, then every class's in label order
-        top = runtime.top_probability(np.nan_to_num(probabilities))
+        top = runtime.top_probability(scored)
         columns["probability"] = pa.array(top, mask=failed, type=pa.float32())
     columns["label"] = pa.array(labels, type=pa.string())
     if not runtime.binary:
@@ -669,8 +670,7 @@ def _class_lists(probabilities: np.ndarray, failed: np.ndarray):
     n, k = probabilities.shape
     values = pa.array(np.ascontiguousarray(probabilities, dtype=np.float32).ravel())
     offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
-    lists = pa.ListArray.from_arrays(offsets, values, mask=pa.array(failed))
-    return lists
+    return pa.ListArray.from_arrays(offsets, values, mask=pa.array(failed))
 
 
 def shard_bytes(table, fmt: str) -> bytes:
