@@ -836,6 +836,13 @@ def test_a_finished_output_answers_from_metadata_alone(tmp_path, bundle, imdb_te
     assert touched.returncode == 0 and "3 shards were already done" in touched.stdout
     new_stamp = json.loads((out / "_summary.json").read_text())["inputs_stamp"]
     assert new_stamp != summary["inputs_stamp"]
+    # A shard that lost rows after the job finished: the full run counts them, and fails.
+    shard = out / "part-000002.parquet"
+    whole = shard.read_bytes()
+    pq.write_table(pq.read_table(shard).slice(0, 10), shard)
+    short = critic_cli(*base)
+    assert short.returncode == 2 and "holds 810 rows but the inputs hold 1200" in short.stderr
+    shard.write_bytes(whole)
     # A shard gone after the job finished is written again, the same.
     (out / "part-000001.parquet").unlink()
     healed = critic_cli(*base)

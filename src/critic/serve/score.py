@@ -111,9 +111,11 @@ class Summary:
     rows_per_second: float = 0.0
     output: str = ""
     files: list[str] = field(default_factory=list)
-    # A digest of every input's size and modification time when the job finished: a re-run
-    # that finds the same inputs, model and options has nothing to do (see finished_job)
+    # Digests of every input's and every shard's size and modification time when the job
+    # finished: a re-run that finds them all unchanged (and the same model and options) has
+    # nothing to do (see finished_job)
     inputs_stamp: str = ""
+    shards_stamp: str = ""
 
     def line(self) -> str:
         text = (
@@ -352,6 +354,11 @@ def _options_doc(options: ScoreOptions) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()}
 
 
+def shard_stamps(output: Location, files: list[str]) -> list:
+    """Size and modification time of each committed shard (metadata only)."""
+    return [(output / name).stamp() for name in files]
+
+
 def stamps_digest(stamps: list) -> str:
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
 
@@ -379,8 +386,11 @@ def finished_job(
     )
     if not same_job or done["inputs_stamp"] != stamps_digest(input_stamps(inputs)):
         return None
-    if committed_shards(output) != set(done.get("files", [])):
+    files = done.get("files", [])
+    if committed_shards(output) != set(files):
         return None
+    if done.get("shards_stamp") != stamps_digest(shard_stamps(output, files)):
+        return None  # a shard rewritten since: the full run counts its rows again
     known = {f for f in Summary.__dataclass_fields__ if f in done}
     summary = Summary(**{k: done[k] for k in known})
     summary.skipped_shards, summary.scored_rows = summary.shards, 0
@@ -561,6 +571,7 @@ def close_output(
     summary.inputs_stamp = stamps_digest(stamps)
     summary.files = sorted(committed_shards(output))
     summary.rows, summary.errors = count_output(output, fmt, summary.files)
+    summary.shards_stamp = stamps_digest(shard_stamps(output, summary.files))
     if summary.rows != expected:
         raise MissingRows(
             f"{output} holds {summary.rows} rows but the inputs hold {expected}: the output "
