@@ -399,6 +399,32 @@ def test_one_owner_per_output_on_s3(tmp_path, bundle, imdb_test, s3_bucket):
             assert _s3_output(held.uri).num_rows == 200 and not (held / "_lease.json").exists()
 
 
+def test_a_lease_write_whose_answer_was_lost_is_still_this_jobs(s3_bucket):
+    """On a flaky store a conditional write can land while its answer is lost; the client's
+    retry is then refused (the ETag moved). The lease reads the object back: its own bytes
+    mean its own write (the job goes on), anything else a real loss."""
+    from critic.serve.lease import _ObjectLease
+    from critic.storage import location, s3_object
+
+    out = location(f"{s3_bucket}/lost")
+    lease = _ObjectLease(out)
+    assert lease.create({"job": "a"})
+    stale = lease._etag
+    client, bucket, key = s3_object(out / "_lease.json")
+    mine = {"job": "a", "renewed": "now"}
+    # The first try of the take-over landed; its answer never came back.
+    client.put_object(Bucket=bucket, Key=key, Body=json.dumps(mine).encode(), IfMatch=stale)
+    assert lease.take_over(stale, mine)  # the retry, refused by the store: still this job's
+    assert lease._etag != stale
+    assert json.loads((out / "_lease.json").read_text()) == mine
+    other = {"job": "b"}
+    client.put_object(Bucket=bucket, Key=key, Body=json.dumps(other).encode())
+    assert not lease.take_over(lease._etag, mine)  # another job's bytes: lost for real
+    # The probe for stores that ignore conditions is not fooled by the read-back.
+    probe = _ObjectLease(location(f"{s3_bucket}/probe"))
+    assert probe.create({"job": "c"}) and not probe._put({"job": "c"}, False, IfNoneMatch="*")
+
+
 def _small_files(folder: Path, texts: list[str], files: int, rows: int) -> Path:
     """``files`` JSON Lines files of ``rows`` reviews each (ids f{file}-{row})."""
     folder.mkdir()

@@ -223,26 +223,46 @@ class _ObjectLease:
     def __str__(self) -> str:
         return self.uri
 
-    def _put(self, owner: dict[str, Any], **condition: str) -> bool:
+    def _put(self, owner: dict[str, Any], recover: bool = True, **condition: str) -> bool:
+        """A conditional write of ``owner``; False when the condition fails. With ``recover``,
+        a refusal after a retry is checked: when the first try landed and only its answer was
+        lost (a reset, a 500 after the write), the object holds exactly these bytes, and the
+        write is this job's."""
+        from botocore.exceptions import ClientError
+
+        body = json.dumps(owner).encode()
+        try:
+            answer = self._client.put_object(
+                Bucket=self._bucket, Key=self._key, Body=body, **condition
+            )
+        except ClientError as e:
+            refused = e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
+            # 409 ConditionalRequestConflict: another write raced this one
+            refused |= e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412)
+            if not refused:
+                raise OSError(f"{self.uri}: {e}") from None
+            return recover and self._landed(body)
+        self._etag = answer["ETag"]
+        return True
+
+    def _landed(self, body: bytes) -> bool:
+        """Whether the lease object holds exactly ``body`` (then its ETag is this job's)."""
         from botocore.exceptions import ClientError
 
         try:
-            answer = self._client.put_object(
-                Bucket=self._bucket, Key=self._key, Body=json.dumps(owner).encode(), **condition
-            )
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-                return False
-            if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
-                return False  # ConditionalRequestConflict: another write raced this one
-            raise OSError(f"{self.uri}: {e}") from None
+            answer = self._client.get_object(Bucket=self._bucket, Key=self._key)
+        except ClientError:
+            return False
+        if answer["Body"].read() != body:
+            return False
         self._etag = answer["ETag"]
         return True
 
     def create(self, owner: dict[str, Any]) -> bool:
         if not self._put(owner, IfNoneMatch="*"):
             return False
-        if self._put(owner, IfNoneMatch="*"):  # succeeded on an existing object
+        # The same write again must be refused; a store that takes it ignores the condition.
+        if self._put(owner, recover=False, IfNoneMatch="*"):
             print(
                 f"critic score: warning: {self.uri}: this store ignores conditional writes, "
                 "so nothing keeps a second job off this output",
