@@ -161,7 +161,6 @@ FULL_INSTALL = (
     "onnxruntime",
     "ray",
     "ray.tune",
-    "ray.data",
     "ray.serve",
     "fastapi",
     "pyarrow.parquet",

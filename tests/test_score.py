@@ -649,32 +649,61 @@ def test_ray_engine_failure_names_the_cause_and_exits_2(tmp_path, bundle, imdb_t
     assert "critic/cli/main.py" not in result.stderr
 
 
-def test_ray_engine_keeps_shards_whole_when_ray_data_would_cut_blocks(
-    tmp_path, bundle, runtime, imdb_test, ray_local
-):
-    """A cluster whose Ray Data block target is smaller than a shard: Ray would slice the
-    shard's block, and a shard must never be committed in part. Its settings come back."""
-    from ray.data import DataContext
+def _actor_pids(root: int, title: str) -> list[int]:
+    """Processes under ``root`` whose title (Ray names an actor's process after its class)
+    starts with ``title``."""
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(title.encode()):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
 
-    from critic.serve.score import ScoreOptions, score_corpus
-    from critic.serve.score_ray import score_corpus_ray
 
-    texts = imdb_test[:600]
-    pq.write_table(pa.table({"text": texts}), tmp_path / "in.parquet", row_group_size=50)
-    options = ScoreOptions(shard_rows=250)
-    context = DataContext.get_current()
-    saved = context.target_max_block_size
-    context.target_max_block_size = 16 << 10  # a shard here is ~350 KB
+def test_ray_engine_survives_a_scoring_actor_killed_mid_job(tmp_path, bundle, imdb_test):
+    """kill -9 of a scoring actor while the job runs: Ray starts the actor again, its shard
+    is scored again, and the one run ends with exactly the local engine's output."""
+    pytest.importorskip("ray")
+    corpus = _corpus(tmp_path, imdb_test, 16_000)
+    common = ["score", "--model", str(bundle), "--input", str(corpus), "--shard-rows", "250"]
+    local = critic_cli(*common, "--output", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    out = tmp_path / "ray"
+    job = subprocess.Popen(
+        [sys.executable, "-m", "critic", *common, "--output", str(out), "--engine", "ray",
+         "--num-cpus", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
     try:
-        summary = score_corpus_ray(
-            runtime.bundle, [tmp_path / "in.parquet"], tmp_path / "ray", options, actors=2
-        )
-        assert context.target_max_block_size == 16 << 10
+        deadline = time.monotonic() + 240
+        while not list(out.glob("part-*")) and job.poll() is None:
+            assert time.monotonic() < deadline, "no shard committed in time"
+            time.sleep(0.02)
+        actors = _actor_pids(job.pid, "ray::ShardScorer")
+        committed = len(list(out.glob("part-*")))
+        assert actors and job.poll() is None, job.stderr.read()[-3000:] if job.stderr else ""
+        os.kill(actors[0], signal.SIGKILL)
+        assert committed < 64  # the kill came mid-job (64 shards in all)
+        stdout, stderr = job.communicate(timeout=300)
     finally:
-        context.target_max_block_size = saved
-    score_corpus(runtime, [tmp_path / "in.parquet"], tmp_path / "local", options)
-    assert (summary.rows, summary.shards, summary.errors) == (600, 3, 0)
-    assert read_output(tmp_path / "ray").equals(read_output(tmp_path / "local"))
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    assert job.returncode == 0, stderr[-3000:]
+    assert "16000 rows (0 with errors) in 64 shards" in stdout
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    assert read_output(out).equals(read_output(tmp_path / "local"))
 
 
 def _s3_output(uri: str):

@@ -4,8 +4,11 @@ in one line (:func:`root_cause`, :func:`error_line`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
+from collections.abc import Iterator
 
 
 def connect_ray(num_cpus: int | None = None) -> None:
@@ -23,6 +26,42 @@ def connect_ray(num_cpus: int | None = None) -> None:
         quietly(ray.init, address="auto", **quiet)
     else:
         quietly(ray.init, num_cpus=num_cpus, include_dashboard=False, **quiet)
+
+
+class RaySession:
+    """Ray, connected by :func:`ray_session`."""
+
+    def __init__(self, owned: bool) -> None:
+        self.owned = owned  # connected by this session (else by its caller, left as it is)
+        self._closing: threading.Thread | None = None
+
+    def close_in_background(self) -> None:
+        """Start closing now, while the caller finishes (an embedded Ray takes ~1.4 s to stop)."""
+        import ray
+
+        if self.owned and self._closing is None:
+            self._closing = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+            self._closing.start()
+
+    def close(self) -> None:
+        self.close_in_background()
+        if self._closing is not None:
+            self._closing.join()
+
+
+@contextlib.contextmanager
+def ray_session(num_cpus: int | None = None) -> Iterator[RaySession]:
+    """Ray for the length of a block (:func:`connect_ray`). A connection made here is closed
+    after it, which stops an embedded Ray then rather than when the process exits (where
+    Ray's exit handler also waits half a second); one the caller made is left open."""
+    import ray
+
+    session = RaySession(owned=not ray.is_initialized())
+    try:
+        connect_ray(num_cpus)
+        yield session
+    finally:
+        session.close()
 
 
 def joins_a_cluster() -> bool:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 _verbose = False
-THIRD_PARTY_LOGGERS = ("tensorflow", "absl", "ray", "ray.tune", "ray.serve", "ray.data", "h5py")
+THIRD_PARTY_LOGGERS = ("tensorflow", "absl", "ray", "ray.tune", "ray.serve", "h5py")
 
 
 def set_verbose(verbose: bool) -> None:

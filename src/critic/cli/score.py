@@ -1,5 +1,5 @@
 """``critic score``: score corpora on disk or object storage with a bundle
-(:mod:`critic.serve.score`, or :mod:`critic.serve.score_ray` on Ray Data)."""
+(:mod:`critic.serve.score`, or :mod:`critic.serve.score_ray` on Ray actors)."""
 
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--engine",
         choices=["local", "ray"],
         default="local",
-        help="local: this process; ray: Ray Data on the cluster of a Ray job (or RAY_ADDRESS), "
-        "else an embedded local Ray",
+        help="local: this process; ray: a pool of Ray actors on the cluster of a Ray job (or "
+        "RAY_ADDRESS), else an embedded local Ray",
     )
     parser.add_argument("--actors", type=int, help="ray engine: scoring actors (CPUs or GPUs)")
     parser.add_argument("--num-cpus", type=int, help="ray engine: CPUs of an embedded Ray")
@@ -112,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             device=args.device,
             num_cpus=args.num_cpus,
+            progress=args.progress,
         )
     else:
         from critic.serve import Runtime

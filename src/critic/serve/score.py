@@ -489,7 +489,7 @@ def _score_corpus(runtime, inputs, output: Location, options: ScoreOptions, prog
     layout = prepare_output(runtime.bundle, inputs, output, options)
     stamps = input_stamps(inputs)
     pending, summary = pending_shards(layout, output, options.format)
-    bar = _progress_bar(layout.rows, progress)
+    bar = progress_bar(layout.rows, progress)
     bar.update(layout.rows - summary.scored_rows)  # committed by an earlier run: not read
     start_time = time.perf_counter()
     sources, offsets = dict(enumerate(inputs)), dict(enumerate(layout.offsets))
@@ -762,7 +762,7 @@ def _remove_leftovers(output: Location) -> None:
             p.unlink(missing_ok=True)
 
 
-def _progress_bar(total: int, progress: bool | None):
+def progress_bar(total: int, progress: bool | None):
     from tqdm import tqdm
 
     # progress=None: a bar only on a terminal.

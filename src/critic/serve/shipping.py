@@ -1,4 +1,4 @@
-"""A bundle handed to Ray workers on any node (Ray Serve replicas, Ray Data actors): a bundle
+"""A bundle handed to Ray workers on any node (Ray Serve replicas, scoring actors): a bundle
 on a storage URI is fetched by each worker; one on the driver's disk travels through Ray's
 object store, so workers on nodes that cannot read the driver's files load it too."""
 
