@@ -173,14 +173,19 @@ def copy_corpus(source: str, destination: str, rows_per_file: int) -> None:
     )
 
 
-def run(cmd: list[str], summary: bool = True, cluster: RayNode | None = None) -> dict:
-    """``cmd`` in a fresh process: wall time, peak memory (with a running ``cluster``'s
-    processes, where its actors run) and (``summary``) critic's line."""
+def run(
+    cmd: list[str], summary: bool = True, cluster: RayNode | None = None, sample: bool = False
+) -> dict:
+    """``cmd`` in a fresh process: wall time, (``sample``) peak memory, with a running
+    ``cluster``'s processes where its actors run, and (``summary``) critic's line. Timed runs
+    do not sample: reading the PSS of Ray's processes, each mapping the object store, takes
+    CPU from the job (and more from the Ray engine's many processes than from the local
+    engine's one), so memory is measured in runs of its own."""
     env = {**os.environ, **cluster.env} if cluster else None
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = 0
-    while proc.poll() is None:
+    while sample and proc.poll() is None:
         peak = max(peak, tree_pss(proc.pid, *([cluster.pid] if cluster else [])))
         time.sleep(0.2)
     out, err = proc.communicate()
@@ -263,13 +268,20 @@ def engine_node(engine: str, folder: Path):
 
 
 def score(
-    bundle: Path, corpus: str, out: str, engine: str, variant: str, node: RayNode | None = None
+    bundle: Path,
+    corpus: str,
+    out: str,
+    engine: str,
+    variant: str,
+    node: RayNode | None = None,
+    sample: bool = False,
 ) -> dict:
-    """One ``critic score`` run of ``engine`` (a key of ENGINES), joining ``node`` if given."""
+    """One ``critic score`` run of ``engine`` (a key of ENGINES), joining ``node`` if given;
+    timed, or (``sample``) measuring memory."""
     cmd = [sys.executable, "-m", "critic", "score", "--model", str(bundle), "--input", corpus,
            "--output", out, "--id-column", "id", "--engine", ENGINES[engine][0], "--variant",
            variant, "--no-progress"]  # fmt: skip
-    return run(cmd, cluster=node)
+    return run(cmd, cluster=node, sample=sample)
 
 
 def copy(source: str, destination: str) -> dict:
@@ -320,8 +332,14 @@ def small_files(args) -> None:
                     outputs[f"{engine}/{kind}"] = len(os.listdir(out)) - 2  # manifest, summary
                     check_output(local_fs, out, total)
                     times.setdefault(f"{engine}/{kind}", []).append(result["seconds"])
-                    peaks.setdefault(f"{engine}/{kind}", []).append(result["peak_pss_bytes"])
                     print(f"{engine}/{kind}: {result['seconds']:.1f} s", flush=True)
+        for engine in engines:  # memory, in runs of its own
+            for kind, source in (("many", many), ("one", one)):
+                out = f"{tmp}/memory-{engine}-{kind}"
+                with engine_node(engine, Path(tmp)) as node:
+                    job = (args.bundle, str(source), out, engine, args.variant, node)
+                    peaks[f"{engine}/{kind}"] = [score(*job, sample=True)["peak_pss_bytes"]]
+                check_output(local_fs, out, total)
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "bundle": str(args.bundle.name),
@@ -368,9 +386,10 @@ def small_files(args) -> None:
     print("\n".join(md))
 
 
-def summarize(runs: list[dict], rows: int) -> dict:
+def summarize(runs: list[dict], rows: int, memory: list[dict] = ()) -> dict:
+    """Median time of the timed ``runs``; peak memory of the ``memory`` runs."""
     med = statistics.median(r["seconds"] for r in runs)
-    peaks = [r["peak_pss_bytes"] / 2**20 for r in runs]
+    peaks = [r["peak_pss_bytes"] / 2**20 for r in memory] or [0.0]
     return {
         "median_seconds": med,
         "rows_per_second": rows / med,
@@ -421,9 +440,13 @@ def main() -> None:
             for i in range(args.repeat):
                 out = f"{tmp}/small-{engine}-{i}"
                 with engine_node(engine, Path(tmp)) as node:
-                    runs.append(score(args.bundle, str(small), out, engine, args.variant, node))
-                check_output(local_fs, out, args.overhead_rows)
-            overhead[engine] = summarize(runs, args.overhead_rows)
+                    job = (args.bundle, str(small), out, engine, args.variant, node)
+                    runs.append(score(*job))
+                    check_output(local_fs, out, args.overhead_rows)
+                    if i == 0:  # memory, in a run of its own
+                        memory = [score(*job, sample=True)]
+                        check_output(local_fs, out, args.overhead_rows)
+            overhead[engine] = summarize(runs, args.overhead_rows, memory)
             print(f"{engine}, {args.overhead_rows} rows: {overhead[engine]['peak_pss_mb']:.0f} MB")
         for storage in storages:
             with contextlib.ExitStack() as stack:
@@ -455,8 +478,17 @@ def main() -> None:
                         reruns[engine].append(again)
                         check_output(fs, out.removeprefix("s3://"), args.rows)
                         print(f"{engine}/{storage}: {runs[engine][-1]}; re-run {again}", flush=True)
+                memory = {}
+                for engine in engines:  # memory, in a run of its own
+                    out = f"{root}/memory-{engine}"
+                    with engine_node(engine, Path(tmp)) as node:
+                        job = (args.bundle, source, out, engine, args.variant, node)
+                        memory[engine] = [score(*job, sample=True)]
+                    check_output(fs, out.removeprefix("s3://"), args.rows)
                 for engine in engines:
-                    results[f"{engine}/{storage}"] = summarize(runs[engine], args.rows)
+                    results[f"{engine}/{storage}"] = summarize(
+                        runs[engine], args.rows, memory[engine]
+                    )
                     results[f"{engine}/{storage}"]["rerun_seconds"] = statistics.median(
                         r["seconds"] for r in reruns[engine]
                     )

@@ -1025,3 +1025,70 @@ def test_ray_engine_with_bundle_inputs_and_output_on_s3(tmp_path, bundle, imdb_t
     )  # fmt: skip
     assert remote.returncode == 0, remote.stderr[-3000:]
     assert _s3_output(f"{s3_bucket}/out").equals(read_output(tmp_path / "local"))
+
+
+def test_shards_read_on_from_cursors_are_the_shards_read_afresh(tmp_path, monkeypatch):
+    """A job reading its shards in order reads each input on from where the last shard
+    ended (one reader per input and shard size, not one per segment: a Parquet file of one
+    row group was decoded again from its first row for every shard); out of order it starts
+    afresh. Either way each shard holds exactly its rows."""
+    from critic.serve import score as scoring
+    from critic.serve.score import Cursors, ScoreOptions, plan_layout, read_shard_input
+
+    def rows(prefix, n):
+        return {
+            "id": [f"{prefix}{i}" for i in range(n)],
+            "text": [f"t {prefix} {i}" for i in range(n)],
+        }
+
+    one_group, small_groups = tmp_path / "a.parquet", tmp_path / "c.parquet"
+    pq.write_table(pa.table(rows("a", 57)), one_group)  # one row group
+    lines = tmp_path / "b.jsonl"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in pa.table(rows("b", 23)).to_pylist()))
+    pq.write_table(pa.table(rows("c", 31)), small_groups, row_group_size=4)
+    inputs = [one_group, lines, small_groups]
+    options = ScoreOptions(id_column="id", shard_rows=10)
+    layout = plan_layout([scoring.location(p) for p in inputs], options.shard_rows)
+    sources, offsets = dict(enumerate(inputs)), dict(enumerate(layout.offsets))
+    afresh = [read_shard_input(sources, offsets, s, options) for s in layout.shards]
+    assert sum(t.num_rows for t in afresh) == 111
+    assert [i for t in afresh for i in t.column("id").to_pylist()] == [
+        *rows("a", 57)["id"],
+        *rows("b", 23)["id"],
+        *rows("c", 31)["id"],
+    ]
+
+    opened = []
+    real = scoring.iter_batches
+    monkeypatch.setattr(
+        scoring, "iter_batches", lambda path, *a, **k: opened.append(path) or real(path, *a, **k)
+    )
+    cursors = Cursors(size=2)
+    in_order = [read_shard_input(sources, offsets, s, options, cursors) for s in layout.shards]
+    assert all(a.equals(b) for a, b in zip(in_order, afresh, strict=True))
+    # One reader per input, and one more for b.jsonl's first 3 rows (they finish the shard
+    # a.parquet began); the short last segments are read on too.
+    assert len(opened) == 4 < sum(len(s.segments) for s in layout.shards) == 13
+    order = [4, 0, 5, 1, 2, 11, 3, 6, 8, 7, 10, 9]
+    shuffled = {
+        k: read_shard_input(sources, offsets, layout.shards[k], options, cursors) for k in order
+    }
+    assert all(shuffled[k].equals(afresh[k]) for k in range(12))
+    cursors.close()
+
+
+def test_actor_runs_hand_out_every_shard_once_in_consecutive_runs():
+    """The Ray engine's dispatch: each actor takes its own run of consecutive shards; one
+    done early takes over the second half of the longest run left."""
+    from critic.serve.score import Shard
+    from critic.serve.score_ray import Runs
+
+    shards = [Shard(k, (), 1) for k in range(10)]
+    runs = Runs(shards, 3)  # 4 + 4 + 2
+    taken = {0: [], 1: [], 2: []}
+    for actor in (0, 1, 2, 0, 1, 2, 2):  # actor 2 finishes its run, then takes over
+        taken[actor].append(runs.next(actor).number)
+    assert taken == {0: [0, 1], 1: [4, 5], 2: [8, 9, 3]}  # runs left: [2], [6, 7]
+    assert runs.next(1) == shards[6] and runs.next(0) == shards[2]
+    assert [runs.next(a) for a in (0, 0, 0)] == [shards[7], None, None]
+    assert Runs([], 2).next(1) is None

@@ -18,9 +18,11 @@ are counted and compared with the rows the inputs hold: any difference is an err
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -216,34 +218,84 @@ def _joined(batches: list[Batch]) -> Batch:
     return Batch(batches[0].start, texts, ids, columns, errors)
 
 
+class Cursors:
+    """Open readers of inputs, each where the segment it last read ended. A segment that
+    starts there is read on, so a Parquet row group holding several shards is decoded once,
+    not again from its first row for every shard that starts inside it (for a file written
+    as one row group, that made reading it quadratic). Keeps the ``size`` last used."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        # input -> (its batches, the row the next one starts at, their size)
+        self._open: collections.OrderedDict[str, tuple[Iterator[Batch], int, int]] = (
+            collections.OrderedDict()
+        )
+
+    def read(self, source: str | Location, segment: Segment, options) -> Batch | None:
+        """The segment's rows of ``source`` (None when the input ends before them)."""
+        key = str(source)
+        batches, at, size = self._open.pop(key, (None, -1, 0))
+        # Within an input only its first segment (starting mid-shard) and its last one are
+        # short; a reader of whole shards yields the last one as it is.
+        if batches is None or at != segment.start.row or segment.rows > size:
+            if batches is not None:
+                batches.close()
+            batches, size = (
+                iter_batches(
+                    source,
+                    segment.rows,
+                    options.text_column,
+                    options.id_column,
+                    options.source_columns(),
+                    start=segment.start,
+                ),
+                segment.rows,
+            )
+        batch = next(batches, None)
+        if batch is None:
+            batches.close()
+            return None
+        self._open[key] = (batches, segment.start.row + len(batch), size)
+        while len(self._open) > self.size:
+            _, (oldest, _, _) = self._open.popitem(last=False)
+            oldest.close()
+        return batch
+
+    def close(self) -> None:
+        for batches, _, _ in self._open.values():
+            batches.close()
+        self._open.clear()
+
+
 def read_shard_input(
-    inputs: dict[int, str | Location], offsets: dict[int, int], shard: Shard, options
+    inputs: dict[int, str | Location],
+    offsets: dict[int, int],
+    shard: Shard,
+    options,
+    cursors: Cursors | None = None,
 ):
     """One shard's rows ready for a scorer (:func:`shard_input` of each segment, joined):
     ``inputs`` and ``offsets`` map at least the shard's input numbers to the input and its
-    first row across all inputs."""
+    first row across all inputs. ``cursors``: readers kept from the previous shards (a job
+    reading its shards in order), else each segment is read afresh."""
     import pyarrow as pa
 
+    own = cursors is None
+    cursors = Cursors() if own else cursors
     batches = []
-    for segment in shard.segments:
-        batch = next(
-            iter_batches(
-                inputs[segment.input],
-                segment.rows,
-                options.text_column,
-                options.id_column,
-                options.source_columns(),
-                start=segment.start,
-            ),
-            None,
-        )
-        if batch is None or len(batch) != segment.rows:
-            raise MissingRows(
-                f"{inputs[segment.input]} changed while the job read it ({segment.rows} rows "
-                f"expected from row {segment.start.row}, {len(batch or [])} read); score it "
-                "again into a new --output"
-            )
-        batches.append((offsets[segment.input] + batch.start, batch))
+    try:
+        for segment in shard.segments:
+            batch = cursors.read(inputs[segment.input], segment, options)
+            if batch is None or len(batch) != segment.rows:
+                raise MissingRows(
+                    f"{inputs[segment.input]} changed while the job read it ({segment.rows} "
+                    f"rows expected from row {segment.start.row}, {len(batch or [])} read); "
+                    "score it again into a new --output"
+                )
+            batches.append((offsets[segment.input] + batch.start, batch))
+    finally:
+        if own:
+            cursors.close()
     if all(isinstance(b.texts, list) for _, b in batches):
         # Text formats: one batch of all the segments' rows (consecutive across the inputs,
         # so a row's position is still the first one's plus its index), converted at once.
@@ -493,12 +545,15 @@ def _score_corpus(runtime, inputs, output: Location, options: ScoreOptions, prog
     bar.update(layout.rows - summary.scored_rows)  # committed by an earlier run: not read
     start_time = time.perf_counter()
     sources, offsets = dict(enumerate(inputs)), dict(enumerate(layout.offsets))
+    cursors = Cursors()
     try:
         for shard in pending:
-            table = score_shard(runtime, read_shard_input(sources, offsets, shard, options))
+            rows = read_shard_input(sources, offsets, shard, options, cursors)
+            table = score_shard(runtime, rows)
             write_shard(table, output / shard_name(shard.number, options.format), options.format)
             bar.update(shard.rows)
     finally:
+        cursors.close()
         bar.close()
     summary.seconds = time.perf_counter() - start_time
     return close_output(summary, output, options.format, layout.rows, inputs, stamps)

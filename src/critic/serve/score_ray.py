@@ -3,9 +3,10 @@
 Each scoring actor holds one Runtime and does for a whole shard what the local engine does:
 read its segments (seeking straight to each one's first row, in whichever inputs it spans),
 score them and commit the shard with the same atomic write. The driver only hands out shard
-numbers, keeping each actor two shards deep so none waits for the next, and counts what comes
-back. No rows travel through Ray's object store: a shard is read and written where it is
-scored, and an actor holds one shard at a time.
+numbers, a run of consecutive shards to each actor (so it reads its inputs on, never again
+from the start of a Parquet row group), keeping each actor two shards deep so none waits for
+the next, and counts what comes back. No rows travel through Ray's object store: a shard is
+read and written where it is scored, and an actor holds one shard at a time.
 
 Ray takes seconds to start; meanwhile a thread of the driver plans the job (cuts the inputs,
 fingerprints them, writes the manifest).
@@ -16,6 +17,7 @@ the same: a re-run skips committed shards and ends with exactly the rows of one 
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ from critic.storage import Location, location
 from .lease import OutputLease
 from .providers import DEFAULT_DEVICE
 from .score import (
+    Cursors,
     ScoreError,
     ScoreOptions,
     Shard,
@@ -52,11 +55,14 @@ IN_FLIGHT = 2  # shards queued on each actor: the one being scored and the next
 RESTARTS = 3  # an actor whose process or node died is started again (its shard retried)
 
 
-def commit_shard(runtime, sources, offsets, shard: Shard, output: Location, options) -> int:
-    """Read, score and commit one shard (``sources`` and ``offsets``: at least those of its
-    segments' inputs); its rows."""
+def commit_shard(
+    runtime, sources, offsets, shard: Shard, output: Location, options, cursors: Cursors
+) -> int:
+    """Read (on from ``cursors``), score and commit one shard (``sources`` and ``offsets``:
+    at least those of its segments' inputs); its rows."""
     fmt = options.format
-    table = score_shard(runtime, read_shard_input(sources, offsets, shard, options))
+    rows = read_shard_input(sources, offsets, shard, options, cursors)
+    table = score_shard(runtime, rows)
     write_shard(table, output / shard_name(shard.number, fmt), fmt)
     pa.default_memory_pool().release_unused()  # the reader's buffers, ~6x the shard
     return table.num_rows
@@ -74,10 +80,13 @@ class ShardScorer:
     ) -> None:
         self.runtime = shipped.load(**runtime_options)
         self.output, self.options = location(output), options
+        self.cursors = Cursors()  # this actor's shards follow each other: inputs read on
 
     def score(self, inputs: dict[int, str], offsets: dict[int, int], shard: Shard) -> int:
         """Commit ``shard`` (``inputs`` and ``offsets``: those of its segments); its rows."""
-        return commit_shard(self.runtime, inputs, offsets, shard, self.output, self.options)
+        return commit_shard(
+            self.runtime, inputs, offsets, shard, self.output, self.options, self.cursors
+        )
 
 
 def score_corpus_ray(
@@ -191,34 +200,54 @@ def start_scorers(shipped: ShippedBundle, pool: ActorPool, output: Location, opt
     ]
 
 
+class Runs:
+    """The pending shards cut into one run of consecutive shards per actor. An actor takes
+    the next shard of its run, so it reads its inputs on from where its last shard ended; one
+    whose run is done takes over the second half of the longest run left."""
+
+    def __init__(self, shards: list[Shard], actors: int) -> None:
+        size = -(-len(shards) // actors) if shards else 0
+        self.runs = [collections.deque(shards[i * size : (i + 1) * size]) for i in range(actors)]
+
+    def next(self, actor: int) -> Shard | None:
+        run = self.runs[actor]
+        if not run:
+            longest = max(self.runs, key=len)
+            keep = len(longest) // 2  # its owner keeps the first half
+            while len(longest) > keep:
+                run.appendleft(longest.pop())
+        return run.popleft() if run else None
+
+
 def _run(scorers, uris, offsets, pending: list[Shard], advance) -> None:
-    """Hand the pending shards to the actors, each kept ``IN_FLIGHT`` deep, until all are
-    committed; ``advance(rows)`` after each. The actors end with it."""
+    """Hand the pending shards to the actors (a run of consecutive shards each, see
+    :class:`Runs`), each kept ``IN_FLIGHT`` deep, until all are committed; ``advance(rows)``
+    after each. The actors end with it."""
     import ray
 
     for idle in scorers[len(pending) :]:  # started before the work was known
         ray.kill(idle)
     scorers = scorers[: len(pending)]
-    queue = list(reversed(pending))  # popped from the end: shards in order
-    running: dict[Any, Any] = {}  # task -> actor
+    runs = Runs(pending, len(scorers))
+    running: dict[Any, int] = {}  # task -> the actor's number
 
-    def submit(scorer) -> None:
-        shard = queue.pop()
+    def submit(actor: int) -> None:
+        shard = runs.next(actor)
+        if shard is None:
+            return
         used = {s.input for s in shard.segments}
-        task = scorer.score.remote({i: uris[i] for i in used}, {i: offsets[i] for i in used}, shard)
-        running[task] = scorer
+        inputs, firsts = {i: uris[i] for i in used}, {i: offsets[i] for i in used}
+        running[scorers[actor].score.remote(inputs, firsts, shard)] = actor
 
     try:
         for _ in range(IN_FLIGHT):
-            for scorer in scorers:
-                if queue:
-                    submit(scorer)
+            for actor in range(len(scorers)):
+                submit(actor)
         while running:
             [task], _ = ray.wait(list(running), num_returns=1)
-            scorer = running.pop(task)
+            actor = running.pop(task)
             advance(ray.get(task))
-            if queue:
-                submit(scorer)
+            submit(actor)
     finally:
         for scorer in scorers:
             ray.kill(scorer)
