@@ -19,6 +19,7 @@ are counted and compared with the rows the inputs hold: any difference is an err
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import hashlib
 import json
 import time
@@ -546,15 +547,28 @@ def _score_corpus(runtime, inputs, output: Location, options: ScoreOptions, prog
     start_time = time.perf_counter()
     sources, offsets = dict(enumerate(inputs)), dict(enumerate(layout.offsets))
     cursors = Cursors()
-    try:
-        for shard in pending:
-            rows = read_shard_input(sources, offsets, shard, options, cursors)
-            table = score_shard(runtime, rows)
-            write_shard(table, output / shard_name(shard.number, options.format), options.format)
-            bar.update(shard.rows)
-    finally:
-        cursors.close()
-        bar.close()
+
+    def read(k: int):
+        return read_shard_input(sources, offsets, pending[k], options, cursors)
+
+    # The next shard is read while this one is scored: on object storage a shard's reads
+    # are round trips the model need not wait for.
+    ahead = None
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="critic-read") as reader:
+        try:
+            ahead = reader.submit(read, 0) if pending else None
+            for k, shard in enumerate(pending):
+                rows = ahead.result()
+                ahead = reader.submit(read, k + 1) if k + 1 < len(pending) else None
+                table = score_shard(runtime, rows)
+                path = output / shard_name(shard.number, options.format)
+                write_shard(table, path, options.format)
+                bar.update(shard.rows)
+        finally:
+            if ahead is not None and not ahead.cancel():
+                ahead.exception()  # a read under way ends before its readers are closed
+            cursors.close()
+            bar.close()
     summary.seconds = time.perf_counter() - start_time
     return close_output(summary, output, options.format, layout.rows, inputs, stamps)
 
@@ -611,7 +625,9 @@ def close_output(
 ) -> Summary:
     """Check no input was rewritten since ``stamps`` (:func:`input_stamps` at the start),
     count what the output holds, check it is every row of the inputs, and write
-    ``_summary.json`` (only then: a job without one did not finish)."""
+    ``_summary.json`` (only then: a job without one did not finish). What a writer killed
+    mid-shard left (its shard was scored again) is removed first."""
+    _remove_leftovers(output)
     changed = [
         str(path)
         for path, old, new in zip(inputs, stamps, input_stamps(inputs), strict=True)
