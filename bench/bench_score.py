@@ -152,13 +152,19 @@ def s3_server(kind: str, folder: Path):
                 time.sleep(0.5)
         yield fs
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """End a process started in its own group: SIGTERM to the group, ``timeout`` s to exit,
+    then SIGKILL to whatever of the group is left (`ray start`'s children outlive it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def copy_corpus(source: str, destination: str, rows_per_file: int) -> None:
@@ -243,15 +249,7 @@ def ray_node(folder: Path):
             time.sleep(1)
         yield RayNode(head.pid, env)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):  # `ray start`'s children linger
-            os.killpg(head.pid, signal.SIGKILL)
-        head.wait()
+        stop_group(head)
         shutil.rmtree(temp, ignore_errors=True)
 
 
