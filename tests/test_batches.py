@@ -17,6 +17,7 @@ from critic.data.readers import (
     CorpusError,
     _csv_records,
     batch_starts,
+    check_columns,
     count_rows,
     iter_batches,
     read_texts,
@@ -313,3 +314,41 @@ def test_batches_cut_at_any_phase_read_back_as_the_same_rows(tmp_path, kind):
             assert segment["texts"] == whole["texts"][start.row : end]
     with pytest.raises(ValueError, match="phase must be in"):
         batch_starts(path, 5, phase=5)
+
+
+def test_check_columns_raises_what_the_first_batch_would(tmp_path):
+    """The job's check before its output exists: per format and columns asked for, the
+    error reading would raise before its first batch, or none (JSON Lines: row errors)."""
+    inputs = {
+        "a.jsonl": lambda p: p.write_text('{"id": 1, "text": "Fine."}\n{"id": 2}\n'),
+        "a.csv": lambda p: p.write_text("id,text\n1,Fine.\n"),
+        "a.txt": lambda p: p.write_text("Fine.\nDull.\n"),
+        "a.parquet": lambda p: pq.write_table(pa.table({"id": [1], "text": ["Fine."]}), p),
+    }
+    asks = [
+        ("text", None, ()),
+        ("text", "id", ()),
+        ("review", None, ()),
+        ("text", "key", ()),
+        ("text", "id", ("stars",)),
+    ]
+    raised = 0
+    for name, make in inputs.items():
+        path = tmp_path / name
+        make(path)
+        for text_column, id_column, keep in asks:
+            try:
+                next(iter_batches(path, 1, text_column, id_column, keep), None)
+                expected = None
+            except CorpusError as e:
+                expected = str(e)
+            if expected is None:
+                check_columns(path, text_column, id_column, keep)
+            else:
+                raised += 1
+                with pytest.raises(CorpusError) as info:
+                    check_columns(path, text_column, id_column, keep)
+                assert str(info.value) == expected
+    assert raised == 9  # csv, parquet and txt (an id or kept column): 3 asks each
+    rows = next(iter_batches(tmp_path / "a.jsonl", 2, "review", "key"))
+    assert rows.errors == {0: "line 1 has no field 'review'", 1: "line 2 has no field 'review'"}

@@ -256,6 +256,24 @@ def iter_batches(
     yield from _batched(rows, batch_rows, id_column, keep, start.row)
 
 
+def check_columns(
+    path: Source,
+    text_column: str = "text",
+    id_column: str | None = None,
+    keep: tuple[str, ...] = (),
+    fmt: str | None = None,
+) -> None:
+    """The CorpusError :func:`iter_batches` would raise before its first batch, if any:
+    Parquet's schema, a CSV file's header, the columns a format cannot have. JSON Lines
+    fields are checked row by row (a row without the text is an error row), so a JSON Lines
+    file is not opened: checking many small files costs no read of each."""
+    path = location(path)
+    fmt = input_format(path, fmt)
+    if fmt == "jsonl" or (fmt == "txt" and not (keep or id_column)):
+        return
+    next(iter_batches(path, 1, text_column, id_column, keep, fmt=fmt), None)
+
+
 def read_columns(
     path: Source,
     text_column: str = "text",

@@ -37,6 +37,7 @@ from critic.data.readers import (
     Start,
     acl_imdb_files,
     batch_starts,
+    check_columns,
     folder_inputs,
     input_format,
     is_utf8,
@@ -593,10 +594,7 @@ def check_job(bundle: Bundle, inputs: list[Location], options: ScoreOptions) -> 
     options.validate()
     bundle.model_file(options.variant)  # a BundleError when the bundle lacks the variant
     for path in inputs:  # missing or unusable columns end here, before the output exists
-        next(
-            iter_batches(path, 1, options.text_column, options.id_column, options.source_columns()),
-            None,
-        )
+        check_columns(path, options.text_column, options.id_column, options.source_columns())
 
 
 def prepare_output(
@@ -697,6 +695,8 @@ def _string_column(values: Any):
 def _cell_text(value: Any) -> str | None:
     if value is None:
         return None
+    if type(value) is int:  # the common id, written as JSON writes it, without json's cost
+        return str(value)
     if not isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if is_utf8(value):
