@@ -5,6 +5,7 @@ corpus and the output on local disk and on an S3-compatible server.
                                        [--engines local,ray,ray-node]
                                        [--storage local,moto,seaweedfs]
     python bench/bench_score.py BUNDLE --small-files 10000x10 [--engines local]
+                                       [--storage local,seaweedfs]
 
 The corpus is the 50,000 IMDB reviews of ../shared/data/imdb repeated to --rows rows, written
 once as Parquet into a temporary folder (and uploaded once to each S3 server). Two
@@ -24,8 +25,9 @@ Each engine's fixed cost is measured apart: scoring --overhead-rows rows, where 
 the engine itself takes memory. Writes bench/results/score.{json,md}.
 
 With ``--small-files FxR``: the same F x R reviews as F JSON Lines files of R rows (a folder)
-and as one JSON Lines file, each engine scoring both, interleaved, median of --repeat: rows/s
-and output files. Writes bench/results/score_small_files.{json,md}.
+and as one JSON Lines file, each engine scoring both on each storage (both uploaded once to
+each S3 server), interleaved, median of --repeat: rows/s, output files, and what each input
+file adds to the command's time and peak memory. Writes bench/results/score_small_files.{json,md}.
 """
 
 from __future__ import annotations
@@ -314,36 +316,52 @@ def make_small_files(data: Path, files: int, rows: int, folder: Path) -> tuple[P
 def small_files(args) -> None:
     files, rows = (int(x) for x in args.small_files.split("x"))
     total = files * rows
-    engines = args.engines.split(",")
+    engines, storages = args.engines.split(","), args.storage.split(",")
     local_fs = pafs.LocalFileSystem()
     times: dict[str, list[float]] = {}
     peaks: dict[str, list[int]] = {}
     outputs: dict[str, int] = {}
+    uploads: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         many, one = make_small_files(args.data, files, rows, Path(tmp))
-        for i in range(args.repeat):
-            for engine in engines:
-                for kind, source in (("many", many), ("one", one)):
-                    out = f"{tmp}/out-{engine}-{kind}-{i}"
-                    with engine_node(engine, Path(tmp)) as node:
-                        result = score(args.bundle, str(source), out, engine, args.variant, node)
-                    outputs[f"{engine}/{kind}"] = len(os.listdir(out)) - 2  # manifest, summary
-                    check_output(local_fs, out, total)
-                    times.setdefault(f"{engine}/{kind}", []).append(result["seconds"])
-                    print(f"{engine}/{kind}: {result['seconds']:.1f} s", flush=True)
-        for engine in engines:  # memory, in runs of its own
-            for kind, source in (("many", many), ("one", one)):
-                out = f"{tmp}/memory-{engine}-{kind}"
-                with engine_node(engine, Path(tmp)) as node:
-                    job = (args.bundle, str(source), out, engine, args.variant, node)
-                    peaks[f"{engine}/{kind}"] = [score(*job, sample=True)["peak_pss_bytes"]]
-                check_output(local_fs, out, total)
+        for storage in storages:
+            with contextlib.ExitStack() as stack:
+                if storage == "local":
+                    fs, root = local_fs, tmp
+                    sources = {"many": str(many), "one": str(one)}
+                else:  # one S3 server at a time, both corpora uploaded to it once
+                    fs = stack.enter_context(s3_server(storage, Path(tmp)))
+                    start = time.perf_counter()
+                    pafs.copy_files(str(many), f"{BUCKET}/many", local_fs, fs, use_threads=True)
+                    pafs.copy_files(str(one), f"{BUCKET}/{one.name}", local_fs, fs)
+                    uploads[storage] = time.perf_counter() - start
+                    print(f"{storage}: uploaded {files:,} files in {uploads[storage]:.0f} s")
+                    root = f"s3://{BUCKET}"
+                    sources = {"many": f"{root}/many", "one": f"{root}/{one.name}"}
+                for i in range(args.repeat + 1):  # timed runs, then one measuring memory
+                    for engine in engines:
+                        for kind, source in sources.items():
+                            key = f"{storage}/{engine}/{kind}"
+                            out = f"{root}/out-{engine}-{kind}-{i}"
+                            with engine_node(engine, Path(tmp)) as node:
+                                job = (args.bundle, source, out, engine, args.variant, node)
+                                result = score(*job, sample=i == args.repeat)
+                            folder = out.removeprefix("s3://")
+                            written = fs.get_file_info(pafs.FileSelector(folder))
+                            outputs[key] = sum(not f.base_name.startswith("_") for f in written)
+                            check_output(fs, folder, total)
+                            if i == args.repeat:
+                                peaks[key] = [result["peak_pss_bytes"]]
+                            else:
+                                times.setdefault(key, []).append(result["seconds"])
+                                print(f"{key}: {result['seconds']:.1f} s", flush=True)
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "bundle": str(args.bundle.name),
         "files": files,
         "rows_per_file": rows,
         "repeat": args.repeat,
+        "upload_seconds": uploads,
         "runs": {
             key: {
                 "median_seconds": statistics.median(t),
@@ -356,31 +374,34 @@ def small_files(args) -> None:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "score_small_files.json").write_text(json.dumps(report, indent=2))
+    name = f"score_small_files-{args.tag}" if args.tag else "score_small_files"
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2))
     md = [
         f"critic score, {total:,} IMDB reviews as {files:,} JSON Lines files of {rows} rows "
         f"and as one file, {args.variant} bundle; {report['machine']}; wall time of the whole "
-        f"command, median of {args.repeat} interleaved runs.",
+        f"command, median of {args.repeat} interleaved runs; peak memory in a run of its own.",
         "",
-        "| engine | input | rows/s | wall (s) | output files | vs one file | peak memory (MB) "
-        "| cost per input file (ms) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| storage | engine | input | rows/s | wall (s) | output files | vs one file "
+        "| peak memory (MB) | cost per input file (ms) | memory per input file (KB) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for engine in engines:
-        one = report["runs"][f"{engine}/one"]
-        base = one["rows_per_second"]
-        for kind in ("many", "one"):
-            r = report["runs"][f"{engine}/{kind}"]
-            label = f"{files:,} files" if kind == "many" else "one file"
-            # What each input file adds to the whole command (against the one file)
-            extra = 1000 * (r["median_seconds"] - one["median_seconds"]) / files
-            per_file = f"{extra:.3f}" if kind == "many" else ""
-            md.append(
-                f"| {engine} | {label} | {r['rows_per_second']:,.0f} | "
-                f"{r['median_seconds']:.1f} | {r['output_files']} | "
-                f"{r['rows_per_second'] / base:.2f}x | {r['peak_pss_mb']:.0f} | {per_file} |"
-            )
-    (args.out / "score_small_files.md").write_text("\n".join(md) + "\n")
+    for storage in storages:
+        for engine in engines:
+            one = report["runs"][f"{storage}/{engine}/one"]
+            for kind in ("many", "one"):
+                r = report["runs"][f"{storage}/{engine}/{kind}"]
+                label = f"{files:,} files" if kind == "many" else "one file"
+                # What each input file adds to the whole command (against the one file)
+                extra = 1000 * (r["median_seconds"] - one["median_seconds"]) / files
+                memory = 1024 * (r["peak_pss_mb"] - one["peak_pss_mb"]) / files
+                per_file = f"{extra:.3f} | {memory:.1f}" if kind == "many" else " | "
+                md.append(
+                    f"| {storage} | {engine} | {label} | {r['rows_per_second']:,.0f} | "
+                    f"{r['median_seconds']:.1f} | {r['output_files']} | "
+                    f"{r['rows_per_second'] / one['rows_per_second']:.2f}x | "
+                    f"{r['peak_pss_mb']:.0f} | {per_file} |"
+                )
+    (args.out / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 

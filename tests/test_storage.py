@@ -113,6 +113,36 @@ def test_acl_imdb_folder_on_s3(tmp_path, s3_bucket):
     assert batch.ids == ["neg/2_3.txt", "neg/10_3.txt", "pos/2_3.txt", "pos/10_3.txt"]
 
 
+def test_a_listing_tells_each_objects_size_and_etag_without_a_request_each(
+    s3_bucket, s3_server, monkeypatch
+):
+    """Planning a job over many objects asks their kind, size and ETag: the listing that
+    found them answers (one request per 1,000), not a round trip per object. What may have
+    changed since (stamp) and a copy made elsewhere ask the store afresh."""
+    import pickle
+
+    from flaky_proxy import FlakyProxy
+
+    lines = [b'{"text": "review %d"}\n' % i * (i + 1) for i in range(30)]
+    for i, data in enumerate(lines):
+        location(f"{s3_bucket}/listed/r{i:02d}.jsonl").write_atomic(data)
+    with FlakyProxy(s3_server, rate=0.0) as proxy:  # counts the requests, fails none
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        files = location(f"{s3_bucket}/listed").files()
+        listing = proxy.requests
+        sizes = [f.size() for f in files]
+        tags = [f.etag() for f in files]
+        assert all(f.exists() and f.is_file() and not f.is_dir() for f in files)
+        assert proxy.requests == listing == 1
+        assert sizes == [len(data) for data in lines]
+        assert tags == [location(f.uri).etag() for f in files]  # a HEAD each: the same tags
+        assert proxy.requests == 1 + len(files)
+        files[0].write_atomic(b'{"text": "rewritten, and longer than before"}\n')
+        assert files[0].stamp()[0] == 46 and files[0].size() == len(lines[0])  # as listed
+        copy = pickle.loads(pickle.dumps(files[0]))
+        assert copy == files[0] and copy.size() == 46 and copy.etag() != tags[0]
+
+
 @pytest.fixture
 def flaky_s3(s3_bucket, s3_server, monkeypatch):
     """The test bucket behind a proxy that fails 30 % of the requests (503, 500, reset,

@@ -34,9 +34,9 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 _MAGIC = ("*", "?", "[")
 # Each read of an object store is one ranged GET, with a cost per request on top of the bytes
@@ -114,6 +114,15 @@ def is_uri(value: str | os.PathLike) -> bool:
     return "://" in str(value)
 
 
+class Listed(NamedTuple):
+    """What the listing that found a file said of it: kind (a pyarrow FileType), size, and
+    an S3 object's ETag."""
+
+    type: Any
+    size: int
+    etag: str | None = None
+
+
 @dataclass(frozen=True)
 class Location:
     """A file or folder: ``uri`` (what users see and workers receive) on ``fs`` at ``path``."""
@@ -121,6 +130,13 @@ class Location:
     uri: str
     fs: Any  # pyarrow.fs.FileSystem
     path: str
+    # What the listing that found this file said of it: its kind, size and ETag then cost
+    # no request of their own (an object store answers each in a round trip, and a job
+    # plans each input with several). stamp() always asks afresh.
+    listed: Listed | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self):  # a copy elsewhere, later, asks the store afresh
+        return (Location, (self.uri, self.fs, self.path))
 
     # -- naming ------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -162,7 +178,9 @@ class Location:
         """``operation()``: once on a local disk, :func:`retried` on an object store."""
         return operation() if self.is_local else retried(self.uri, what, operation)
 
-    def _info(self):
+    def _info(self, fresh: bool = False):
+        if self.listed is not None and not fresh:
+            return self.listed
         return self.retry("looking it up", lambda: self.fs.get_file_info(self.path))
 
     def exists(self) -> bool:
@@ -193,20 +211,49 @@ class Location:
             except FileNotFoundError:
                 return 0, 0
             return st.st_size, st.st_mtime_ns
-        info = self._info()
+        info = self._info(fresh=True)
         return int(info.size or 0), int(info.mtime_ns or 0)
 
     def files(self, recursive: bool = True) -> list[Location]:
-        """The files below this folder, sorted by path."""
-        pafs = _pyarrow_fs()
-        selector = pafs.FileSelector(self.path, recursive=recursive, allow_not_found=True)
-        infos = self.retry("listing it", lambda: self.fs.get_file_info(selector))
+        """The files below this folder, sorted by path, each knowing what the listing said
+        of it (:class:`Listed`)."""
+        if self.on_s3:
+            found = self.retry("listing it", lambda: self._s3_listing(recursive))
+        else:
+            pafs = _pyarrow_fs()
+            selector = pafs.FileSelector(self.path, recursive=recursive, allow_not_found=True)
+            infos = self.retry("listing it", lambda: self.fs.get_file_info(selector))
+            file = pafs.FileType.File
+            found = [(i.path, Listed(file, i.size)) for i in infos if i.type == file]
         base = self.path.rstrip("/")
         return [
-            self / info.path[len(base) + 1 :]
-            for info in sorted(infos, key=lambda i: i.path)
-            if info.type == pafs.FileType.File
+            Location(f"{self.uri.rstrip('/')}/{path[len(base) + 1 :]}", self.fs, path, listed)
+            for path, listed in sorted(found, key=lambda f: f[0])
         ]
+
+    def _s3_listing(self, recursive: bool) -> list[tuple[str, Listed]]:
+        """The objects below this prefix from S3's own listing, 1,000 per request with their
+        size and ETag (pyarrow's listing drops the ETag, and a HEAD per object for it made
+        planning a job cost a round trip per input)."""
+        client, bucket, key = s3_object(self)
+        query = {"Bucket": bucket, "Prefix": f"{key.rstrip('/')}/" if key else ""}
+        if not recursive:
+            query["Delimiter"] = "/"
+        found, file = [], _pyarrow_fs().FileType.File
+        try:
+            for page in client.get_paginator("list_objects_v2").paginate(**query):
+                for obj in page.get("Contents", ()):
+                    if not obj["Key"].endswith("/"):  # a folder marker is not a file
+                        etag = str(obj["ETag"]).strip('"')
+                        found.append((f"{bucket}/{obj['Key']}", Listed(file, obj["Size"], etag)))
+        except Exception as e:  # botocore's errors
+            code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket":
+                return []
+            if code or not transient(OSError(str(e))):  # the store's answer: no retry
+                raise StorageError(f"{self.uri}: cannot list it ({e})") from e
+            raise OSError(str(e)) from e
+        return found
 
     # -- reading -----------------------------------------------------------------------
     def open_input(self) -> BinaryIO:
@@ -245,6 +292,8 @@ class Location:
         """The store's content tag of this S3 object (its ETag: an MD5 of the content, or of
         its parts' MD5s for a multipart upload), from one HEAD request: an identity of the
         content that costs no read of it."""
+        if self.listed is not None and self.listed.etag:
+            return self.listed.etag
         client, bucket, key = s3_object(self)
         try:
             return str(client.head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
