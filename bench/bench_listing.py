@@ -10,7 +10,7 @@ every input (size and fingerprint; ETags come with the listing), and measures th
 memory for the list of inputs (tracemalloc, Python objects). The per-object cost is what a
 job of that many inputs pays before the layout scan reads any object (that part scales with
 the bytes: see the many-small-files rows of bench_score.py). Median of --repeat. Writes
-bench/results/listing.{json,md}.
+bench/results/listing[-TAG].{json,md}.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--storage", default="seaweedfs,moto")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--tag", default="", help="results as listing-TAG.{json,md}")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = {}
@@ -94,7 +95,8 @@ def main() -> None:
         "results": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "listing.json").write_text(json.dumps(report, indent=2))
+    name = f"listing-{args.tag}" if args.tag else "listing"
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2))
     n = args.objects
     md = [
         f"critic score's input list of {n:,} S3 objects under one prefix ({report['machine']}; "
@@ -111,7 +113,7 @@ def main() -> None:
             f"{r['metadata_seconds']:.2f} | {r['python_bytes'] / 2**20:.0f} | "
             f"{r['python_bytes'] / n:.0f} |"
         )
-    (args.out / "listing.md").write_text("\n".join(md) + "\n")
+    (args.out / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 
