@@ -38,12 +38,11 @@ from bench_score import (
     HERE,
     RayNode,
     check_output,
-    free_port,
     make_corpus,
     run,
     s3_server,
-    stop_group,
 )
+from processes import free_port, stop_group
 
 RAY = str(Path(sys.executable).with_name("ray"))
 AGENT_PORTS = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",

@@ -41,7 +41,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from processes import free_port, stop_group
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imdb"
@@ -103,12 +103,6 @@ def make_corpus(data: Path, rows: int, folder: Path) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def s3_server(kind: str, folder: Path):
     """An S3-compatible server (``moto`` or ``seaweedfs``) on 127.0.0.1, with the standard AWS
@@ -155,18 +149,6 @@ def s3_server(kind: str, folder: Path):
         yield fs
     finally:
         stop_group(proc)
-
-
-def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
-    """End a process started in its own group: SIGTERM to the group, ``timeout`` s to exit,
-    then SIGKILL to whatever of the group is left (`ray start`'s children outlive it)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=timeout)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def copy_corpus(source: str, destination: str, rows_per_file: int) -> None:

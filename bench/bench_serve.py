@@ -24,8 +24,6 @@ import json
 import os
 import platform
 import random
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +33,7 @@ import aiohttp
 import numpy as np
 import pyarrow.parquet as pq
 from bench_score import tree_pss
+from processes import free_port, stop_group
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imdb"
@@ -43,12 +42,6 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imdb"
 def percentile_ms(seconds: list[float], q: float) -> float | None:
     """The q-th percentile of ``seconds``, in milliseconds (None when there are none)."""
     return float(np.percentile(seconds, q)) * 1000 if seconds else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request_texts(texts: list[str], per_request: int | None, count: int, seed: int):
@@ -298,13 +291,7 @@ def running(kind: str, bundle: Path, cores: set[int]):
             time.sleep(0.5)
         yield base, server.pid
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server, timeout=60)
 
 
 def measure_levels(base: str, pid: int, texts: list[str], args) -> list[dict]:

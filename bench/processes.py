@@ -1,0 +1,28 @@
+"""What the benchmarks share to start and end the servers they measure: a free port on
+127.0.0.1, and the end of a process started in its own group (never `ray stop` or pkill)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """End a process started in its own group: SIGTERM to the group, ``timeout`` s to exit,
+    then SIGKILL to whatever of the group is left (`ray start`'s children outlive it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
