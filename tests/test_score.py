@@ -120,6 +120,24 @@ def test_a_job_that_wrote_no_shard_does_not_block_the_corrected_one(tmp_path, bu
     assert manifest["options"]["text_column"] == "text"
 
 
+def test_an_empty_input_among_others_adds_no_rows(tmp_path, bundle):
+    """An empty file in a folder of inputs is an input of no rows (it was a crash: the plan
+    gave it a segment of nothing); ids by position run on across it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"text": "Great."}\n{"text": "Dull."}\n')
+    (folder / "b.jsonl").write_text("")
+    (folder / "c.jsonl").write_text('{"text": "Fine."}\n')
+    out = tmp_path / "out"
+    result = critic_cli(
+        "score", "--model", str(bundle), "--input", str(folder), "--output", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert read_output(out).column("id").to_pylist() == ["0", "1", "2"]
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert [entry["rows"] for entry in manifest["inputs"]] == [2, 0, 1]
+
+
 @pytest.mark.parametrize("out_fmt", ["csv", "jsonl"])
 def test_text_csv_tsv_and_glob_inputs(tmp_path, bundle, runtime, imdb_test, out_fmt):
     texts = [t.replace("\n", " ") for t in imdb_test[:90]]

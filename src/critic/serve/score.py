@@ -189,7 +189,7 @@ def plan_layout(inputs: list[Location], shard_rows: int) -> Layout:
     for index, path in enumerate(inputs):
         # This input starts (-position) % shard_rows rows before the next shard boundary.
         starts, rows = batch_starts(path, shard_rows, phase=(-position) % shard_rows)
-        ends = [s.row for s in starts[1:]] + [rows]
+        ends = [s.row for s in starts[1:]] + [rows] if starts else []  # empty: no segment
         for start, end in zip(starts, ends, strict=True):
             number = (position + start.row) // shard_rows
             segments.setdefault(number, []).append(Segment(index, start, end - start.row))
