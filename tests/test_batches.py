@@ -352,3 +352,29 @@ def test_check_columns_raises_what_the_first_batch_would(tmp_path):
     assert raised == 9  # csv, parquet and txt (an id or kept column): 3 asks each
     rows = next(iter_batches(tmp_path / "a.jsonl", 2, "review", "key"))
     assert rows.errors == {0: "line 1 has no field 'review'", 1: "line 2 has no field 'review'"}
+
+
+def test_the_layout_scan_hashes_every_byte_of_a_text_input(tmp_path):
+    """A job fingerprints a local text input with the sha256 its layout scan took: it must
+    be the file's, whatever its line endings, blank lines, byte-order mark or last line."""
+    import hashlib
+
+    bodies = {
+        "a.jsonl": BOM + b'{"text": "one"}\r\n\r\n{"text": "two"}\n{"text": "no newline"}',
+        "b.csv": b'text,id\r"a, ""quoted""\rline",1\r\n\nplain,2\nlast,3',
+        "c.tsv": b"text\tid\nx\t1\n\n",
+        "d.txt": b"first\r\nsecond\n\n   \nthird",
+        "e.txt": b"",
+    }
+    for name, body in bodies.items():
+        path = tmp_path / name
+        path.write_bytes(body)
+        digest = hashlib.sha256()
+        _, rows = batch_starts(path, 2, digest=digest)
+        assert digest.hexdigest() == hashlib.sha256(body).hexdigest(), name
+        assert rows == batch_starts(path, 2)[1]
+    parquet = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"text": ["a", "b"]}), parquet)
+    untouched = hashlib.sha256()
+    assert batch_starts(parquet, 1, digest=untouched)[1] == 2
+    assert untouched.hexdigest() == hashlib.sha256().hexdigest()  # Parquet: not scanned

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -475,6 +476,9 @@ def test_many_small_files_give_few_full_shards(tmp_path, bundle, imdb_test):
     assert first["inputs"][1] == [str(folder / "part-0001.jsonl"), 0, 10]
     assert last["rows"] == 200 and last["inputs"][-1] == [str(folder / "part-0299.jsonl"), 0, 10]
     assert [i["rows"] for i in manifest["inputs"]] == [10] * 300
+    for entry in manifest["inputs"][::37]:  # hashed by the layout scan: each file's sha256
+        content = Path(entry["path"]).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(content).hexdigest()
 
 
 def test_shards_spanning_many_files_are_exactly_once_after_kill_9(tmp_path, bundle, imdb_test):
@@ -799,7 +803,6 @@ def test_s3_inputs_are_known_by_their_etag_not_read_twice(tmp_path, bundle, imdb
     """An S3 input's identity in the manifest is the ETag its store keeps (no read of the
     object); new content is still refused, and an output begun when S3 inputs were hashed
     (sha256 in its manifest) is still resumed."""
-    import hashlib
 
     from critic.storage import location
 
@@ -1110,3 +1113,67 @@ def test_actor_runs_hand_out_every_shard_once_in_consecutive_runs():
     assert runs.next(1) == shards[6] and runs.next(0) == shards[2]
     assert [runs.next(a) for a in (0, 0, 0)] == [shards[7], None, None]
     assert Runs([], 2).next(1) is None
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_an_outputs_rows_and_errors_are_counted_from_the_shard_footers(tmp_path, where, request):
+    """The job's last check counts every committed shard: from Parquet footers (rows, and
+    the error column's null counts), 16 shards at a time on a store; a footer without
+    statistics is read whole. Either way the counts are those of the rows."""
+    from critic.serve.score import count_output, shard_name
+    from critic.storage import location
+
+    root = request.getfixturevalue("s3_bucket") if where == "s3" else str(tmp_path)
+    output = location(f"{root}/out")
+    output.make_dirs()
+    expected_rows = expected_errors = 0
+    for number in range(7):
+        n = 5 + 3 * number
+        error = [None if (i + number) % 3 else f"row {i} failed" for i in range(n)]
+        table = pa.table(
+            {
+                "id": [f"{number}-{i}" for i in range(n)],
+                "probabilities": [[0.25, 0.75]] * n,  # a nested column before "error"
+                "error": error,
+            }
+        )
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, row_group_size=4, write_statistics=number != 3)
+        (output / shard_name(number, "parquet")).write_atomic(sink.getvalue().to_pybytes())
+        expected_rows += n
+        expected_errors += sum(e is not None for e in error)
+    names = [shard_name(number, "parquet") for number in range(7)]
+    assert count_output(output, "parquet", names) == (expected_rows, expected_errors)
+    assert count_output(output, "parquet", names[:1]) == (5, 2)
+
+
+def test_small_objects_on_a_store_are_planned_and_read_as_local_files_are(tmp_path, s3_bucket):
+    """Many small objects are scanned and read 16 at a time, each scan as if the object
+    began a shard: the layout and every shard's rows are those of the same files read one
+    by one from a local disk, whichever objects a shard boundary falls inside."""
+    from critic.serve.score import ScoreOptions, expand_inputs, plan_layout, read_shard_input
+    from critic.storage import location
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for k, rows in enumerate([3, 1, 9, 0, 4, 2, 12, 5, 1, 1, 6, 2, 8, 3]):
+        lines = [json.dumps({"id": f"{k}-{i}", "text": f"review {k} {i}"}) for i in range(rows)]
+        body = ("\n".join(lines) + ("\n" if k % 2 else "")).encode()
+        (folder / f"part-{k:02d}.jsonl").write_bytes(body)
+        location(f"{s3_bucket}/many/part-{k:02d}.jsonl").write_atomic(body)
+    options = ScoreOptions(id_column="id", shard_rows=5)
+    local = expand_inputs([str(folder)])
+    remote = expand_inputs([f"{s3_bucket}/many"])
+    assert all(path.listed is not None for path in remote)  # planned from the listing
+    mine, theirs = plan_layout(local, 5), plan_layout(remote, 5)
+    assert (theirs.offsets, theirs.rows) == (mine.offsets, mine.rows) == (theirs.offsets, 57)
+    assert theirs.shards == mine.shards
+    assert max(len(shard.segments) for shard in mine.shards) >= 4  # whole objects between
+    for shard in mine.shards:
+        here = read_shard_input(
+            dict(enumerate(local)), dict(enumerate(mine.offsets)), shard, options
+        )
+        there = read_shard_input(
+            dict(enumerate(remote)), dict(enumerate(theirs.offsets)), shard, options
+        )
+        assert there.equals(here) and len(here) == shard.rows

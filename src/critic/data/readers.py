@@ -172,12 +172,14 @@ class Start:
 
 
 def batch_starts(
-    path: Source, batch_rows: int, fmt: str | None = None, phase: int = 0
+    path: Source, batch_rows: int, fmt: str | None = None, phase: int = 0, digest=None
 ) -> tuple[list[Start], int]:
     """Where each batch of ``iter_batches(path, batch_rows)`` begins, and the rows in all
     (cheap: metadata, or one scan of the bytes). With ``phase`` p, the batches begin at row 0
     and at the rows r with ``r % batch_rows == p`` (the first one after row 0 is then p rows
-    long): the cuts of batches counted across several inputs, this one starting mid-batch."""
+    long): the cuts of batches counted across several inputs, this one starting mid-batch.
+    ``digest`` (a hashlib object) is updated with every byte of a text input as the scan
+    reads it, so a job fingerprints it without reading it again; Parquet leaves it as is."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
     if not 0 <= phase < batch_rows:
@@ -193,7 +195,7 @@ def batch_starts(
         return [Start(row) for row in cuts], rows
     starts, rows = [], 0
     if fmt in ("csv", "tsv"):
-        records = _csv_records(path, fmt)
+        records = _csv_records(path, fmt, digest=digest)
         _, begin, lines = next(records, (None, 0, 0))  # the header
         line = 1 + lines
         for record, end, lines in records:
@@ -205,13 +207,23 @@ def batch_starts(
         return starts, rows
     with open_binary(path) as fh:
         offset = 0
-        for number, raw in enumerate(fh, 1):
+        for number, raw in enumerate(_hashed(fh, digest), 1):
             if (raw.removeprefix(BOM) if number == 1 else raw).strip():  # blank: not a row
                 if rows == 0 or rows % batch_rows == phase:
                     starts.append(Start(rows, offset, number))
                 rows += 1
             offset += len(raw)
     return starts, rows
+
+
+def _hashed(lines: Iterator[bytes], digest) -> Iterator[bytes]:
+    """The lines of a binary file, each added to ``digest`` (if any) as it passes."""
+    if digest is None:
+        yield from lines
+        return
+    for line in lines:
+        digest.update(line)
+        yield line
 
 
 def count_rows(path: Source, fmt: str | None = None) -> int:
@@ -388,14 +400,14 @@ class BrokenRecord(str):
     """A CSV record that cannot be read as one; the str says why."""
 
 
-def _csv_records(path: Location, fmt: str, offset: int = 0):
+def _csv_records(path: Location, fmt: str, offset: int = 0, digest=None):
     """(record, byte offset just past it, the lines it takes) from ``offset`` on. Lines end
     at LF, CR or CRLF as with ``open(newline="")``; invalid UTF-8 survives as surrogates
     (reported per row). CSV is parsed strictly: a quote inside an unquoted field is text, but
     a closing quote must be followed by the delimiter or the end of the line, so a stray
     opening quote cannot swallow the following lines into one field (TSV keeps Python's
     tolerant parsing). A record the csv module refuses, or whose quote never closes, comes as
-    a BrokenRecord."""
+    a BrokenRecord. ``digest``: as in :func:`batch_starts`."""
     csv.field_size_limit(sys.maxsize)
     end = offset
     quotes = lines_read = 0  # since the last record
@@ -405,7 +417,7 @@ def _csv_records(path: Location, fmt: str, offset: int = 0):
         nonlocal end, quotes, lines_read, at_eof
         with open_binary(path) as fh:
             fh.seek(offset)
-            for raw in fh:
+            for raw in _hashed(fh, digest):
                 for line in raw.splitlines(keepends=True):
                     end += len(line)
                     if end == len(line):  # the file's first line: no byte-order mark

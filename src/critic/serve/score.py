@@ -58,6 +58,10 @@ OUTPUT_COLUMNS = ("id", "probability", "label", "probabilities", "error")
 KEPT = "kept:"  # prefix of a kept column inside a shard, apart from critic's own columns
 
 
+# A store's object up to this size is planned with others at once (see _scan_small_objects).
+SMALL_OBJECT = 8 << 20
+
+
 class ScoreError(ValueError):
     """A scoring job that cannot start (or continue) as asked."""
 
@@ -162,6 +166,9 @@ class Layout:
     offsets: list[int]
     shards: list[Shard]
     rows: int
+    # sha256 of the text inputs on a local disk, by input number, taken as the layout scan
+    # read them (a corpus of many small files is then opened once less per file)
+    digests: dict[int, str] = field(default_factory=dict)
 
     def input_rows(self) -> list[int]:
         ends = [*self.offsets[1:], self.rows]
@@ -185,10 +192,26 @@ def plan_layout(inputs: list[Location], shard_rows: int) -> Layout:
     each text input, metadata for Parquet)."""
     offsets: list[int] = []
     segments: dict[int, list[Segment]] = {}
+    digests: dict[int, str] = {}
+    formats = [input_format(path) for path in inputs]
+    early = _scan_small_objects(inputs, formats, shard_rows)
     position = 0
     for index, path in enumerate(inputs):
+        fmt = formats[index]
         # This input starts (-position) % shard_rows rows before the next shard boundary.
-        starts, rows = batch_starts(path, shard_rows, phase=(-position) % shard_rows)
+        phase = (-position) % shard_rows
+        if index in early and (phase == 0 or early[index][1] <= phase):
+            # Scanned as if it began a shard: the same cuts, or no boundary inside it.
+            starts, rows = early[index]
+            starts = starts if phase == 0 else starts[:1]
+        else:
+            # A text input on a local disk is hashed as it is scanned: its fingerprint (on
+            # S3 the ETag stands for it; Parquet is cut from its footer, not scanned).
+            scanned = path.is_local and fmt not in ("parquet", "acl_imdb")
+            digest = hashlib.sha256() if scanned else None
+            starts, rows = batch_starts(path, shard_rows, fmt, phase=phase, digest=digest)
+            if digest is not None:
+                digests[index] = digest.hexdigest()
         ends = [s.row for s in starts[1:]] + [rows] if starts else []  # empty: no segment
         for start, end in zip(starts, ends, strict=True):
             number = (position + start.row) // shard_rows
@@ -199,7 +222,29 @@ def plan_layout(inputs: list[Location], shard_rows: int) -> Layout:
         Shard(number, tuple(parts), sum(p.rows for p in parts))
         for number, parts in sorted(segments.items())
     ]
-    return Layout(offsets, shards, position)
+    return Layout(offsets, shards, position, digests)
+
+
+def _scan_small_objects(
+    inputs: list[Location], formats: list[str], shard_rows: int
+) -> dict[int, tuple[list[Start], int]]:
+    """The layout scans of the small objects on a store (listed at most SMALL_OBJECT bytes),
+    16 at a time, each as if it began a shard: a scan is a round trip or two, and a corpus
+    of many small objects was planned one after the other. The plan uses a scan as it is
+    when the object does begin a shard or no shard boundary falls inside it (for files much
+    smaller than a shard, nearly all of them), and scans the others again."""
+    small = [
+        k
+        for k, path in enumerate(inputs)
+        if not path.is_local
+        and formats[k] != "acl_imdb"
+        and path.listed is not None
+        and path.listed.size <= SMALL_OBJECT
+    ]
+    if len(small) < 2:
+        return {}
+    scans = each(lambda k: batch_starts(inputs[k], shard_rows, formats[k]), small, local=False)
+    return dict(zip(small, scans, strict=True))
 
 
 def _joined(batches: list[Batch]) -> Batch:
@@ -284,17 +329,35 @@ def read_shard_input(
 
     own = cursors is None
     cursors = Cursors() if own else cursors
-    batches = []
+
+    def read(segment: Segment, readers: Cursors) -> tuple[int, Batch]:
+        batch = readers.read(inputs[segment.input], segment, options)
+        if batch is None or len(batch) != segment.rows:
+            raise MissingRows(
+                f"{inputs[segment.input]} changed while the job read it ({segment.rows} "
+                f"rows expected from row {segment.start.row}, {len(batch or [])} read); "
+                "score it again into a new --output"
+            )
+        return offsets[segment.input] + batch.start, batch
+
+    def whole(segment: Segment) -> tuple[int, Batch]:
+        readers = Cursors(1)
+        try:
+            return read(segment, readers)
+        finally:
+            readers.close()
+
+    # The segments between a shard's first and last are whole inputs: on a store, many
+    # small objects are read 16 at a time (each is a round trip or two), not in turn.
+    middle = list(shard.segments[1:-1])
+    on_store = len(middle) > 1 and "://" in str(inputs[middle[0].input])
     try:
-        for segment in shard.segments:
-            batch = cursors.read(inputs[segment.input], segment, options)
-            if batch is None or len(batch) != segment.rows:
-                raise MissingRows(
-                    f"{inputs[segment.input]} changed while the job read it ({segment.rows} "
-                    f"rows expected from row {segment.start.row}, {len(batch or [])} read); "
-                    "score it again into a new --output"
-                )
-            batches.append((offsets[segment.input] + batch.start, batch))
+        if on_store:
+            batches = [read(shard.segments[0], cursors)]
+            batches += each(whole, middle, local=False)
+            batches.append(read(shard.segments[-1], cursors))
+        else:
+            batches = [read(segment, cursors) for segment in shard.segments]
     finally:
         if own:
             cursors.close()
@@ -348,12 +411,17 @@ def expand_inputs(patterns: list[str]) -> list[Location]:
     return found
 
 
-def fingerprint(path: Location, by_tag: bool | None = None) -> dict[str, Any]:
+def fingerprint(
+    path: Location, by_tag: bool | None = None, sha256: str | None = None
+) -> dict[str, Any]:
     """Identity of an input: its size, and the sha256 of its content, or on S3 the ETag the
     store keeps (no read: a corpus of hundreds of GB is not hashed by one process); for an
-    aclImdb folder, a digest of every review file's. ``by_tag`` forces either."""
+    aclImdb folder, a digest of every review file's. ``by_tag`` forces either; ``sha256``:
+    the file's, taken by the read that cut it into shards."""
     tagged = path.on_s3 if by_tag is None else by_tag
     key = "etag" if tagged else "sha256"
+    if sha256 is not None and not tagged:
+        return {"path": path.uri, "bytes": path.size(), key: sha256}
 
     def content(p: Location) -> str:
         return p.etag() if tagged else p.sha256()
@@ -379,10 +447,23 @@ def _same_content(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return False
 
 
+def each(function, items: list, local: bool) -> list:
+    """``[function(item) for item in items]``; on an object store (not ``local``) 16 at a
+    time, since each is a round trip of a few ms to tens of ms."""
+    if local or len(items) < 2:
+        return [function(item) for item in items]
+    with concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="critic-ask") as pool:
+        return list(pool.map(function, items))
+
+
 def input_stamps(inputs: list[Location]) -> list:
     """Size and modification time of every input file (cheap: metadata only), to tell at
     the end of a job whether an input was rewritten while it ran."""
-    return [[f.stamp() for f in acl_imdb_files(p)] if p.is_dir() else p.stamp() for p in inputs]
+
+    def stamp(p: Location):
+        return [f.stamp() for f in acl_imdb_files(p)] if p.is_dir() else p.stamp()
+
+    return each(stamp, inputs, all(p.is_local for p in inputs))
 
 
 def job_manifest(
@@ -396,8 +477,8 @@ def job_manifest(
             "variant": options.variant,
         },
         "inputs": [
-            {**fingerprint(p), "rows": rows}
-            for p, rows in zip(inputs, layout.input_rows(), strict=True)
+            {**fingerprint(p, sha256=layout.digests.get(k)), "rows": rows}
+            for k, (p, rows) in enumerate(zip(inputs, layout.input_rows(), strict=True))
         ],
         "options": _options_doc(options),
         "shards": layout.describe(inputs, options.format),
@@ -410,7 +491,7 @@ def _options_doc(options: ScoreOptions) -> dict[str, Any]:
 
 def shard_stamps(output: Location, files: list[str]) -> list:
     """Size and modification time of each committed shard (metadata only)."""
-    return [(output / name).stamp() for name in files]
+    return each(lambda name: (output / name).stamp(), files, output.is_local)
 
 
 def stamps_digest(stamps: list) -> str:
@@ -797,21 +878,41 @@ def count_output(output: Location, fmt: str, shards: list[str]) -> tuple[int, in
     """Rows and rows with an error across the committed ``shards`` (file names)."""
     import pyarrow.compute as pc
 
-    files = [output / name for name in shards]
-    if not files:
-        return 0, 0
-    if fmt == "jsonl":
-        rows = errors = 0
-        for f in files:
-            for line in f.read_text().splitlines():
-                rows += 1
-                errors += json.loads(line)["error"] is not None
-        return rows, errors
-    rows = errors = 0
-    for f in files:
-        column = read_shard_table(f, fmt, ["error"]).column("error")
-        rows, errors = rows + len(column), errors + int(pc.sum(pc.is_valid(column)).as_py() or 0)
-    return rows, errors
+    def count(name: str) -> tuple[int, int]:
+        shard = output / name
+        if fmt == "jsonl":
+            lines = shard.read_text().splitlines()
+            return len(lines), sum(json.loads(line)["error"] is not None for line in lines)
+        if fmt == "parquet":  # the footer alone: rows, and the error column's nulls
+            found = _parquet_counts(shard)
+            if found is not None:
+                return found
+        column = read_shard_table(shard, fmt, ["error"]).column("error")
+        return len(column), int(pc.sum(pc.is_valid(column)).as_py() or 0)
+
+    counts = each(count, shards, output.is_local)
+    return sum(rows for rows, _ in counts), sum(errors for _, errors in counts)
+
+
+def _parquet_counts(shard: Location) -> tuple[int, int] | None:
+    """A Parquet shard's rows and rows with an error from its footer (critic writes the
+    error column's null counts), or None when the footer lacks them."""
+    import pyarrow.parquet as pq
+
+    meta = shard.retry(
+        "reading its footer", lambda: pq.read_metadata(shard.path, filesystem=shard.fs)
+    )
+    leaves = [meta.schema.column(k).path for k in range(meta.num_columns)]
+    if "error" not in leaves:
+        return None
+    column, errors = leaves.index("error"), 0
+    for group in range(meta.num_row_groups):
+        part = meta.row_group(group)
+        stats = part.column(column).statistics
+        if stats is None or not stats.has_null_count:
+            return None
+        errors += part.num_rows - stats.null_count
+    return meta.num_rows, errors
 
 
 def read_shard_table(shard: Location, fmt: str, columns: list[str] | None = None):
