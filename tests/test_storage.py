@@ -141,6 +141,13 @@ def test_a_listing_tells_each_objects_size_and_etag_without_a_request_each(
         assert files[0].stamp()[0] == 46 and files[0].size() == len(lines[0])  # as listed
         copy = pickle.loads(pickle.dumps(files[0]))
         assert copy == files[0] and copy.size() == 46 and copy.etag() != tags[0]
+        # A file named directly is looked up once, then answers like a listed one.
+        named = location(f"{s3_bucket}/listed/r03.jsonl").looked_up()
+        missing = location(f"{s3_bucket}/listed/none.jsonl").looked_up()
+        asked = proxy.requests
+        assert named.exists() and named.is_file() and not named.is_dir()
+        assert named.size() == len(lines[3]) and not missing.exists()
+        assert proxy.requests == asked
 
 
 @pytest.fixture

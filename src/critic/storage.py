@@ -183,6 +183,15 @@ class Location:
             return self.listed
         return self.retry("looking it up", lambda: self.fs.get_file_info(self.path))
 
+    def looked_up(self) -> Location:
+        """This location knowing its kind and size from one lookup, as if a listing had
+        found it: on an object store each later check is then free (a job asks an input's
+        kind and size a score of times). A local one is itself (os.stat is cheap)."""
+        if self.listed is not None or self.is_local:
+            return self
+        info = self._info()
+        return Location(self.uri, self.fs, self.path, Listed(info.type, int(info.size or 0)))
+
     # A local file asks os.stat (a tenth of pyarrow's cost, for corpora of many small
     # files), unless its listing already said.
     def exists(self) -> bool:

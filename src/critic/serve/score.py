@@ -391,6 +391,7 @@ def expand_inputs(patterns: list[str]) -> list[Location]:
         if not matches:
             raise ScoreError(f"{pattern}: matches no file")
         for match in matches:
+            match = match.looked_up()  # on a store: one request, not one per check
             if not match.exists():
                 raise ScoreError(f"{match}: no such file or folder")
             try:
