@@ -43,7 +43,7 @@ from critic.data.readers import (
     is_utf8,
     iter_batches,
 )
-from critic.storage import Location, StorageError, expand, location
+from critic.storage import Location, StorageError, expand, is_uri, location
 
 from .lease import OutputLease
 
@@ -350,7 +350,7 @@ def read_shard_input(
     # The segments between a shard's first and last are whole inputs: on a store, many
     # small objects are read 16 at a time (each is a round trip or two), not in turn.
     middle = list(shard.segments[1:-1])
-    on_store = len(middle) > 1 and "://" in str(inputs[middle[0].input])
+    on_store = len(middle) > 1 and is_uri(inputs[middle[0].input])
     try:
         if on_store:
             batches = [read(shard.segments[0], cursors)]
