@@ -42,11 +42,9 @@ from bench_score import (
     run,
     s3_server,
 )
-from processes import free_port, stop_group
+from processes import free_port, ray_node_ports, stop_group
 
 RAY = str(Path(sys.executable).with_name("ray"))
-AGENT_PORTS = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-               "--runtime-env-agent-port", "--metrics-export-port")  # fmt: skip
 
 
 class Cluster:
@@ -79,7 +77,7 @@ class Cluster:
         self.temps.append(temp)
         command = [RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={temp}",
                    "--node-ip-address=127.0.0.1", *args,
-                   *(f"{flag}={free_port()}" for flag in AGENT_PORTS)]  # fmt: skip
+                   *ray_node_ports()]  # fmt: skip
         if private is not None:
             script = f"mount -t tmpfs tmpfs '{private}' && exec " + " ".join(command)
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]

@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from processes import free_port, stop_group
+from processes import free_port, ray_node_ports, stop_group
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imdb"
@@ -213,13 +213,11 @@ def ray_node(folder: Path):
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     temp = tempfile.mkdtemp(prefix="bench-ray-")  # Ray's socket paths must stay short
     port = free_port()
-    agents = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-              "--runtime-env-agent-port", "--metrics-export-port")  # fmt: skip
     head = subprocess.Popen(
         [str(ray), "start", "--head", "--block", f"--port={port}", "--num-cpus",
          str(os.cpu_count()), "--include-dashboard=false", "--disable-usage-stats",
          f"--temp-dir={temp}", "--node-ip-address=127.0.0.1",
-         *(f"{flag}={free_port()}" for flag in agents)],
+         *ray_node_ports()],
         env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip

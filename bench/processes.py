@@ -1,5 +1,6 @@
 """What the benchmarks share to start and end the servers they measure: a free port on
-127.0.0.1, and the end of a process started in its own group (never `ray stop` or pkill)."""
+127.0.0.1, a Ray node's own agent ports, and the end of a process started in its own group
+(never `ray stop` or pkill)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def ray_node_ports() -> list[str]:
+    """`ray start` flags giving a node agent ports of its own: left to Ray, two nodes on one
+    machine (or a node beside a test's) take the same ones."""
+    flags = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+             "--runtime-env-agent-port", "--metrics-export-port")  # fmt: skip
+    return [f"{flag}={free_port()}" for flag in flags]
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
