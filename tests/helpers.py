@@ -35,19 +35,25 @@ sys.meta_path.insert(0, Block())
 # above Ray's worker ports (10002-19999).
 TEST_PORTS = range(20000, 32000)
 _ports = random.Random()
+_given: set[int] = set()  # ports free_port has handed out
 
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now, outside the ranges the kernel and Ray
-    hand out to other sockets."""
+    hand out to other sockets, and never handed out before by this process: ports asked for
+    together (a node's four agent ports) are bound only later, so being free is not enough
+    (two of them once drew the same port, and the node refused to start)."""
     for _ in range(1000):
         port = _ports.choice(TEST_PORTS)
+        if port in _given:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _given.add(port)
+        return port
     raise RuntimeError("no free port in the test range")
 
 
