@@ -33,7 +33,7 @@ _XML = (
 class FlakyProxy:
     """``with FlakyProxy(upstream, rate=0.18, seed=1) as proxy:`` ``proxy.endpoint`` is the
     URL to give clients; ``proxy.faults`` counts the faults injected, ``proxy.requests`` all
-    requests seen."""
+    requests seen, ``proxy.methods_seen`` them by HTTP method."""
 
     def __init__(self, upstream: str, rate: float, seed: int = 0, methods=None) -> None:
         target = urlsplit(upstream)
@@ -42,6 +42,7 @@ class FlakyProxy:
         self.methods = methods  # None: fail any method
         self.faults: Counter[str] = Counter()
         self.requests = 0
+        self.methods_seen: Counter[str] = Counter()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -64,6 +65,7 @@ class FlakyProxy:
     def _draw(self, method: str) -> str | None:
         with self._lock:
             self.requests += 1
+            self.methods_seen[method] += 1
             if self.methods is not None and method not in self.methods:
                 return None
             if self._random.random() >= self.rate:

@@ -147,7 +147,73 @@ def test_a_listing_tells_each_objects_size_and_etag_without_a_request_each(
         asked = proxy.requests
         assert named.exists() and named.is_file() and not named.is_dir()
         assert named.size() == len(lines[3]) and not missing.exists()
+        tag = named.etag()  # the lookup's HEAD said it too
         assert proxy.requests == asked
+        assert tag == location(named.uri).etag() == tags[3]
+
+
+def _parquet_bytes(rows: int) -> bytes:
+    sink = pa.BufferOutputStream()
+    table = pa.table({"id": list(range(rows)), "text": [f"review {i}" for i in range(rows)]})
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def test_a_parquet_objects_footer_is_fetched_once_per_version(s3_bucket, s3_server, monkeypatch):
+    """A job reads a Parquet input's footer for its column check, its layout and its read.
+    On an object store each is a request: the footer of an object whose ETag is known is
+    fetched once, and a rewritten object (a new ETag) is read afresh."""
+    from flaky_proxy import FlakyProxy
+
+    from critic.data.footers import forget_footers
+    from critic.data.readers import check_columns
+
+    uri = f"{s3_bucket}/footers/reviews.parquet"
+    location(uri).write_atomic(_parquet_bytes(10))
+
+    def job(path) -> list[str]:
+        check_columns(path, "text", "id")
+        assert batch_starts(path, 4)[1] == 10
+        return [str(t) for b in iter_batches(path, 4, id_column="id") for t in b.texts]
+
+    forget_footers()
+    with FlakyProxy(s3_server, rate=0.0) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        texts = job(location(uri))  # no ETag known: nothing is kept
+        unkept = proxy.methods_seen["GET"]
+        looked_up = location(uri).looked_up()
+        before = proxy.methods_seen["GET"]
+        assert job(looked_up) == texts == [f"review {i}" for i in range(10)]
+        first = proxy.methods_seen["GET"] - before
+        assert first == unkept - 2  # the layout and the read reuse the check's footer
+        assert job(looked_up) == texts
+        assert proxy.methods_seen["GET"] - before - first == first - 1  # no footer at all
+        location(uri).write_atomic(_parquet_bytes(12))
+        rewritten = location(uri).looked_up()
+        assert batch_starts(rewritten, 4)[1] == 12
+        assert [len(b) for b in iter_batches(rewritten, 100)] == [12]
+    forget_footers()
+
+
+def test_kept_footers_are_bounded_by_their_bytes(monkeypatch):
+    from critic.data import footers
+
+    metadata = pq.read_metadata(pa.BufferReader(_parquet_bytes(3)))
+    size = metadata.serialized_size
+    monkeypatch.setattr(footers, "KEPT_BYTES", 3 * size)
+    footers.forget_footers()
+    for i in range(5):
+        footers.keep_footer((f"s3://b/{i}.parquet", "tag"), metadata)
+    footers.kept_footer(("s3://b/2.parquet", "tag"))  # used last: kept before 3 and 4
+    footers.keep_footer(("s3://b/5.parquet", "tag"), metadata)
+    kept = [i for i in range(6) if footers.kept_footer((f"s3://b/{i}.parquet", "tag"))]
+    assert kept == [2, 4, 5]
+    footers.keep_footer(None, metadata)  # nothing to keep it under
+    monkeypatch.setattr(footers, "KEPT_BYTES", size - 1)
+    footers.keep_footer(("s3://b/big.parquet", "tag"), metadata)  # larger than the bound
+    assert footers.kept_footer(("s3://b/big.parquet", "tag")) is None
+    footers.forget_footers()
+    assert footers.kept_footer(("s3://b/5.parquet", "tag")) is None
 
 
 @pytest.fixture

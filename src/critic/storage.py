@@ -189,8 +189,27 @@ class Location:
         kind and size a score of times). A local one is itself (os.stat is cheap)."""
         if self.listed is not None or self.is_local:
             return self
-        info = self._info()
-        return Location(self.uri, self.fs, self.path, Listed(info.type, int(info.size or 0)))
+        listed = self._s3_head() if self.on_s3 else None
+        if listed is None:  # not an S3 object: a folder, nothing, or another store
+            info = self._info()
+            listed = Listed(info.type, int(info.size or 0))
+        return Location(self.uri, self.fs, self.path, listed)
+
+    def _s3_head(self) -> Listed | None:
+        """An S3 object's size and ETag from one HEAD request (pyarrow's lookup drops the
+        ETag, which a job asks next); None when no object has this key."""
+        client, bucket, key = s3_object(self)
+        if not key or key.endswith("/"):  # a bucket or a folder (a marker is not a file)
+            return None
+        try:
+            head = client.head_object(Bucket=bucket, Key=key)
+        except Exception as e:  # botocore's errors, after its own retries
+            code = str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StorageError(f"{self.uri}: cannot look it up ({e})") from e
+        etag = str(head["ETag"]).strip('"')
+        return Listed(_pyarrow_fs().FileType.File, int(head["ContentLength"]), etag)
 
     # A local file asks os.stat (a tenth of pyarrow's cost, for corpora of many small
     # files), unless its listing already said.

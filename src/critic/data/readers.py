@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from critic.data.footers import footer_key, keep_footer, kept_footer
 from critic.storage import Location, location
 
 Source = str | Path | Location  # a local path or a storage URI (see critic.storage)
@@ -117,13 +118,27 @@ def parquet_file(path: Source):
     path = location(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
+    key = footer_key(path)
+    footer = kept_footer(key)
     try:
         if path.is_local:
             return pq.ParquetFile(path.path, filesystem=path.fs, pre_buffer=False)
-        return pq.ParquetFile(path.open_raw(), pre_buffer=False)  # each range read retried
+        # Each range read retried; a footer read before is not read again.
+        opened = pq.ParquetFile(path.open_raw(), metadata=footer, pre_buffer=False)
     except Exception as e:  # pyarrow's ArrowInvalid & co. do not name the file
         problem = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise CorpusError(f"{path}: not a readable Parquet file ({problem})") from None
+    if footer is None:
+        keep_footer(key, opened.metadata)
+    return opened
+
+
+def parquet_metadata(path: Source):
+    """A Parquet input's footer (``pyarrow.parquet.FileMetaData``: rows, row groups, schema),
+    read once per object version on an object store (:mod:`critic.data.footers`)."""
+    path = location(path)
+    footer = kept_footer(footer_key(path))
+    return footer if footer is not None else parquet_file(path).metadata
 
 
 @dataclass
@@ -188,7 +203,7 @@ def batch_starts(
     fmt = input_format(path, fmt)
     if fmt in ("parquet", "acl_imdb"):
         if fmt == "parquet":
-            rows = parquet_file(path).metadata.num_rows
+            rows = parquet_metadata(path).num_rows
         else:
             rows = len(acl_imdb_files(path))
         cuts = [0, *range(phase or batch_rows, rows, batch_rows)] if rows else []
@@ -282,6 +297,11 @@ def check_columns(
     path = location(path)
     fmt = input_format(path, fmt)
     if fmt == "jsonl" or (fmt == "txt" and not (keep or id_column)):
+        return
+    if fmt == "parquet":  # the schema alone: reading a row would fetch a column chunk
+        _parquet_columns(
+            path, parquet_metadata(path).schema.to_arrow_schema(), text_column, id_column, keep
+        )
         return
     next(iter_batches(path, 1, text_column, id_column, keep, fmt=fmt), None)
 
@@ -500,21 +520,30 @@ def is_utf8(text: str) -> bool:
     return True
 
 
-def _parquet(path, batch_rows, text_column, id_column, keep, start: int) -> Iterator[Batch]:
+def _parquet_columns(path, schema, text_column, id_column, keep) -> list[str]:
+    """The columns a Parquet read asks of ``schema``; a CorpusError when one is missing or
+    the id column cannot hold ids."""
     import pyarrow as pa
 
-    pf = parquet_file(path)
-    names = pf.schema_arrow.names
+    names = schema.names
     wanted = list(dict.fromkeys(c for c in (text_column, id_column, *keep) if c))
     missing = [c for c in wanted if c not in names]
     if missing:
         raise CorpusError(f"{path}: no column {missing[0]!r} (have {_short(names)})")
     if id_column:
-        kind = pf.schema_arrow.field(id_column).type
+        kind = schema.field(id_column).type
         if pa.types.is_nested(kind) or pa.types.is_dictionary(kind):
             raise CorpusError(
                 f"{path}: id column {id_column!r} is {kind}; an id must be text or a number"
             )
+    return wanted
+
+
+def _parquet(path, batch_rows, text_column, id_column, keep, start: int) -> Iterator[Batch]:
+    import pyarrow as pa
+
+    pf = parquet_file(path)
+    wanted = _parquet_columns(path, pf.schema_arrow, text_column, id_column, keep)
     # Read from the row group that holds row ``start``; skip the rows before it.
     group, skip = 0, start
     while group < pf.num_row_groups and skip >= pf.metadata.row_group(group).num_rows:
