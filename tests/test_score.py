@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -669,6 +670,29 @@ def test_ray_engine_failure_names_the_cause_and_exits_2(tmp_path, bundle, imdb_t
     # No traceback of the driver: the command ended on its own error (Ray's raylet may still
     # echo the actors' failures above it).
     assert "critic/cli/main.py" not in result.stderr
+
+
+def test_ray_engine_starts_its_own_ray_whatever_another_left_on_record(
+    tmp_path, bundle, imdb_test, monkeypatch
+):
+    """A `ray start` on the machine leaves its address in Ray's temp folder, and leaves it
+    there if it dies. Ray's default would join that cluster (and failed with Ray's own
+    ValueError, since the command asks for CPUs); the engine starts its own Ray."""
+    pytest.importorskip("ray")
+    short = Path(tempfile.mkdtemp(prefix="ray-"))  # Ray's socket paths must stay short
+    try:
+        (short / "ray").mkdir()
+        (short / "ray" / "ray_current_cluster").write_text("127.0.0.1:9\n")  # nobody there
+        monkeypatch.setenv("RAY_TMPDIR", str(short))
+        corpus = _corpus(tmp_path, imdb_test, 50)
+        result = critic_cli(
+            "score", "--model", str(bundle), "--input", str(corpus), "--output",
+            str(tmp_path / "out"), "--engine", "ray", "--num-cpus", "1",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads((tmp_path / "out" / "_summary.json").read_text())["rows"] == 50
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def _actor_pids(root: int, title: str) -> list[int]:

@@ -24,8 +24,8 @@ def connect_ray(num_cpus: int | None = None) -> None:
     # Quietly: Ray's C++ core prints its start-up lines to stderr whatever the log level.
     if joins_a_cluster():
         quietly(ray.init, address="auto", **quiet)
-    else:
-        quietly(ray.init, num_cpus=num_cpus, include_dashboard=False, **quiet)
+    else:  # "local": never a Ray that another command left on record (/tmp/ray)
+        quietly(ray.init, address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
 
 
 class RaySession:
