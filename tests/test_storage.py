@@ -152,6 +152,20 @@ def test_a_listing_tells_each_objects_size_and_etag_without_a_request_each(
         assert tag == location(named.uri).etag() == tags[3]
 
 
+def test_a_lookup_tells_objects_folders_and_nothing_apart(s3_bucket):
+    """An input named directly is looked up once (a HEAD that also gives its ETag); a name
+    that is no object is a folder (a prefix, with or without its slash, a folder marker, the
+    bucket) or nothing."""
+    location(f"{s3_bucket}/kinds/sub/r.jsonl").write_atomic(b'{"text": "fine"}\n')
+    location(f"{s3_bucket}/kinds/marked").make_dirs()  # an empty folder's marker object
+    obj = location(f"{s3_bucket}/kinds/sub/r.jsonl").looked_up()
+    assert obj.is_file() and obj.size() == 17 and obj.etag() == location(obj.uri).etag()
+    for folder in ("kinds/sub", "kinds/sub/", "kinds/marked/", "kinds/marked", ""):
+        found = location(f"{s3_bucket}/{folder}").looked_up()
+        assert found.is_dir() and not found.is_file(), folder
+    assert not location(f"{s3_bucket}/kinds/none.jsonl").looked_up().exists()
+
+
 def _parquet_bytes(rows: int) -> bytes:
     sink = pa.BufferOutputStream()
     table = pa.table({"id": list(range(rows)), "text": [f"review {i}" for i in range(rows)]})
