@@ -968,26 +968,59 @@ def test_an_output_missing_rows_is_an_error_not_a_success(tmp_path, bundle, imdb
     assert not (out / "_summary.json").exists()
 
 
-def test_an_input_rewritten_during_the_job_fails_it(tmp_path, runtime, imdb_test, monkeypatch):
-    """The input is overwritten after the first shard with as many rows, other texts: the
-    row count matches, the output mixes two files; the job fails instead of succeeding."""
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_an_input_rewritten_during_the_job_fails_it(
+    tmp_path, runtime, imdb_test, monkeypatch, store, request
+):
+    """The input is overwritten after the first shard with as many rows and bytes, other
+    texts: the row count matches, the output mixes two files; the job fails instead of
+    succeeding. On S3 the job's first stamps come from the lookup that found the input."""
     from critic.serve import score
-    from critic.serve.score import MissingRows, ScoreOptions, score_corpus
+    from critic.serve.score import MissingRows, ScoreOptions, expand_inputs, score_corpus
+    from critic.storage import location
 
     corpus = _corpus(tmp_path, imdb_test, 900)
+    source = location(corpus)
+    if store == "s3":
+        source = location(f"{request.getfixturevalue('s3_bucket')}/in/corpus.jsonl")
+        source.write_atomic(corpus.read_bytes())
     write_shard = score.write_shard
 
     def rewrite_after_the_first_shard(table, path, fmt):
         write_shard(table, path, fmt)
         if path.name.endswith("-000000.parquet"):
             lines = corpus.read_text(encoding="utf-8").splitlines()
-            corpus.write_text("\n".join(reversed(lines)) + "\n", encoding="utf-8")
+            source.write_atomic(("\n".join(reversed(lines)) + "\n").encode())
 
     monkeypatch.setattr(score, "write_shard", rewrite_after_the_first_shard)
     out = tmp_path / "out"
     with pytest.raises(MissingRows, match=r"corpus\.jsonl changed while the job read it"):
-        score_corpus(runtime, [corpus], out, ScoreOptions(shard_rows=300, id_column="id"))
+        inputs = expand_inputs([source.uri])
+        score_corpus(runtime, inputs, out, ScoreOptions(shard_rows=300, id_column="id"))
     assert not (out / "_summary.json").exists()
+    assert source.size() == corpus.stat().st_size  # the same size: the stamps told it
+
+
+def test_a_rerun_of_a_finished_s3_job_asks_nothing_of_each_input(
+    tmp_path, runtime, s3_bucket, s3_server, monkeypatch
+):
+    """A finished job over a folder of S3 objects answers a re-run from the listing: each
+    object's size and ETag are compared with the finished job's, without a request each."""
+    from flaky_proxy import FlakyProxy
+
+    from critic.serve.score import ScoreOptions, expand_inputs, score_corpus
+    from critic.storage import location
+
+    for i in range(30):
+        location(f"{s3_bucket}/many/r{i:02d}.jsonl").write_atomic(b'{"text": "fine film"}\n')
+    out, options = f"{s3_bucket}/out", ScoreOptions(shard_rows=1000)
+    first = score_corpus(runtime, expand_inputs([f"{s3_bucket}/many"]), out, options)
+    assert first.rows == 30 and first.scored_rows == 30
+    with FlakyProxy(s3_server, rate=0.0) as proxy:  # counts the requests, fails none
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        again = score_corpus(runtime, expand_inputs([f"{s3_bucket}/many"]), out, options)
+    assert again.rows == 30 and again.scored_rows == 0 and again.skipped_shards == 1
+    assert proxy.methods_seen["HEAD"] < 10, proxy.methods_seen  # 30 inputs: none asked
 
 
 @pytest.mark.parametrize("manifest", ["[]", "{not json", '{"inputs": 5}'])

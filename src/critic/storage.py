@@ -233,14 +233,21 @@ class Location:
             return os.stat(self.path).st_size
         return int(self._info().size)
 
-    def stamp(self) -> tuple[int, int]:
-        """(size, modification time in ns): changes when the file is rewritten."""
+    def stamp(self, known: bool = False) -> tuple[int, int | str]:
+        """What changes when the file is rewritten: (size, modification time in ns), on S3
+        (size, ETag); (0, 0) when nothing is there. Asked afresh, unless ``known`` and the
+        listing or lookup that found this S3 object told it: a job takes its inputs' stamps
+        from the listing it was planned from, and asks afresh at its end."""
         if self.is_local:
             try:
                 st = os.stat(self.path)
             except FileNotFoundError:
                 return 0, 0
             return st.st_size, st.st_mtime_ns
+        if self.on_s3:
+            told = known and self.listed is not None and self.listed.etag
+            said = self.listed if told else self._s3_head()
+            return (said.size, said.etag) if said is not None else (0, 0)
         info = self._info(fresh=True)
         return int(info.size or 0), int(info.mtime_ns or 0)
 

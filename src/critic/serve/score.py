@@ -457,12 +457,16 @@ def each(function, items: list, local: bool) -> list:
         return list(pool.map(function, items))
 
 
-def input_stamps(inputs: list[Location]) -> list:
-    """Size and modification time of every input file (cheap: metadata only), to tell at
-    the end of a job whether an input was rewritten while it ran."""
+def input_stamps(inputs: list[Location], known: bool = False) -> list:
+    """Every input file's stamp (size and modification time, on S3 size and ETag; cheap:
+    metadata only), to tell at the end of a job whether an input was rewritten while it ran.
+    ``known``: what the listing that found an S3 object said (no request), for the stamps
+    a job starts from or a finished job is compared with; the end of a job asks afresh."""
 
     def stamp(p: Location):
-        return [f.stamp() for f in acl_imdb_files(p)] if p.is_dir() else p.stamp()
+        if p.is_dir():
+            return [f.stamp(known) for f in acl_imdb_files(p)]
+        return p.stamp(known)
 
     return each(stamp, inputs, all(p.is_local for p in inputs))
 
@@ -520,7 +524,7 @@ def finished_job(
         and manifest.get("options") == _options_doc(options)
         and [i.get("path") for i in manifest.get("inputs", [])] == [p.uri for p in inputs]
     )
-    if not same_job or done["inputs_stamp"] != stamps_digest(input_stamps(inputs)):
+    if not same_job or done["inputs_stamp"] != stamps_digest(input_stamps(inputs, known=True)):
         return None
     files = done.get("files", [])
     if committed_shards(output) != set(files):
@@ -623,7 +627,7 @@ def score_corpus(
 
 def _score_corpus(runtime, inputs, output: Location, options: ScoreOptions, progress) -> Summary:
     layout = prepare_output(runtime.bundle, inputs, output, options)
-    stamps = input_stamps(inputs)
+    stamps = input_stamps(inputs, known=True)  # from the listing the job was planned from
     pending, summary = pending_shards(layout, output, options.format)
     bar = progress_bar(layout.rows, progress)
     bar.update(layout.rows - summary.scored_rows)  # committed by an earlier run: not read

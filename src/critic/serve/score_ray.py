@@ -150,7 +150,7 @@ def _plan(bundle, inputs, output, options):
     """The job's layout (the output opened), the inputs' stamps, the shards still to score
     and the summary so far."""
     layout = prepare_output(bundle, inputs, output, options)
-    stamps = input_stamps(inputs)
+    stamps = input_stamps(inputs, known=True)  # from the listing the job was planned from
     pending, summary = pending_shards(layout, output, options.format)
     return layout, stamps, pending, summary
 
