@@ -49,7 +49,7 @@ def imdb_location(path: str | Path | None) -> str:
 def resolve_imdb(source: str | Path | Location, *, cache: Path | None = None) -> Location:
     """An aclImdb folder for ``source``: the folder itself (local or in object storage), or an
     archive extracted once into the cache. A local archive is known by its content; one in
-    object storage by its URI, size and modification time, so it is read once, not per run."""
+    object storage by its URI and stamp (size and ETag on S3), so it is read once, not per run."""
     cache = Path(cache) if cache is not None else cache_dir()
     source = location(source)
     if source.is_dir():
@@ -59,8 +59,8 @@ def resolve_imdb(source: str | Path | Location, *, cache: Path | None = None) ->
     if source.is_local:
         key = source.sha256()
     else:
-        size, mtime = source.stamp()
-        key = hashlib.sha256(f"{source.uri}\0{size}\0{mtime}".encode()).hexdigest()
+        size, version = source.stamp()  # on S3 its ETag, else its modification time
+        key = hashlib.sha256(f"{source.uri}\0{size}\0{version}".encode()).hexdigest()
     folder = extract_archive(source, cache / "extracted" / key[:16])
     if acl_root(location(folder)) is None:  # not aclImdb: nothing of it stays in the cache
         shutil.rmtree(folder, ignore_errors=True)
