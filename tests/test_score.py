@@ -968,22 +968,26 @@ def test_an_output_missing_rows_is_an_error_not_a_success(tmp_path, bundle, imdb
     assert not (out / "_summary.json").exists()
 
 
-@pytest.mark.parametrize("store", ["local", "s3"])
+@pytest.mark.parametrize("store", ["local", "s3", "s3-folder"])
 def test_an_input_rewritten_during_the_job_fails_it(
     tmp_path, runtime, imdb_test, monkeypatch, store, request
 ):
     """The input is overwritten after the first shard with as many rows and bytes, other
     texts: the row count matches, the output mixes two files; the job fails instead of
-    succeeding. On S3 the job's first stamps come from the lookup that found the input."""
+    succeeding. On S3 the job's first stamps come from the lookup or the listing that found
+    the input, its last ones from a HEAD or that listing made again."""
     from critic.serve import score
     from critic.serve.score import MissingRows, ScoreOptions, expand_inputs, score_corpus
     from critic.storage import location
 
     corpus = _corpus(tmp_path, imdb_test, 900)
     source = location(corpus)
-    if store == "s3":
-        source = location(f"{request.getfixturevalue('s3_bucket')}/in/corpus.jsonl")
+    named = source
+    if store != "local":
+        named = location(f"{request.getfixturevalue('s3_bucket')}/in")
+        source = named / "corpus.jsonl"
         source.write_atomic(corpus.read_bytes())
+        named = source if store == "s3" else named
     write_shard = score.write_shard
 
     def rewrite_after_the_first_shard(table, path, fmt):
@@ -995,32 +999,46 @@ def test_an_input_rewritten_during_the_job_fails_it(
     monkeypatch.setattr(score, "write_shard", rewrite_after_the_first_shard)
     out = tmp_path / "out"
     with pytest.raises(MissingRows, match=r"corpus\.jsonl changed while the job read it"):
-        inputs = expand_inputs([source.uri])
+        inputs = expand_inputs([named.uri])
         score_corpus(runtime, inputs, out, ScoreOptions(shard_rows=300, id_column="id"))
     assert not (out / "_summary.json").exists()
     assert source.size() == corpus.stat().st_size  # the same size: the stamps told it
 
 
-def test_a_rerun_of_a_finished_s3_job_asks_nothing_of_each_input(
+def test_a_job_over_s3_objects_stamps_them_by_listing_not_one_by_one(
     tmp_path, runtime, s3_bucket, s3_server, monkeypatch
 ):
-    """A finished job over a folder of S3 objects answers a re-run from the listing: each
-    object's size and ETag are compared with the finished job's, without a request each."""
+    """A job over a folder of S3 objects takes its first stamps (size and ETag) from the
+    listing that found them, and its last ones from that listing made again: one request
+    per 1,000 objects, not a HEAD each. A re-run of the finished job asks nothing of each."""
     from flaky_proxy import FlakyProxy
 
-    from critic.serve.score import ScoreOptions, expand_inputs, score_corpus
+    from critic.serve.score import ScoreOptions, expand_inputs, input_stamps, score_corpus
     from critic.storage import location
 
     for i in range(30):
         location(f"{s3_bucket}/many/r{i:02d}.jsonl").write_atomic(b'{"text": "fine film"}\n')
-    out, options = f"{s3_bucket}/out", ScoreOptions(shard_rows=1000)
-    first = score_corpus(runtime, expand_inputs([f"{s3_bucket}/many"]), out, options)
-    assert first.rows == 30 and first.scored_rows == 30
+    inputs = expand_inputs([f"{s3_bucket}/many"])
     with FlakyProxy(s3_server, rate=0.0) as proxy:  # counts the requests, fails none
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        first = input_stamps(inputs, known=True)
+        assert proxy.requests == 0
+        assert input_stamps(inputs) == first and proxy.requests == 1  # one listing page
+        inputs[3].write_atomic(b'{"text": "fine film!"}\n')
+        inputs[4].write_atomic(b'{"text": "fine fiLm"}\n')  # the same size
+        location(f"{s3_bucket}/many/r05.jsonl").fs.delete_file(inputs[5].path)
+        now = input_stamps(inputs)
+        assert [k for k in range(30) if now[k] != first[k]] == [3, 4, 5]
+        assert now[5] == (0, 0) and now[4][0] == first[4][0]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    out, options = f"{s3_bucket}/out", ScoreOptions(shard_rows=1000)
+    done = score_corpus(runtime, expand_inputs([f"{s3_bucket}/many"]), out, options)
+    assert done.rows == 29 and done.scored_rows == 29
+    with FlakyProxy(s3_server, rate=0.0) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
         again = score_corpus(runtime, expand_inputs([f"{s3_bucket}/many"]), out, options)
-    assert again.rows == 30 and again.scored_rows == 0 and again.skipped_shards == 1
-    assert proxy.methods_seen["HEAD"] < 10, proxy.methods_seen  # 30 inputs: none asked
+    assert again.rows == 29 and again.scored_rows == 0 and again.skipped_shards == 1
+    assert proxy.methods_seen["HEAD"] < 10, proxy.methods_seen  # 29 inputs: none asked
 
 
 @pytest.mark.parametrize("manifest", ["[]", "{not json", '{"inputs": 5}'])

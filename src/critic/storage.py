@@ -121,6 +121,7 @@ class Listed(NamedTuple):
     type: Any
     size: int
     etag: str | None = None
+    listing: tuple[str, bool] | None = None  # (folder URI, recursive) of the S3 listing
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,8 @@ class Location:
                 for obj in page.get("Contents", ()):
                     if not obj["Key"].endswith("/"):  # a folder marker is not a file
                         etag = str(obj["ETag"]).strip('"')
-                        found.append((f"{bucket}/{obj['Key']}", Listed(file, obj["Size"], etag)))
+                        listed = Listed(file, obj["Size"], etag, (self.uri, recursive))
+                        found.append((f"{bucket}/{obj['Key']}", listed))
         except Exception as e:  # botocore's errors
             code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
             if code == "NoSuchBucket":
@@ -370,6 +372,17 @@ class Location:
                 out.write(data)
 
         retried(self.uri, f"writing {len(data)} bytes", upload)
+
+
+def listed_again(paths: list[Location]) -> dict[str, Listed]:
+    """What the S3 listings that found ``paths`` say now, by URI (an object gone is absent):
+    each listing is made again (1,000 objects per request), instead of a HEAD per object.
+    Paths no listing found are left out."""
+    listings = {p.listed.listing for p in paths if p.listed is not None and p.listed.listing}
+    found: dict[str, Listed] = {}
+    for folder, recursive in sorted(listings):
+        found.update((f.uri, f.listed) for f in location(folder).files(recursive))
+    return found
 
 
 class _Remote(io.RawIOBase):

@@ -43,7 +43,7 @@ from critic.data.readers import (
     is_utf8,
     iter_batches,
 )
-from critic.storage import Location, StorageError, expand, is_uri, location
+from critic.storage import Location, StorageError, expand, is_uri, listed_again, location
 
 from .lease import OutputLease
 
@@ -463,9 +463,16 @@ def input_stamps(inputs: list[Location], known: bool = False) -> list:
     ``known``: what the listing that found an S3 object said (no request), for the stamps
     a job starts from or a finished job is compared with; the end of a job asks afresh."""
 
+    # Objects a listing found are stamped afresh by that listing again, not a HEAD each.
+    again = {} if known else listed_again([p for p in inputs if p.on_s3])
+
     def stamp(p: Location):
         if p.is_dir():
             return [f.stamp(known) for f in acl_imdb_files(p)]
+        if p.uri in again:
+            return again[p.uri].size, again[p.uri].etag
+        if not known and p.on_s3 and p.listed is not None and p.listed.listing:
+            return 0, 0  # its listing no longer has it
         return p.stamp(known)
 
     return each(stamp, inputs, all(p.is_local for p in inputs))
