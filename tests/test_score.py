@@ -1013,7 +1013,13 @@ def test_a_job_over_s3_objects_stamps_them_by_listing_not_one_by_one(
     per 1,000 objects, not a HEAD each. A re-run of the finished job asks nothing of each."""
     from flaky_proxy import FlakyProxy
 
-    from critic.serve.score import ScoreOptions, expand_inputs, input_stamps, score_corpus
+    from critic.serve.score import (
+        ScoreOptions,
+        expand_inputs,
+        input_stamps,
+        score_corpus,
+        shard_stamps,
+    )
     from critic.storage import location
 
     for i in range(30):
@@ -1039,6 +1045,16 @@ def test_a_job_over_s3_objects_stamps_them_by_listing_not_one_by_one(
         again = score_corpus(runtime, expand_inputs([f"{s3_bucket}/many"]), out, options)
     assert again.rows == 29 and again.scored_rows == 0 and again.skipped_shards == 1
     assert proxy.methods_seen["HEAD"] < 10, proxy.methods_seen  # 29 inputs: none asked
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    # The shards' stamps come from one listing of the output too; a rewrite changes them.
+    shard = location(out) / "part-000000.parquet"
+    stamps = shard_stamps(location(out), [shard.name, "part-000009.parquet"])
+    assert stamps[0] == shard.stamp() and stamps[1] == (0, 0)
+    table = pq.read_table(pa.BufferReader(shard.read_bytes()))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="gzip")
+    shard.write_atomic(sink.getvalue().to_pybytes())
+    assert shard_stamps(location(out), [shard.name])[0] == shard.stamp() != stamps[0]
 
 
 @pytest.mark.parametrize("manifest", ["[]", "{not json", '{"inputs": 5}'])

@@ -502,7 +502,12 @@ def _options_doc(options: ScoreOptions) -> dict[str, Any]:
 
 
 def shard_stamps(output: Location, files: list[str]) -> list:
-    """Size and modification time of each committed shard (metadata only)."""
+    """Each committed shard's stamp (metadata only); on S3 from one listing of the output
+    (1,000 shards per request), not a HEAD each."""
+    if output.on_s3:
+        found = output.files(recursive=False)
+        told = {f.name: (f.listed.size, f.listed.etag) for f in found if f.listed is not None}
+        return [told.get(name, (0, 0)) for name in files]
     return each(lambda name: (output / name).stamp(), files, output.is_local)
 
 
