@@ -115,8 +115,9 @@ def is_uri(value: str | os.PathLike) -> bool:
 
 
 class Listed(NamedTuple):
-    """What the listing that found a file said of it: kind (a pyarrow FileType), size, and
-    an S3 object's ETag."""
+    """What the listing or lookup that found a file said of it: kind (a pyarrow FileType),
+    size, an S3 object's ETag, and which S3 listing found it (so that it can be made again:
+    :func:`listed_again`)."""
 
     type: Any
     size: int
