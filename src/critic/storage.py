@@ -206,8 +206,7 @@ class Location:
         try:
             head = client.head_object(Bucket=bucket, Key=key)
         except Exception as e:  # botocore's errors, after its own retries
-            code = str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if s3_error_code(e) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise StorageError(f"{self.uri}: cannot look it up ({e})") from e
         etag = str(head["ETag"]).strip('"')
@@ -287,7 +286,7 @@ class Location:
                         listed = Listed(file, obj["Size"], etag, (self.uri, recursive))
                         found.append((f"{bucket}/{obj['Key']}", listed))
         except Exception as e:  # botocore's errors
-            code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
+            code = s3_error_code(e)
             if code == "NoSuchBucket":
                 return []
             if code or not transient(OSError(str(e))):  # the store's answer: no retry
@@ -373,6 +372,12 @@ class Location:
                 out.write(data)
 
         retried(self.uri, f"writing {len(data)} bytes", upload)
+
+
+def s3_error_code(error: BaseException) -> str:
+    """The code in the store's answer to a failed botocore call ("404", "NoSuchKey",
+    "PreconditionFailed", ...); "" when the call got no answer (unreachable, reset)."""
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code") or "")
 
 
 def listed_again(paths: list[Location]) -> dict[str, Listed]:

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from critic.storage import Location, process_alive, s3_object
+from critic.storage import Location, process_alive, s3_error_code, s3_object
 
 LEASE = "_lease.json"
 HEARTBEAT_S = 10.0
@@ -236,7 +236,7 @@ class _ObjectLease:
                 Bucket=self._bucket, Key=self._key, Body=body, **condition
             )
         except ClientError as e:
-            refused = e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
+            refused = s3_error_code(e) in ("PreconditionFailed", "412")
             # 409 ConditionalRequestConflict: another write raced this one
             refused |= e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412)
             if not refused:
@@ -276,7 +276,7 @@ class _ObjectLease:
         try:
             answer = self._client.get_object(Bucket=self._bucket, Key=self._key)
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if s3_error_code(e) in ("NoSuchKey", "404"):
                 return None
             raise OSError(f"{self.uri}: {e}") from None
         owner = _parse(answer["Body"].read())
