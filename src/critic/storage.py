@@ -117,12 +117,17 @@ def is_uri(value: str | os.PathLike) -> bool:
 class Listed(NamedTuple):
     """What the listing or lookup that found a file said of it: kind (a pyarrow FileType),
     size, an S3 object's ETag, and which S3 listing found it (so that it can be made again:
-    :func:`listed_again`)."""
+    :func:`stamps_relisted`)."""
 
     type: Any
     size: int
     etag: str | None = None
     listing: tuple[str, bool] | None = None  # (folder URI, recursive) of the S3 listing
+
+    @property
+    def stamp(self) -> tuple[int, str | None]:
+        """An S3 object's stamp (:meth:`Location.stamp`): its size and ETag."""
+        return self.size, self.etag
 
 
 @dataclass(frozen=True)
@@ -248,7 +253,7 @@ class Location:
         if self.on_s3:
             told = known and self.listed is not None and self.listed.etag
             said = self.listed if told else self._s3_head()
-            return (said.size, said.etag) if said is not None else (0, 0)
+            return said.stamp if said is not None else (0, 0)
         info = self._info(fresh=True)
         return int(info.size or 0), int(info.mtime_ns or 0)
 
@@ -380,15 +385,15 @@ def s3_error_code(error: BaseException) -> str:
     return str(getattr(error, "response", {}).get("Error", {}).get("Code") or "")
 
 
-def listed_again(paths: list[Location]) -> dict[str, Listed]:
-    """What the S3 listings that found ``paths`` say now, by URI (an object gone is absent):
-    each listing is made again (1,000 objects per request), instead of a HEAD per object.
-    Paths no listing found are left out."""
-    listings = {p.listed.listing for p in paths if p.listed is not None and p.listed.listing}
-    found: dict[str, Listed] = {}
-    for folder, recursive in sorted(listings):
-        found.update((f.uri, f.listed) for f in location(folder).files(recursive))
-    return found
+def stamps_relisted(paths: list[Location]) -> dict[str, tuple[int, Any]]:
+    """The stamps (:meth:`Location.stamp`) of the ``paths`` an S3 listing found, by URI, from
+    those listings made again (1,000 objects per request) instead of a HEAD each; (0, 0) for
+    one no longer there. Paths no listing found are left out."""
+    found = [p for p in paths if p.listed is not None and p.listed.listing]
+    now: dict[str, tuple[int, Any]] = {}
+    for folder, recursive in sorted({p.listed.listing for p in found if p.listed}):
+        now.update((f.uri, f.listed.stamp) for f in location(folder).files(recursive) if f.listed)
+    return {p.uri: now.get(p.uri, (0, 0)) for p in found}
 
 
 class _Remote(io.RawIOBase):

@@ -43,7 +43,7 @@ from critic.data.readers import (
     is_utf8,
     iter_batches,
 )
-from critic.storage import Location, StorageError, expand, is_uri, listed_again, location
+from critic.storage import Location, StorageError, expand, is_uri, location, stamps_relisted
 
 from .lease import OutputLease
 
@@ -464,16 +464,12 @@ def input_stamps(inputs: list[Location], known: bool = False) -> list:
     a job starts from or a finished job is compared with; the end of a job asks afresh."""
 
     # Objects a listing found are stamped afresh by that listing again, not a HEAD each.
-    again = {} if known else listed_again([p for p in inputs if p.on_s3])
+    again = {} if known else stamps_relisted([p for p in inputs if p.on_s3])
 
     def stamp(p: Location):
-        if p.is_dir():
-            return [f.stamp(known) for f in acl_imdb_files(p)]
-        if p.uri in again:
-            return again[p.uri].size, again[p.uri].etag
-        if not known and p.on_s3 and p.listed is not None and p.listed.listing:
-            return 0, 0  # its listing no longer has it
-        return p.stamp(known)
+        if p.is_dir():  # an aclImdb folder, listed just now: its listing is fresh
+            return [f.stamp(known=True) for f in acl_imdb_files(p)]
+        return again[p.uri] if p.uri in again else p.stamp(known)
 
     return each(stamp, inputs, all(p.is_local for p in inputs))
 
@@ -506,7 +502,7 @@ def shard_stamps(output: Location, files: list[str]) -> list:
     (1,000 shards per request), not a HEAD each."""
     if output.on_s3:
         found = output.files(recursive=False)
-        told = {f.name: (f.listed.size, f.listed.etag) for f in found if f.listed is not None}
+        told = {f.name: f.listed.stamp for f in found if f.listed is not None}
         return [told.get(name, (0, 0)) for name in files]
     return each(lambda name: (output / name).stamp(), files, output.is_local)
 
