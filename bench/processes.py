@@ -10,11 +10,20 @@ import signal
 import socket
 import subprocess
 
+_given: set[int] = set()  # ports free_port has handed out
+
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port on 127.0.0.1 free right now and never handed out before by this process:
+    a node's four agent ports are bound only later, so being free is not enough (the tests'
+    helper of the same name had two of them draw one port)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in _given:
+            _given.add(port)
+            return port
 
 
 def ray_node_ports() -> list[str]:
