@@ -70,6 +70,31 @@ def node_ports() -> list[str]:
     return [f"{flag}={free_port()}" for flag in flags]
 
 
+def process_tree(root: int) -> list[int]:
+    """The processes under ``root`` (its children, theirs, and so on), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, stack = [], [root]
+    while stack:
+        below = children.get(stack.pop(), [])
+        found.extend(below)
+        stack.extend(below)
+    return found
+
+
+def running(pid: int) -> bool:
+    """``pid`` runs (a zombie, which has ended but is not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def stop(proc: subprocess.Popen, *, whole_group: bool, timeout: float) -> None:
     """SIGTERM (to its whole process group, or to the process alone so it can shut its
     children down itself), wait ``timeout`` s, then SIGKILL the group. Only this process

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import process_tree
 
 import critic
 
@@ -698,22 +700,11 @@ def test_ray_engine_starts_its_own_ray_whatever_another_left_on_record(
 def _actor_pids(root: int, title: str) -> list[int]:
     """Processes under ``root`` whose title (Ray names an actor's process after its class)
     starts with ``title``."""
-    children: dict[int, list[int]] = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    found, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        stack.extend(children.get(pid, []))
-        try:
+    found = []
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError):
             if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(title.encode()):
                 found.append(pid)
-        except OSError:
-            continue
     return found
 
 

@@ -4,6 +4,7 @@ in one line (:func:`root_cause`, :func:`error_line`)."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -26,6 +27,37 @@ def connect_ray(num_cpus: int | None = None) -> None:
         quietly(ray.init, address="auto", **quiet)
     else:  # "local": never a Ray that another command left on record (/tmp/ray)
         quietly(ray.init, address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
+    # Registered after Ray's own exit handler, so it runs first and leaves that one nothing to do.
+    atexit.register(stop_ray)
+
+
+def stop_ray() -> None:
+    """Disconnect from Ray, stopping an embedded Ray, in about a second less than
+    ``ray.shutdown()`` alone. Ray 2.60 stops the GCS before the autoscaler's monitor, whose
+    SIGTERM handler then reports to the GCS that is gone until Ray kills it a second later;
+    an embedded Ray has a fixed size, so its monitor is killed first. (At exit, Ray's own
+    handler also sleeps half a second for the workers' log lines, which critic does not
+    stream.) Does nothing when Ray is not initialized."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    for monitor in _embedded_monitor():
+        monitor.kill()
+        monitor.wait()
+    ray.shutdown()
+
+
+def _embedded_monitor() -> list:
+    """The process of the embedded Ray's autoscaler monitor (none when joined to a cluster,
+    whose monitor is not ours); Ray keeps it in its node's private process table."""
+    from ray._private import ray_constants, worker
+
+    node = worker._global_node
+    if node is None:
+        return []
+    infos = node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, [])
+    return [info.process for info in infos if info.process.poll() is None]
 
 
 class RaySession:
@@ -36,11 +68,9 @@ class RaySession:
         self._closing: threading.Thread | None = None
 
     def close_in_background(self) -> None:
-        """Start closing now, while the caller finishes (an embedded Ray takes ~1.4 s to stop)."""
-        import ray
-
+        """Start closing now, while the caller finishes (an embedded Ray takes ~0.4 s to stop)."""
         if self.owned and self._closing is None:
-            self._closing = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+            self._closing = threading.Thread(target=stop_ray, name="ray-shutdown")
             self._closing.start()
 
     def close(self) -> None:
