@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import process_tree, running
+from helpers import process_tree, running, tiny_sweep_config
 
 pytestmark = pytest.mark.ray
 
@@ -69,3 +69,38 @@ def test_an_embedded_ray_leaves_no_process_behind(how):
     if how == "stop":
         assert json.loads(out) == []
     assert _still_running(ray_processes) == []
+
+
+SWEEP_CHILD = """
+import json, sys
+import ray
+from critic.orchestrator.config import SweepConfig
+from critic.orchestrator.sweep import run_sweep
+run_sweep(SweepConfig.from_dict(json.loads(sys.argv[1])), num_cpus=1)
+print(json.dumps(ray.is_initialized()), flush=True)
+"""
+
+
+@pytest.mark.tf
+def test_a_sweep_stops_the_embedded_ray_it_started(tmp_path):
+    """Ray for the sweep and its refits only: `critic run` exports and scores after it
+    without Ray's processes beside it."""
+    cfg = tiny_sweep_config(
+        tmp_path,
+        model={"family": "conv1d", "embedding_dim": 8, "filters": 8},
+        search={"num_samples": 1},
+        training={"epochs": 1, "batch_size": 64},
+    )
+    short = Path(tempfile.mkdtemp(prefix="ray-"))
+    try:
+        env = {**os.environ, "RAY_TMPDIR": str(short)}
+        env.pop("RAY_ADDRESS", None)
+        done = subprocess.run(
+            [sys.executable, "-c", SWEEP_CHILD, json.dumps(cfg)], env=env, capture_output=True,
+            text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) is False
+    assert (tmp_path / "runs" / "tiny" / "leaderboard.csv").exists()

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from critic.cluster import connect_ray, in_a_ray_job
+from critic.cluster import in_a_ray_job, ray_session
 from critic.console import verbose
 from critic.storage import Location, is_uri, location, pull, push, working_copy
 
@@ -82,8 +82,6 @@ def run_sweep(
     ``storage_path`` may be a storage URI: Tune keeps its state and checkpoints there, and
     critic's own files (sweep.json, data/, the leaderboard, plots) are written in a local
     working copy and uploaded beside them."""
-    from ray import tune
-
     _check_storage_path(cfg)
     start = time.perf_counter()
     splits = load_splits(cfg)  # data errors end here, before any run folder exists
@@ -98,9 +96,17 @@ def run_sweep(
         f"critic tune: data ready in {time.perf_counter() - start:.1f}s "
         f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])})"
     )
-    connect_ray(num_cpus)
-    tuner = tune.Tuner(
-        _trainable(cfg, trainable, folders),
+    with ray_session(num_cpus):  # an embedded Ray stops before the caller exports and scores
+        _finish(cfg, run, _tuner(cfg, run, _trainable(cfg, trainable, folders)))
+    return run.local_path if run.is_local else run
+
+
+def _tuner(cfg: SweepConfig, run: Location, trainable):
+    """A new Tuner for the sweep, its results kept under run/tune."""
+    from ray import tune
+
+    return tune.Tuner(
+        trainable,
         param_space=param_space(cfg),
         tune_config=tune.TuneConfig(
             metric=METRIC,
@@ -123,10 +129,13 @@ def run_sweep(
             callbacks=[] if verbose() else [TrialLines(expected_trials(cfg), cfg.training.epochs)],
         ),
     )
+
+
+def _finish(cfg: SweepConfig, run: Location, tuner) -> None:
+    """Run ``tuner``'s trials, check every one ended, and write the results (refits too)."""
     results = tuner.fit()
     _require_complete(cfg, run)
     write_results(cfg, run, results)
-    return run.local_path if run.is_local else run
 
 
 def _check_storage_path(cfg: SweepConfig) -> None:
@@ -213,13 +222,11 @@ def resume_sweep(
     )
     keys = [setting_key(setting) for setting in tokenizer_settings(cfg)]
     folders = {key: str(pull(run, f"data/{key}", local)) for key in keys}
-    connect_ray(num_cpus)
-    tuner = tune.Tuner.restore(
-        (run / "tune").uri,
-        trainable=_trainable(cfg, trainable, folders),
-        resume_errored=True,
-    )
-    results = tuner.fit()
-    _require_complete(cfg, run)
-    write_results(cfg, run, results)
+    with ray_session(num_cpus):
+        restored = tune.Tuner.restore(
+            (run / "tune").uri,
+            trainable=_trainable(cfg, trainable, folders),
+            resume_errored=True,
+        )
+        _finish(cfg, run, restored)
     return run.local_path if run.is_local else run
