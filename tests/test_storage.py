@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -152,18 +153,28 @@ def test_a_listing_tells_each_objects_size_and_etag_without_a_request_each(
         assert tag == location(named.uri).etag() == tags[3]
 
 
-def test_a_lookup_tells_objects_folders_and_nothing_apart(s3_bucket):
+def test_a_lookup_tells_objects_folders_and_nothing_apart(s3_bucket, s3_server, monkeypatch):
     """An input named directly is looked up once (a HEAD that also gives its ETag); a name
     that is no object is a folder (a prefix, with or without its slash, a folder marker, the
-    bucket) or nothing."""
+    bucket) or nothing, told by one listing request more."""
+    from flaky_proxy import FlakyProxy
+
     location(f"{s3_bucket}/kinds/sub/r.jsonl").write_atomic(b'{"text": "fine"}\n')
     location(f"{s3_bucket}/kinds/marked").make_dirs()  # an empty folder's marker object
-    obj = location(f"{s3_bucket}/kinds/sub/r.jsonl").looked_up()
-    assert obj.is_file() and obj.size() == 17 and obj.etag() == location(obj.uri).etag()
-    for folder in ("kinds/sub", "kinds/sub/", "kinds/marked/", "kinds/marked", ""):
-        found = location(f"{s3_bucket}/{folder}").looked_up()
-        assert found.is_dir() and not found.is_file(), folder
-    assert not location(f"{s3_bucket}/kinds/none.jsonl").looked_up().exists()
+    with FlakyProxy(s3_server, rate=0.0) as proxy:  # counts the requests, fails none
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        obj = location(f"{s3_bucket}/kinds/sub/r.jsonl").looked_up()
+        assert proxy.methods_seen == {"HEAD": 1}
+        assert obj.is_file() and obj.size() == 17 and obj.etag() == location(obj.uri).etag()
+        for folder in ("kinds/sub", "kinds/sub/", "kinds/marked/", "kinds/marked", ""):
+            proxy.methods_seen.clear()
+            found = location(f"{s3_bucket}/{folder}").looked_up()
+            assert found.is_dir() and not found.is_file(), folder
+            if folder:  # the bucket is pyarrow's to look up
+                assert proxy.methods_seen == Counter(HEAD=1, GET=1), folder
+        proxy.methods_seen.clear()
+        assert not location(f"{s3_bucket}/kinds/none.jsonl").looked_up().exists()
+        assert proxy.methods_seen == {"HEAD": 1, "GET": 1}
 
 
 def _parquet_bytes(rows: int) -> bytes:

@@ -196,8 +196,8 @@ class Location:
         kind and size a score of times). A local one is itself (os.stat is cheap)."""
         if self.listed is not None or self.is_local:
             return self
-        listed = self._s3_head() if self.on_s3 else None
-        if listed is None:  # not an S3 object: a folder, nothing, or another store
+        listed = (self._s3_head() or self._s3_folder()) if self.on_s3 else None
+        if listed is None:  # a bucket, or on another store
             info = self._info()
             listed = Listed(info.type, int(info.size or 0))
         return Location(self.uri, self.fs, self.path, listed)
@@ -216,6 +216,23 @@ class Location:
             raise StorageError(f"{self.uri}: cannot look it up ({e})") from e
         etag = str(head["ETag"]).strip('"')
         return Listed(_pyarrow_fs().FileType.File, int(head["ContentLength"]), etag)
+
+    def _s3_folder(self) -> Listed | None:
+        """A key that is no object: a folder when one key lies under it (an empty folder's
+        marker counts), else nothing; one listing request (after the HEAD, pyarrow's own
+        lookup asked two more). None for a bucket, which pyarrow looks up."""
+        client, bucket, key = s3_object(self)
+        if not key:
+            return None
+        fs = _pyarrow_fs()
+        try:
+            page = client.list_objects_v2(Bucket=bucket, Prefix=f"{key.rstrip('/')}/", MaxKeys=1)
+        except Exception as e:  # botocore's errors, after its own retries
+            if s3_error_code(e) == "NoSuchBucket":
+                return Listed(fs.FileType.NotFound, 0)
+            raise StorageError(f"{self.uri}: cannot look it up ({e})") from e
+        found = page.get("KeyCount", len(page.get("Contents", ())))
+        return Listed(fs.FileType.Directory if found else fs.FileType.NotFound, 0)
 
     # A local file asks os.stat (a tenth of pyarrow's cost, for corpora of many small
     # files), unless its listing already said.
