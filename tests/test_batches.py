@@ -354,10 +354,17 @@ def test_check_columns_raises_what_the_first_batch_would(tmp_path):
     assert rows.errors == {0: "line 1 has no field 'review'", 1: "line 2 has no field 'review'"}
 
 
-def test_the_layout_scan_hashes_every_byte_of_a_text_input(tmp_path):
+@pytest.mark.parametrize("chunk", [4 << 20, 7, 1])
+def test_the_layout_scan_hashes_every_byte_of_a_text_input(tmp_path, monkeypatch, chunk):
     """A job fingerprints a local text input with the sha256 its layout scan took: it must
-    be the file's, whatever its line endings, blank lines, byte-order mark or last line."""
+    be the file's, whatever its line endings, blank lines, byte-order mark or last line, and
+    whether a thread hashes it in chunks (``chunk`` bytes: whole files here, or a few lines
+    or one line at a time) or the scan hashes it at the end."""
     import hashlib
+
+    from critic.data import readers
+
+    monkeypatch.setattr(readers, "HASH_CHUNK", chunk)
 
     bodies = {
         "a.jsonl": BOM + b'{"text": "one"}\r\n\r\n{"text": "two"}\n{"text": "no newline"}',

@@ -27,7 +27,9 @@ def connect_ray(num_cpus: int | None = None) -> None:
         quietly(ray.init, address="auto", **quiet)
     else:  # "local": never a Ray that another command left on record (/tmp/ray)
         quietly(ray.init, address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
-    # Registered after Ray's own exit handler, so it runs first and leaves that one nothing to do.
+    # Registered (once) after Ray's own exit handler, so it runs first and leaves that one
+    # nothing to do.
+    atexit.unregister(stop_ray)
     atexit.register(stop_ray)
 
 

@@ -17,6 +17,7 @@ TF-free and Ray-free.
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import json
 import sys
@@ -43,6 +44,7 @@ _SUFFIXES = {
 }
 ACL_IMDB_CLASSES = ("neg", "pos", "unsup")
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark (Excel's "CSV UTF-8"): not part of the text
+HASH_CHUNK = 4 << 20  # bytes of lines a scan's sha256 takes at once, on a thread of its own
 
 
 class CorpusError(ValueError):
@@ -232,13 +234,55 @@ def batch_starts(
 
 
 def _hashed(lines: Iterator[bytes], digest) -> Iterator[bytes]:
-    """The lines of a binary file, each added to ``digest`` (if any) as it passes."""
+    """The lines of a binary file, each added to ``digest`` (if any) as it passes: gathered
+    into chunks of HASH_CHUNK bytes that a thread of its own hashes while the scan reads on
+    (hashlib lets go of the GIL for them), so a large file's scan and sha256 take two cores
+    rather than one after the other. A file smaller than a chunk is hashed at the end, with
+    no thread."""
     if digest is None:
         yield from lines
         return
-    for line in lines:
-        digest.update(line)
-        yield line
+    hasher = _ChunkHasher(digest)
+    gathered: list[bytes] = []
+    gather, size = gathered.append, 0
+    try:
+        for line in lines:
+            gather(line)
+            size += len(line)
+            if size >= HASH_CHUNK:
+                hasher.hash(b"".join(gathered))
+                gathered.clear()
+                size = 0
+            yield line
+    finally:
+        hasher.close(b"".join(gathered))
+
+
+class _ChunkHasher:
+    """``digest.update`` of chunks in order, on a thread started with the first chunk; at
+    most one chunk is being hashed while the caller gathers the next."""
+
+    def __init__(self, digest) -> None:
+        self._digest = digest
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._hashing: concurrent.futures.Future | None = None
+
+    def hash(self, chunk: bytes) -> None:
+        if self._hashing is not None:
+            self._hashing.result()
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, "critic-hash")
+        self._hashing = self._pool.submit(self._digest.update, chunk)
+
+    def close(self, rest: bytes) -> None:
+        """Hash ``rest`` after every chunk; ``digest`` then holds them all."""
+        try:
+            if self._hashing is not None:
+                self._hashing.result()
+            self._digest.update(rest)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
 
 
 def count_rows(path: Source, fmt: str | None = None) -> int:
