@@ -8,12 +8,14 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from critic.data.sample import sample_path
@@ -93,6 +95,17 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def ray_temp_dir() -> Iterator[Path]:
+    """A temp folder for a Ray started by the test (``RAY_TMPDIR``): short, since Ray's
+    socket paths must stay short, and removed after the block."""
+    short = Path(tempfile.mkdtemp(prefix="ray-"))
+    try:
+        yield short
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def stop(proc: subprocess.Popen, *, whole_group: bool, timeout: float) -> None:

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from helpers import process_tree, running, tiny_sweep_config
+from helpers import process_tree, ray_temp_dir, running, tiny_sweep_config
 
 pytestmark = pytest.mark.ray
 
@@ -33,6 +31,13 @@ if sys.argv[1] == "stop":
 """
 
 
+def _embedded_ray_env(temp: Path) -> dict[str, str]:
+    """The environment of a child that starts its own Ray in ``temp`` (no cluster named)."""
+    env = {**os.environ, "RAY_TMPDIR": str(temp)}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
 def _still_running(pids: list[int], within: float = 30.0) -> list[int]:
     """Those of ``pids`` still running after ``within`` seconds (a raylet ends its workers
     and agents after it is told to stop)."""
@@ -46,21 +51,18 @@ def _still_running(pids: list[int], within: float = 30.0) -> list[int]:
 def test_an_embedded_ray_leaves_no_process_behind(how):
     """``stop``: stop_ray(), which kills the autoscaler's monitor before Ray's shutdown;
     ``exit``: the command ends without it (its exit handler stops Ray)."""
-    short = Path(tempfile.mkdtemp(prefix="ray-"))  # Ray's socket paths must stay short
-    env = {**os.environ, "RAY_TMPDIR": str(short)}
-    env.pop("RAY_ADDRESS", None)
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, how], env=env, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        monitors = json.loads(child.stdout.readline() or "null")
-        ray_processes = process_tree(child.pid)
-        out, err = child.communicate("go\n", timeout=120)
-    finally:
-        child.kill()
-        child.wait()
-        shutil.rmtree(short, ignore_errors=True)
+    with ray_temp_dir() as temp:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, how], env=_embedded_ray_env(temp), text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            monitors = json.loads(child.stdout.readline() or "null")
+            ray_processes = process_tree(child.pid)
+            out, err = child.communicate("go\n", timeout=120)
+        finally:
+            child.kill()
+            child.wait()
     assert child.returncode == 0, err[-3000:]
     assert len(ray_processes) >= 4  # GCS, raylet, monitor, agents, workers
     # The monitor is found (else stop_ray would fall back to Ray's slower order unseen).
@@ -91,16 +93,11 @@ def test_a_sweep_stops_the_embedded_ray_it_started(tmp_path):
         search={"num_samples": 1},
         training={"epochs": 1, "batch_size": 64},
     )
-    short = Path(tempfile.mkdtemp(prefix="ray-"))
-    try:
-        env = {**os.environ, "RAY_TMPDIR": str(short)}
-        env.pop("RAY_ADDRESS", None)
+    with ray_temp_dir() as temp:
         done = subprocess.run(
-            [sys.executable, "-c", SWEEP_CHILD, json.dumps(cfg)], env=env, capture_output=True,
-            text=True, timeout=600,
+            [sys.executable, "-c", SWEEP_CHILD, json.dumps(cfg)], env=_embedded_ray_env(temp),
+            capture_output=True, text=True, timeout=600,
         )  # fmt: skip
-    finally:
-        shutil.rmtree(short, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1]) is False
     assert (tmp_path / "runs" / "tiny" / "leaderboard.csv").exists()

@@ -11,13 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import process_tree
+from helpers import process_tree, ray_temp_dir
 
 import critic
 
@@ -681,8 +680,7 @@ def test_ray_engine_starts_its_own_ray_whatever_another_left_on_record(
     there if it dies. Ray's default would join that cluster (and failed with Ray's own
     ValueError, since the command asks for CPUs); the engine starts its own Ray."""
     pytest.importorskip("ray")
-    short = Path(tempfile.mkdtemp(prefix="ray-"))  # Ray's socket paths must stay short
-    try:
+    with ray_temp_dir() as short:
         (short / "ray").mkdir()
         (short / "ray" / "ray_current_cluster").write_text("127.0.0.1:9\n")  # nobody there
         monkeypatch.setenv("RAY_TMPDIR", str(short))
@@ -693,8 +691,6 @@ def test_ray_engine_starts_its_own_ray_whatever_another_left_on_record(
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:]
         assert json.loads((tmp_path / "out" / "_summary.json").read_text())["rows"] == 50
-    finally:
-        shutil.rmtree(short, ignore_errors=True)
 
 
 def _actor_pids(root: int, title: str) -> list[int]:
