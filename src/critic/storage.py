@@ -408,7 +408,7 @@ def stamps_relisted(paths: list[Location]) -> dict[str, tuple[int, Any]]:
     one no longer there. Paths no listing found are left out."""
     found = [p for p in paths if p.listed is not None and p.listed.listing]
     now: dict[str, tuple[int, Any]] = {}
-    for folder, recursive in sorted({p.listed.listing for p in found if p.listed}):
+    for folder, recursive in sorted({p.listed.listing for p in found}):
         now.update((f.uri, f.listed.stamp) for f in location(folder).files(recursive) if f.listed)
     return {p.uri: now.get(p.uri, (0, 0)) for p in found}
 
