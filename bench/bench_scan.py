@@ -11,7 +11,9 @@ interleaved in one process, median of --repeat:
   for the sha256);
 - ``scan+sha256``: the job's scan of a local input, which hashes what it reads;
 - ``sha256``: hashlib alone over the same file in 4 MB reads (the peer: the cost of the
-  fingerprint on its own).
+  fingerprint on its own);
+- ``python scan+sha256`` (CSV): the same scan by Python's csv module, record by record (the
+  readers' scan before the C++ kernel's ``CsvScan``, kept for Python 3.10): the kernel's peer.
 
 Writes bench/results/scan[-TAG].{json,md}.
 """
@@ -72,7 +74,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
+    from critic.data import readers
     from critic.data.readers import batch_starts
+    from critic.storage import location
 
     formats = args.format.split(",")
     results = {}
@@ -80,6 +84,8 @@ def main() -> None:
         paths = make_inputs(args.data, args.rows, formats, Path(tmp))
         for fmt, path in paths.items():
             times: dict[str, list[float]] = {"scan": [], "scan+sha256": [], "sha256": []}
+            if fmt == "csv":
+                times["python scan+sha256"] = []
             for _ in range(args.repeat):  # interleaved: the VM's speed drifts
                 start = time.perf_counter()
                 _, rows = batch_starts(path, SHARD_ROWS, fmt)
@@ -93,6 +99,15 @@ def main() -> None:
                 times["sha256"].append(time.perf_counter() - start)
                 if rows != args.rows or hashed_rows != rows or digest.hexdigest() != alone:
                     raise SystemExit(f"{fmt}: the scan counted {rows} rows or hashed otherwise")
+                if fmt == "csv":
+                    py_digest = hashlib.sha256()
+                    start = time.perf_counter()
+                    py_scan = readers._csv_starts_python(
+                        location(path), fmt, SHARD_ROWS, 0, py_digest
+                    )
+                    times["python scan+sha256"].append(time.perf_counter() - start)
+                    if py_scan != batch_starts(path, SHARD_ROWS, fmt):
+                        raise SystemExit("csv: the kernel's scan and Python's disagree")
             size = path.stat().st_size
             results[fmt] = {
                 "bytes": size,
@@ -116,15 +131,18 @@ def write(args, results: dict) -> None:
         f"{args.repeat}, interleaved, in one process.",
         "",
         "| format | MB | scan (s) | scan+sha256, the job's (s) | sha256 alone (s) | "
-        "scan+sha256 MB/s | fingerprint's cost over the scan |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "scan+sha256 MB/s | fingerprint's cost over the scan | Python's csv scan+sha256 (s) | "
+        "the job's scan vs Python's |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for fmt, r in results.items():
         scan, job, alone = (r[k]["median_seconds"] for k in ("scan", "scan+sha256", "sha256"))
         mb = r["bytes"] / 1e6
+        peer = r.get("python scan+sha256", {}).get("median_seconds")
+        vs = f"| {peer:.2f} | {peer / job:.1f}x |" if peer else "| | |"
         lines.append(
             f"| {fmt} | {mb:,.0f} | {scan:.2f} | {job:.2f} | {alone:.2f} | {mb / job:,.0f} | "
-            f"+{(job - scan) / scan:.0%} |"
+            f"+{(job - scan) / scan:.0%} {vs}"
         )
     (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

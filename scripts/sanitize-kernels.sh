@@ -30,6 +30,6 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 cd tests  # import critic from the sanitized install, not the source tree
 exec "../$SAN/bin/python" -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml \
   test_encode_inputs.py test_pad_sequences.py test_fuzz.py test_imdb_index.py \
-  test_tokenizer_parity.py test_text_vectorization.py test_ngrams.py \
+  test_tokenizer_parity.py test_text_vectorization.py test_ngrams.py test_csv_scan.py \
   --deselect tests/test_encode_inputs.py::test_out_of_memory_on_a_worker_thread_is_a_memory_error \
   "$@"  # (ASan reserves terabytes of address space: an RLIMIT_AS test cannot run under it)

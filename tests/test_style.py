@@ -66,7 +66,7 @@ MAY_IMPORT = {
     "critic.kernels": {"critic.kernels"},
     "critic.storage": set(),
     "critic.classes": set(),
-    "critic.data": {"critic.data", "critic.storage", "critic.classes"},
+    "critic.data": {"critic.data", "critic.kernels", "critic.storage", "critic.classes"},
     "critic.bundle": {"critic.bundle", "critic.storage", "critic.classes"},
     "critic.console": set(),
     "critic.cluster": {"critic.console"},

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from critic.data.footers import footer_key, keep_footer, kept_footer
+from critic.kernels import CsvScan
 from critic.storage import Location, location
 
 Source = str | Path | Location  # a local path or a storage URI (see critic.storage)
@@ -45,6 +46,8 @@ _SUFFIXES = {
 ACL_IMDB_CLASSES = ("neg", "pos", "unsup")
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark (Excel's "CSV UTF-8"): not part of the text
 HASH_CHUNK = 4 << 20  # bytes of lines a scan's sha256 takes at once, on a thread of its own
+# The C++ scan of CSV/TSV layouts follows Python 3.11+'s csv module, which reads a NUL as text.
+KERNEL_CSV_SCAN = sys.version_info >= (3, 11)
 
 
 class CorpusError(ValueError):
@@ -210,18 +213,10 @@ def batch_starts(
             rows = len(acl_imdb_files(path))
         cuts = [0, *range(phase or batch_rows, rows, batch_rows)] if rows else []
         return [Start(row) for row in cuts], rows
-    starts, rows = [], 0
     if fmt in ("csv", "tsv"):
-        records = _csv_records(path, fmt, digest=digest)
-        _, begin, lines = next(records, (None, 0, 0))  # the header
-        line = 1 + lines
-        for record, end, lines in records:
-            if not _blank_record(record):
-                if rows == 0 or rows % batch_rows == phase:
-                    starts.append(Start(rows, begin, line))
-                rows += 1
-            begin, line = end, line + lines
-        return starts, rows
+        scan = _csv_starts_kernel if KERNEL_CSV_SCAN else _csv_starts_python
+        return scan(path, fmt, batch_rows, phase, digest)
+    starts, rows = [], 0
     with open_binary(path) as fh:
         offset = 0
         for number, raw in enumerate(_hashed(fh, digest), 1):
@@ -230,6 +225,45 @@ def batch_starts(
                     starts.append(Start(rows, offset, number))
                 rows += 1
             offset += len(raw)
+    return starts, rows
+
+
+def _csv_starts_kernel(
+    path: Location, fmt: str, batch_rows: int, phase: int, digest
+) -> tuple[list[Start], int]:
+    """:func:`batch_starts` of a CSV or TSV file by the C++ kernel's scan (``CsvScan``: the
+    record boundaries of :func:`_csv_records`, at ~10x its speed), fed HASH_CHUNK bytes at a
+    time with the GIL released, while a thread hashes the chunk the scan reads."""
+    scan = CsvScan("\t" if fmt == "tsv" else ",", fmt == "csv", batch_rows, phase)
+    hasher = _ChunkHasher(digest) if digest is not None else None
+    with open_binary(path) as fh:
+        try:
+            while chunk := fh.read(HASH_CHUNK):
+                if hasher is not None:
+                    hasher.hash(chunk)
+                scan.feed(chunk)
+        finally:
+            if hasher is not None:
+                hasher.close(b"")
+    scan.finish()
+    return [Start(*start) for start in scan.starts], scan.rows
+
+
+def _csv_starts_python(
+    path: Location, fmt: str, batch_rows: int, phase: int, digest
+) -> tuple[list[Start], int]:
+    """:func:`batch_starts` of a CSV or TSV file read record by record with :func:`_csv_records`
+    (Python 3.10, whose csv module ends a record at a NUL; and the kernel's reference)."""
+    starts, rows = [], 0
+    records = _csv_records(path, fmt, digest=digest)
+    _, begin, lines = next(records, (None, 0, 0))  # the header
+    line = 1 + lines
+    for record, end, lines in records:
+        if not _blank_record(record):
+            if rows == 0 or rows % batch_rows == phase:
+                starts.append(Start(rows, begin, line))
+            rows += 1
+        begin, line = end, line + lines
     return starts, rows
 
 
@@ -259,26 +293,31 @@ def _hashed(lines: Iterator[bytes], digest) -> Iterator[bytes]:
 
 
 class _ChunkHasher:
-    """``digest.update`` of chunks in order, on a thread started with the first chunk; at
-    most one chunk is being hashed while the caller gathers the next."""
+    """``digest.update`` of chunks in order: each one on a thread of its own while the caller
+    reads on, once the next has come; the last one at :meth:`close`, on the caller's thread
+    (a file of one chunk starts no thread)."""
 
     def __init__(self, digest) -> None:
         self._digest = digest
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._hashing: concurrent.futures.Future | None = None
+        self._held = b""  # the latest chunk, not hashed yet
 
     def hash(self, chunk: bytes) -> None:
-        if self._hashing is not None:
-            self._hashing.result()
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(1, "critic-hash")
-        self._hashing = self._pool.submit(self._digest.update, chunk)
+        if self._held:
+            if self._hashing is not None:
+                self._hashing.result()
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(1, "critic-hash")
+            self._hashing = self._pool.submit(self._digest.update, self._held)
+        self._held = chunk
 
     def close(self, rest: bytes) -> None:
         """Hash ``rest`` after every chunk; ``digest`` then holds them all."""
         try:
             if self._hashing is not None:
                 self._hashing.result()
+            self._digest.update(self._held)
             self._digest.update(rest)
         finally:
             if self._pool is not None:
