@@ -150,3 +150,60 @@ def test_bad_arguments_are_errors_not_crashes():
     scan.feed(bytearray(b"row 2"))
     scan.finish()
     assert scan.rows == 2
+
+
+def python_batches(path, batch_rows, start=None, keep=("x",)):
+    """The batches of critic's Python reader (the csv module), the kernel reader's reference."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(readers, "KERNEL_CSV", False)
+        return list(iter_batches(path, batch_rows, "text", "id", keep, start=start or Start()))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=st.lists(st.sampled_from(PIECES), max_size=40),
+    header=st.sampled_from([b"text,id,x\n", b"\xef\xbb\xbfid\ttext\tx\r\n", b'"text",x,"id"\r']),
+    fmt=st.sampled_from(FORMATS),
+    batch_rows=st.integers(1, 3),
+    chunk=st.sampled_from([1, 3, 1 << 20]),
+)
+def test_the_kernel_reader_gives_the_rows_cells_and_errors_of_pythons(
+    tmp_path_factory, pieces, header, fmt, batch_rows, chunk
+):
+    """Every batch from every start, texts, ids, kept cells and error messages (broken
+    records, short rows, text that is not UTF-8), as the csv-module reader gives them."""
+    if fmt == "tsv":
+        header = header.replace(b",", b"\t")
+    elif b"\t" in header:
+        header = header.replace(b"\t", b",")
+    path = tmp_path_factory.mktemp("read") / f"f.{fmt}"
+    path.write_bytes(header + b"".join(pieces))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(readers, "READ_CHUNK", chunk)
+        for start in [Start(), *batch_starts(path, batch_rows)[0]]:
+            got = list(iter_batches(path, batch_rows, "text", "id", ("x",), start=start))
+            assert got == python_batches(path, batch_rows, start)
+
+
+def test_the_kernel_reader_on_reviews_from_a_csv_writer(tmp_path, monkeypatch):
+    """Long quoted reviews with commas, doubled quotes, line ends and non-ASCII text; a text
+    that is not UTF-8, a short row and a broken one among them; read in small chunks."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["id", "text", "stars"])
+    for i in range(2000):
+        writer.writerow([i, f'Review {i}: "great", really\n{"ü" * (i % 7)}\r\nend', i % 10])
+    body = out.getvalue().encode() + b'9001,"bad \xff byte",1\nshort,row\n"x"y,1,2\n4,last,1'
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(body)
+    monkeypatch.setattr(readers, "READ_CHUNK", 4099)
+    for keep in ((), ("stars",)):
+        got = list(iter_batches(path, 300, "text", "id", keep))
+        assert got == python_batches(path, 300, keep=keep)
+    last = got[-1]
+    assert sorted(last.errors.values()) == [
+        "line 6002: column 'text' is not valid UTF-8",
+        "line 6003: 2 fields, the header has 3",
+        "line 6004: not one valid CSV record (',' expected after '\"')",
+    ]
+    assert last.ids[-4:] == ["9001", None, None, "4"] and last.texts[-1] == "last"

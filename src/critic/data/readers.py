@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from critic.data.footers import footer_key, keep_footer, kept_footer
-from critic.kernels import CsvScan
+from critic.kernels import CsvRows, CsvScan
 from critic.storage import Location, location
 
 Source = str | Path | Location  # a local path or a storage URI (see critic.storage)
@@ -46,8 +46,9 @@ _SUFFIXES = {
 ACL_IMDB_CLASSES = ("neg", "pos", "unsup")
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark (Excel's "CSV UTF-8"): not part of the text
 HASH_CHUNK = 4 << 20  # bytes of lines a scan's sha256 takes at once, on a thread of its own
-# The C++ scan of CSV/TSV layouts follows Python 3.11+'s csv module, which reads a NUL as text.
-KERNEL_CSV_SCAN = sys.version_info >= (3, 11)
+# The C++ scan and reader of CSV/TSV follow Python 3.11+'s csv module, which reads a NUL as text.
+KERNEL_CSV = sys.version_info >= (3, 11)
+READ_CHUNK = 1 << 20  # bytes of a CSV/TSV input the kernel's reader parses at once
 
 
 class CorpusError(ValueError):
@@ -214,7 +215,7 @@ def batch_starts(
         cuts = [0, *range(phase or batch_rows, rows, batch_rows)] if rows else []
         return [Start(row) for row in cuts], rows
     if fmt in ("csv", "tsv"):
-        scan = _csv_starts_kernel if KERNEL_CSV_SCAN else _csv_starts_python
+        scan = _csv_starts_kernel if KERNEL_CSV else _csv_starts_python
         return scan(path, fmt, batch_rows, phase, digest)
     starts, rows = [], 0
     with open_binary(path) as fh:
@@ -359,6 +360,9 @@ def iter_batches(
         rows = _txt(path, start)
     else:
         wanted = [c for c in (text_column, id_column, *keep) if c]
+        if fmt in ("csv", "tsv") and KERNEL_CSV:
+            yield from _csv_batches(path, fmt, wanted, start, batch_rows, id_column, keep)
+            return
         if fmt in ("csv", "tsv"):
             rows = _csv(path, fmt, wanted, start)
         else:
@@ -556,14 +560,58 @@ def _blank_record(record: list[str] | BrokenRecord) -> bool:
     return isinstance(record, list) and (not record or (len(record) == 1 and not record[0].strip()))
 
 
-def _csv(path: Location, fmt: str, wanted: list[str], start: Start):
+def _csv_header(path: Location, fmt: str, wanted: list[str]) -> tuple[list[str], int, list[int]]:
+    """The header of a CSV/TSV input, the lines it takes and the index of each wanted column
+    in it; a CorpusError when it is broken or lacks one."""
     header, _, header_lines = next(_csv_records(path, fmt), ([], 0, 0))
     if isinstance(header, BrokenRecord):
         raise CorpusError(f"{path}: the header line is not valid CSV ({header})")
     missing = [c for c in wanted if c not in header]
     if missing:
         raise CorpusError(f"{path}: no column {missing[0]!r} (have {_short(header)})")
-    where = [header.index(c) for c in wanted]
+    return header, header_lines, [header.index(c) for c in wanted]
+
+
+def _csv_batches(
+    path: Location, fmt: str, wanted: list[str], start: Start, batch_rows: int, id_column, keep
+) -> Iterator[Batch]:
+    """:func:`iter_batches` of a CSV/TSV input read by the C++ kernel (``CsvRows``: the rows,
+    cells and error messages of :func:`_csv`, parsed with the GIL released)."""
+    header, _, where = _csv_header(path, fmt, wanted)
+    rows = CsvRows(
+        "\t" if fmt == "tsv" else ",",
+        fmt == "csv",
+        start.offset == 0,
+        start.line if start.offset else 1,
+        len(header),
+        where,
+        f"column {wanted[0]!r} is not valid UTF-8",
+    )
+    row = start.row
+
+    def batch(limit: int) -> Batch:
+        texts, cells, errors = rows.take(limit)
+        named = dict(zip(wanted[1:], cells, strict=True))
+        columns = {c: named[c] for c in keep}
+        return Batch(row, texts, named[id_column] if id_column else None, columns, errors)
+
+    with open_binary(path) as fh:
+        fh.seek(start.offset)
+        while chunk := fh.read(READ_CHUNK):
+            rows.feed(chunk)
+            while rows.pending >= batch_rows:
+                yield batch(batch_rows)
+                row += batch_rows
+    rows.finish()
+    while rows.pending:
+        yield batch(batch_rows)
+        row += batch_rows
+
+
+def _csv(path: Location, fmt: str, wanted: list[str], start: Start):
+    """(text, cells, error) of each row of a CSV/TSV input from ``start``, read record by
+    record with :func:`_csv_records` (Python 3.10; and :func:`_csv_batches`' reference)."""
+    header, header_lines, where = _csv_header(path, fmt, wanted)
     records = _csv_records(path, fmt, start.offset)
     line = start.line
     if start.offset == 0:

@@ -1,10 +1,10 @@
 """Keras-exact text kernels in C++: ``Tokenizer``, ``pad_sequences`` and a fused ``encode``;
-``CsvScan``, the layout scan of CSV/TSV inputs.
+``CsvScan`` and ``CsvRows``, the layout scan and the reader of CSV/TSV inputs.
 
 Imports only numpy and the compiled ``_core`` (no TensorFlow, no Ray).
 """
 
-from ._core import CsvScan, default_threads, unicode_version
+from ._core import CsvRows, CsvScan, default_threads, unicode_version
 from .imdb import ImdbIndex
 from .ngrams import Ngrams
 from .padding import pad_sequences
@@ -14,6 +14,7 @@ from .vectorization import TextVectorizer
 
 __all__ = [
     "DEFAULT_FILTERS",
+    "CsvRows",
     "CsvScan",
     "ImdbIndex",
     "Ngrams",

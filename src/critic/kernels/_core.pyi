@@ -49,6 +49,25 @@ class CsvScan:
     @property
     def starts(self) -> list[tuple[int, int, int]]: ...
 
+class CsvRows:
+    def __init__(
+        self,
+        delimiter: str,
+        strict: bool,
+        file_start: bool,
+        first_line: int,
+        header_fields: int,
+        where: list[int],
+        text_error: str,
+    ) -> None: ...
+    def feed(self, data: bytes | bytearray | memoryview) -> None: ...
+    def finish(self) -> None: ...
+    @property
+    def pending(self) -> int: ...
+    def take(
+        self, max_rows: int
+    ) -> tuple[list[str | None], list[list[str | None]], dict[int, str]]: ...
+
 class NgramTable:
     def __init__(
         self, order: int, base: int, keys: np.ndarray, buckets: int = 0, distinct: bool = False

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "../src/csv_scan.hpp"
+#include "csv_args.hpp"
 
 namespace py = pybind11;
 
@@ -11,12 +12,10 @@ namespace critic {
 namespace {
 
 CsvScan make_scan(const std::string& delimiter, bool strict, int64_t batch_rows, int64_t phase) {
-  if (delimiter != "," && delimiter != "\t") {
-    throw py::value_error("delimiter must be ',' or '\\t'");
-  }
+  const char d = csv_delimiter(delimiter);
   if (batch_rows < 1) throw py::value_error("batch_rows must be >= 1");
   if (phase < 0 || phase >= batch_rows) throw py::value_error("phase must be in [0, batch_rows)");
-  return CsvScan(delimiter[0], strict, batch_rows, phase);
+  return CsvScan(d, strict, batch_rows, phase);
 }
 
 void feed(CsvScan& scan, const py::buffer& data) {
