@@ -11,6 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from critic.data.readers import (
     BOM,
@@ -385,3 +387,57 @@ def test_the_layout_scan_hashes_every_byte_of_a_text_input(tmp_path, monkeypatch
     untouched = hashlib.sha256()
     assert batch_starts(parquet, 1, digest=untouched)[1] == 2
     assert untouched.hexdigest() == hashlib.sha256().hexdigest()  # Parquet: not scanned
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+# Raw JSON tokens orjson and json read apart: NaN, out-of-range floats, integers beyond 64
+# bits, lone surrogate escapes, invalid UTF-8, deep nesting.
+_JSON_TOKENS = [
+    b"NaN",
+    b"-Infinity",
+    b"1e400",
+    b"18446744073709551616",
+    b"-9223372036854775809",
+    b'"\\ud800"',
+    b'"\\udc00x"',
+    b'"\xff"',
+    b"[" * 1100 + b"]" * 1100,
+    b"1.5",
+    b"true",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    records=st.lists(
+        st.dictionaries(
+            st.sampled_from(["text", "id", "x", "other"]), _JSON_VALUES, max_size=4
+        ).map(lambda r: json.dumps(r, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        | st.tuples(st.sampled_from(["text", "id", "x"]), st.sampled_from(_JSON_TOKENS)).map(
+            lambda kv: b'{"%s": %s, "text": "t"}' % (kv[0].encode(), kv[1])
+        ),
+        max_size=8,
+    ),
+)
+def test_json_lines_read_alike_with_orjson_or_json_alone(tmp_path_factory, records):
+    """orjson reads JSON Lines fast; every row, cell (its type too: a 20-digit id stays an
+    int) and error message is what json.loads alone gives."""
+    from critic.data import readers
+
+    path = tmp_path_factory.mktemp("jsonl") / "a.jsonl"
+    path.write_bytes(b"\n".join(records) + b"\n")
+    fast = list(iter_batches(path, 3, "text", "id", ("x",)))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(readers, "_orjson", None)
+        alone = list(iter_batches(path, 3, "text", "id", ("x",)))
+    assert repr(fast) == repr(alone)

