@@ -146,6 +146,9 @@ def test_bad_arguments_are_errors_not_crashes():
         import numpy as np
 
         scan.feed(np.zeros(4, dtype=np.int32))
+    for delimiter, where in ((";", [0]), (",", []), (",", [-1])):
+        with pytest.raises(ValueError):
+            _core.CsvRows(delimiter, True, True, 1, 1, where, "bad text")
     scan.feed(memoryview(b"h\nrow\n"))
     scan.feed(bytearray(b"row 2"))
     scan.finish()

@@ -238,7 +238,7 @@ def _csv_starts_kernel(
     path: Location, fmt: str, batch_rows: int, phase: int, digest
 ) -> tuple[list[Start], int]:
     """:func:`batch_starts` of a CSV or TSV file by the C++ kernel's scan (``CsvScan``: the
-    record boundaries of :func:`_csv_records`, at ~10x its speed), fed HASH_CHUNK bytes at a
+    record boundaries of :func:`_csv_records`, at ~7x its speed), fed HASH_CHUNK bytes at a
     time with the GIL released, while a thread hashes the chunk the scan reads."""
     scan = CsvScan("\t" if fmt == "tsv" else ",", fmt == "csv", batch_rows, phase)
     hasher = _ChunkHasher(digest) if digest is not None else None
