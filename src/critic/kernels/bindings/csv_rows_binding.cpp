@@ -3,7 +3,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -70,16 +69,8 @@ class CsvRows {
         header_fields_(header_fields),
         where_(where),
         text_error_(std::move(text_error)),
-        skip_header_(file_start),
-        count_header_(file_start) {
-    // The parser keeps each distinct field once: the slot of each entry of where.
-    std::vector<int64_t> kept = where_;
-    std::sort(kept.begin(), kept.end());
-    kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
-    for (int64_t field : where_) {
-      slots_.push_back(static_cast<size_t>(
-          std::lower_bound(kept.begin(), kept.end(), field) - kept.begin()));
-    }
+        header_(file_start) {
+    for (int64_t field : where_) slots_.push_back(static_cast<size_t>(parser_.slot(field)));
   }
 
   void feed(const py::buffer& data) {
@@ -112,10 +103,7 @@ class CsvRows {
     int64_t row = 0;
     while (row < max_rows && next_ < records_.size()) {
       const CsvRecord& r = records_[next_++];
-      if (r.blank || skip_header_) {
-        skip_header_ = false;
-        continue;
-      }
+      if (r.blank) continue;
       const auto span = [&](size_t k) { return kept[r.kept_begin + slots_[k]]; };
       if (r.broken != CsvBroken::kNone) {
         const std::string lines = r.lines == 1 ? "line " + std::to_string(r.line)
@@ -167,9 +155,9 @@ class CsvRows {
 
   void counted(size_t before) {
     for (size_t k = before; k < records_.size(); ++k) {
-      if (count_header_) {  // the first record is the header, blank or not: no row
-        count_header_ = false;
-        continue;
+      if (header_) {  // the first record is the header, blank or not: no row, as a blank one
+        header_ = false;
+        records_[k].blank = true;
       }
       if (!records_[k].blank) ++pending_;
     }
@@ -181,8 +169,7 @@ class CsvRows {
   const std::vector<int64_t> where_;
   const std::string text_error_;
   std::vector<size_t> slots_;  // each entry of where: its slot among the parser's kept fields
-  bool skip_header_;           // take() has yet to pass the header
-  bool count_header_;          // counted() has yet to pass the header
+  bool header_;                // the next record parsed is the header
   std::vector<CsvRecord> records_;
   size_t next_ = 0;
   int64_t pending_ = 0;

@@ -50,19 +50,18 @@ CsvParser::CsvParser(char delimiter, bool strict, bool file_start, int64_t first
                      std::vector<int64_t> keep)
     : delimiter_(static_cast<unsigned char>(delimiter)),
       strict_(strict),
-      keep_(std::move(keep)),
       bom_held_(file_start ? 0 : 3),
       record_line_(first_line) {
-  std::sort(keep_.begin(), keep_.end());
-  keep_.erase(std::unique(keep_.begin(), keep_.end()), keep_.end());
-  if (!keep_.empty()) {
-    if (keep_.front() < 0) throw std::invalid_argument("field indices must be >= 0");
-    if (keep_.back() > (1 << 20)) throw std::invalid_argument("field index too large");
-    keep_slot_.assign(static_cast<size_t>(keep_.back()) + 1, -1);
-    for (size_t k = 0; k < keep_.size(); ++k) keep_slot_[static_cast<size_t>(keep_[k])] = static_cast<int>(k);
+  std::sort(keep.begin(), keep.end());
+  keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
+  if (!keep.empty()) {
+    if (keep.front() < 0) throw std::invalid_argument("field indices must be >= 0");
+    if (keep.back() > (1 << 20)) throw std::invalid_argument("field index too large");
+    keep_slot_.assign(static_cast<size_t>(keep.back()) + 1, -1);
+    for (size_t k = 0; k < keep.size(); ++k) keep_slot_[static_cast<size_t>(keep[k])] = static_cast<int>(k);
   }
-  record_kept_.assign(keep_.size(), {kAbsent, 0});
-  keeping_ = !keep_slot_.empty() && keep_slot_[0] >= 0;
+  record_kept_.assign(keep.size(), {kAbsent, 0});
+  keeping_ = slot(0) >= 0;
   for (const unsigned char c : {delimiter_, static_cast<unsigned char>('"'),
                                 static_cast<unsigned char>('\n'), static_cast<unsigned char>('\r')}) {
     special_[c] = true;
@@ -260,16 +259,14 @@ void CsvParser::add_char(unsigned char c) {
 
 void CsvParser::save_field() {
   if (keeping_) {
-    const int slot = keep_slot_[static_cast<size_t>(fields_)];
-    record_kept_[static_cast<size_t>(slot)] = {field_begin_, bytes_.size() - field_begin_};
+    record_kept_[static_cast<size_t>(slot(fields_))] = {field_begin_, bytes_.size() - field_begin_};
   }
   if (fields_ == 0) first_blank_ = field_blank_ && pending_size_ == 0;
   ++fields_;
   field_blank_ = true;
   pending_size_ = 0;
   field_begin_ = bytes_.size();
-  keeping_ = static_cast<size_t>(fields_) < keep_slot_.size() &&
-             keep_slot_[static_cast<size_t>(fields_)] >= 0;
+  keeping_ = slot(fields_) >= 0;
 }
 
 void CsvParser::end_record(int64_t end, CsvBroken broken, std::vector<CsvRecord>* out) {
@@ -277,7 +274,7 @@ void CsvParser::end_record(int64_t end, CsvBroken broken, std::vector<CsvRecord>
       broken == CsvBroken::kNone && (fields_ == 0 || (fields_ == 1 && first_blank_));
   out->push_back({end, record_line_, lines_, blank, broken, fields_, kept_.size(), bytes_.size()});
   kept_.insert(kept_.end(), record_kept_.begin(), record_kept_.end());
-  record_kept_.assign(keep_.size(), {kAbsent, 0});
+  std::fill(record_kept_.begin(), record_kept_.end(), std::pair<size_t, size_t>{kAbsent, 0});
   record_line_ += lines_;
   lines_ = 0;
   quotes_ = 0;
@@ -288,7 +285,13 @@ void CsvParser::end_record(int64_t end, CsvBroken broken, std::vector<CsvRecord>
   field_blank_ = true;
   pending_size_ = 0;
   record_begin_ = field_begin_ = bytes_.size();
-  keeping_ = !keep_slot_.empty() && keep_slot_[0] >= 0;
+  keeping_ = slot(0) >= 0;
+}
+
+int CsvParser::slot(int64_t field) const {
+  return field >= 0 && static_cast<size_t>(field) < keep_slot_.size()
+             ? keep_slot_[static_cast<size_t>(field)]
+             : -1;
 }
 
 void CsvParser::drop_kept(size_t bytes, size_t spans) {

@@ -54,6 +54,9 @@ class CsvParser {
   // for a field the record does not have.
   const std::vector<std::pair<size_t, size_t>>& kept() const { return kept_; }
   const std::string& bytes() const { return bytes_; }
+  // Where a kept field's span lies among each record's entries of kept(); -1 for a field
+  // not kept.
+  int slot(int64_t field) const;
   // Drop the first `bytes` kept bytes and `spans` entries of kept() (those of the records the
   // caller has read); the offsets of the rest move down by `bytes`.
   void drop_kept(size_t bytes, size_t spans);
@@ -71,8 +74,7 @@ class CsvParser {
 
   const unsigned char delimiter_;
   const bool strict_;
-  std::vector<int64_t> keep_;       // sorted field indices
-  std::vector<int> keep_slot_;      // field index -> its slot in keep_, or -1
+  std::vector<int> keep_slot_;      // field index -> its slot among the kept fields, or -1
   bool special_[256] = {};          // the delimiter, the quote and the line ends
   bool quoted_special_[256] = {};   // the quote and the line ends
 
