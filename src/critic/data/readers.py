@@ -240,7 +240,7 @@ def _csv_starts_kernel(
     """:func:`batch_starts` of a CSV or TSV file by the C++ kernel's scan (``CsvScan``: the
     record boundaries of :func:`_csv_records`, at ~7x its speed), fed HASH_CHUNK bytes at a
     time with the GIL released, while a thread hashes the chunk the scan reads."""
-    scan = CsvScan("\t" if fmt == "tsv" else ",", fmt == "csv", batch_rows, phase)
+    scan = CsvScan(*_csv_dialect(fmt), batch_rows, phase)
     hasher = _ChunkHasher(digest) if digest is not None else None
     with open_binary(path) as fh:
         try:
@@ -569,9 +569,8 @@ def _csv_records(path: Location, fmt: str, offset: int = 0, digest=None):
 
     # csv.reader takes a line only when the record it is reading needs it, so ``end`` is
     # where the record just returned ends.
-    # CSV strictly (a CSV writer quotes a field that holds a quote); TSV as tolerantly as
-    # Python's csv, since TSV files usually hold raw text whose quotes are not quoting.
-    reader = csv.reader(lines(), delimiter="\t" if fmt == "tsv" else ",", strict=fmt == "csv")
+    delimiter, strict = _csv_dialect(fmt)
+    reader = csv.reader(lines(), delimiter=delimiter, strict=strict)
     while True:
         try:
             record = next(reader)
@@ -586,6 +585,13 @@ def _csv_records(path: Location, fmt: str, offset: int = 0, digest=None):
             )
         taken, quotes, lines_read = lines_read, 0, 0
         yield record, end, taken
+
+
+def _csv_dialect(fmt: str) -> tuple[str, bool]:
+    """(delimiter, strict) of ``fmt``: CSV strictly (a CSV writer quotes a field that holds a
+    quote); TSV as tolerantly as Python's csv, since TSV files usually hold raw text whose
+    quotes are not quoting. Python's csv reader and the kernel's take the same two."""
+    return ("\t", False) if fmt == "tsv" else (",", True)
 
 
 def _blank_record(record: list[str] | BrokenRecord) -> bool:
@@ -612,8 +618,7 @@ def _csv_batches(
     cells and error messages of :func:`_csv`, parsed with the GIL released)."""
     header, _, where = _csv_header(path, fmt, wanted)
     rows = CsvRows(
-        "\t" if fmt == "tsv" else ",",
-        fmt == "csv",
+        *_csv_dialect(fmt),
         start.offset == 0,
         start.line if start.offset else 1,
         len(header),
