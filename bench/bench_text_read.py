@@ -32,8 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from bench_scan import make_inputs
 from bench_score import DEFAULT_DATA, HERE
 
@@ -91,14 +89,8 @@ def main() -> None:
         times.update({"score, Parquet": [], f"score, {fmt}": [], f"score, {fmt}, {before}": []})
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        text = make_inputs(args.data, args.rows, ["csv"], folder)["csv"]
-        parquet = folder / "reviews.parquet"
-        whole = pacsv.read_csv(text, parse_options=pacsv.ParseOptions(newlines_in_values=True))
-        pq.write_table(whole, parquet, row_group_size=50_000)
-        del whole
-        if fmt != "csv":
-            text.unlink()
-            text = make_inputs(args.data, args.rows, [fmt], folder)[fmt]
+        inputs = make_inputs(args.data, args.rows, [fmt, "parquet"], folder)
+        text, parquet = inputs[fmt], inputs["parquet"]
         for k in range(args.repeat):  # interleaved: the VM's speed drifts
             seconds, fast_batches = read_all(text, fast=True)
             times["read, fast"].append(seconds)
