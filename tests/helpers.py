@@ -1,4 +1,4 @@
-"""Helpers shared by the tests (not tests themselves): processes started in their own group,
+"""Helpers shared by the tests (not tests themselves): the processes under a process,
 waiting for a server to answer, a tiny sweep config on the shipped sample, and an import
 blocker for TF/Ray-free checks."""
 
@@ -7,10 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,47 +26,6 @@ class Block:
             raise ImportError('blocked: ' + name)
 sys.meta_path.insert(0, Block())
 """
-
-
-# Ports handed out for servers the tests start: below the kernel's ephemeral range (from
-# 32768), where the kernel assigns ports to the sockets other processes open (Ray opens many
-# while it starts: one took a port chosen for a server before the server could bind it), and
-# above Ray's worker ports (10002-19999).
-TEST_PORTS = range(20000, 32000)
-_ports = random.Random()
-_given: set[int] = set()  # ports free_port has handed out
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now, outside the ranges the kernel and Ray
-    hand out to other sockets, and never handed out before by this process: ports asked for
-    together (a node's four agent ports) are bound only later, so being free is not enough
-    (two of them once drew the same port, and the node refused to start)."""
-    for _ in range(1000):
-        port = _ports.choice(TEST_PORTS)
-        if port in _given:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _given.add(port)
-        return port
-    raise RuntimeError("no free port in the test range")
-
-
-def node_ports() -> list[str]:
-    """`ray start` flags giving a node its own agent ports. Left to Ray, every node's
-    dashboard agent takes port 52365: on one machine the second node's agent cannot bind,
-    and a head without its agent refuses job submissions ("No available agent")."""
-    flags = (
-        "--dashboard-agent-listen-port",
-        "--dashboard-agent-grpc-port",
-        "--runtime-env-agent-port",
-        "--metrics-export-port",
-    )
-    return [f"{flag}={free_port()}" for flag in flags]
 
 
 def process_tree(root: int) -> list[int]:
@@ -106,23 +62,6 @@ def ray_temp_dir() -> Iterator[Path]:
         yield short
     finally:
         shutil.rmtree(short, ignore_errors=True)
-
-
-def stop(proc: subprocess.Popen, *, whole_group: bool, timeout: float) -> None:
-    """SIGTERM (to its whole process group, or to the process alone so it can shut its
-    children down itself), wait ``timeout`` s, then SIGKILL the group. Only this process
-    group is touched, never other Ray processes on the machine."""
-    with contextlib.suppress(ProcessLookupError):
-        if whole_group:
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
-            proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
 
 
 def exited(proc: subprocess.Popen, log: Path) -> str | None:

@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,103 +23,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import (
-    exited,
-    free_port,
-    node_ports,
-    post_texts,
-    stop,
-    tiny_sweep_config,
-    wait_until_healthy,
-)
+from helpers import exited, post_texts, tiny_sweep_config, wait_until_healthy
+from processes import RAY, RayNodes, free_port, stop
 
 from critic.data.sample import sample_path
 
 pytestmark = [pytest.mark.tf, pytest.mark.ray]
-
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-class Cluster:
-    """A head node and worker nodes of our own; ``env`` reaches it (RAY_ADDRESS, token, S3)."""
-
-    def __init__(self, private: Path, env: dict[str, str]) -> None:
-        self.private = private  # the folder worker nodes see as an empty tmpfs
-        self.env = env
-        self.gcs_port = free_port()
-        dashboard_port = free_port()
-        self.dashboard = f"http://127.0.0.1:{dashboard_port}"  # where jobs are submitted
-        self.temp_dirs: list[str] = []
-        self.head = self._start(
-            [
-                "--head",
-                f"--port={self.gcs_port}",
-                "--num-cpus=0",
-                "--include-dashboard=true",
-                "--dashboard-host=127.0.0.1",
-                f"--dashboard-port={dashboard_port}",
-                f"--ray-client-server-port={free_port()}",
-            ],
-            private_mount=False,
-        )
-        self.env["RAY_ADDRESS"] = f"127.0.0.1:{self.gcs_port}"
-        self.workers: list[subprocess.Popen] = []
-
-    def _start(self, args: list[str], private_mount: bool) -> subprocess.Popen:
-        # Ray's socket paths must stay under 108 bytes: a short temp dir outside `private`.
-        temp = tempfile.mkdtemp(prefix="critic-node-")
-        self.temp_dirs.append(temp)
-        command = [RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={temp}", *args]
-        command += node_ports()
-        if private_mount:
-            script = f"mount -t tmpfs tmpfs '{self.private}' && exec " + " ".join(command)
-            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-        with open(Path(temp) / "node.log", "w") as log:  # the node keeps its own handle
-            return subprocess.Popen(
-                command, env=self.env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def add_worker(self) -> subprocess.Popen:
-        worker = self._start(
-            [f"--address=127.0.0.1:{self.gcs_port}", "--num-cpus=1"], private_mount=True
-        )
-        self.workers.append(worker)
-        return worker
-
-    def cpus(self) -> float:
-        """The CPUs the cluster has now (`ray status`)."""
-        result = subprocess.run(
-            [RAY, "status", f"--address=127.0.0.1:{self.gcs_port}"],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        for line in result.stdout.splitlines():
-            if line.strip().endswith(" CPU") and "/" in line:
-                return float(line.split("/")[1].split()[0])
-        return 0.0
-
-    def wait_for_cpus(self, cpus: float, timeout: float = 180) -> None:
-        deadline = time.time() + timeout
-        while self.cpus() != cpus:
-            if time.time() > deadline:
-                logs = [Path(t, "node.log").read_text()[-2000:] for t in self.temp_dirs]
-                pytest.fail(f"the cluster did not reach {cpus} CPUs:\n" + "\n".join(logs))
-            time.sleep(2)
-
-    def lose(self, worker: subprocess.Popen) -> None:
-        """The node is gone: its whole process group, at once."""
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=30)
-        self.workers.remove(worker)
-
-    def shutdown(self) -> None:
-        for worker in self.workers:
-            stop(worker, whole_group=True, timeout=30)
-        stop(self.head, whole_group=True, timeout=60)
-        for temp in self.temp_dirs:
-            shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +46,7 @@ def cluster(tmp_path_factory, s3_server):
         AWS_ENDPOINT_URL=s3_server,
         AWS_DEFAULT_REGION="us-east-1",
     )
-    cl = Cluster(tmp_path_factory.getbasetemp(), env)
+    cl = RayNodes(env, dashboard=True, private=tmp_path_factory.getbasetemp())
     try:
         cl.add_worker()
         cl.add_worker()
@@ -149,7 +57,7 @@ def cluster(tmp_path_factory, s3_server):
         shutil.rmtree(token.parent, ignore_errors=True)
 
 
-def critic(cluster: Cluster, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def critic(cluster: RayNodes, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "critic", *args],
         env=cluster.env,
@@ -423,7 +331,7 @@ def test_a_proxy_on_every_node_serves_and_drains(cluster, tmp_path, sample_bundl
     assert "draining" in output and "did not drain" not in output and "stopped" in output
 
 
-def ray_list(cluster: Cluster, kind: str, *filters: str) -> list[dict]:
+def ray_list(cluster: RayNodes, kind: str, *filters: str) -> list[dict]:
     """`ray list KIND --filter ...` (Ray's state API, through the head's dashboard)."""
     command = [RAY, "list", kind, "--address", cluster.dashboard, "--format", "json"]
     for condition in filters:
@@ -434,7 +342,7 @@ def ray_list(cluster: Cluster, kind: str, *filters: str) -> list[dict]:
     return json.loads(listing.stdout)
 
 
-def submit(cluster: Cluster, options: list[str], args: list[str], timeout: float = 600):
+def submit(cluster: RayNodes, options: list[str], args: list[str], timeout: float = 600):
     """`ray job submit [options] -- python -m critic ARGS` to the cluster, waiting for the
     job. Until the head's job agent has registered, Ray refuses a submission before making a
     job: that refusal is retried."""

@@ -342,7 +342,8 @@ def test_k_class_ensembles_average_class_probabilities(topics_run, tmp_path):
 
 @pytest.mark.tf
 def test_predict_and_serve_answer_with_every_class(topics_run, tmp_path):
-    from helpers import exited, free_port, post_texts, stop, wait_until_healthy
+    from helpers import exited, post_texts, wait_until_healthy
+    from processes import free_port, stop
 
     import critic
 

@@ -11,23 +11,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from helpers import (
-    free_port,
-    node_ports,
-    post_texts,
-    sample_dataset,
-    stop,
-    tiny_sweep_config,
-    wait_until_healthy,
-)
+from helpers import post_texts, sample_dataset, tiny_sweep_config, wait_until_healthy
+from processes import RayNodes, free_port
 
 from critic.data.sample import sample_path
 
@@ -52,43 +43,16 @@ def ray_head(tmp_path):
     # client runs as a CLI subprocess so it reads these settings fresh.
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-    dashboard = free_port()
-    # Ray's socket paths must stay under 108 bytes: a short temp dir, not pytest's tmp_path.
-    ray_tmp = tempfile.mkdtemp(prefix="critic-ray-")
-    log = open(tmp_path / "head.log", "w")
-    head = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("ray")),
-            "start",
-            "--head",
-            "--block",
-            f"--port={free_port()}",
-            f"--dashboard-port={dashboard}",
-            "--dashboard-host=127.0.0.1",
-            "--include-dashboard=true",
-            "--num-cpus=2",
-            "--disable-usage-stats",
-            f"--temp-dir={ray_tmp}",
-            f"--ray-client-server-port={free_port()}",
-            *node_ports(),
-        ],
-        env=env,
-        start_new_session=True,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    address = f"http://127.0.0.1:{dashboard}"
+    head = RayNodes(env, head_cpus=2, dashboard=True)
     deadline = time.time() + 120
     try:
-        while _ray_cli(env, "job", "list", "--address", address).returncode != 0:
-            if head.poll() is not None or time.time() > deadline:
-                pytest.fail("Ray head did not start:\n" + (tmp_path / "head.log").read_text())
+        while _ray_cli(env, "job", "list", "--address", head.dashboard).returncode != 0:
+            if head.head.poll() is not None or time.time() > deadline:
+                pytest.fail("Ray head did not start:\n" + head.logs())
             time.sleep(2)
-        yield address, env
+        yield head.dashboard, env
     finally:
-        stop(head, whole_group=True, timeout=90)
-        log.close()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+        head.shutdown()
 
 
 def _submit_critic_job(env, address, options: list[str], critic_args: list[str], timeout):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import exited, free_port, stop, unloadable_bundle, wait_until_healthy
+from helpers import exited, unloadable_bundle, wait_until_healthy
+from processes import free_port, stop
 
 import critic
 from critic.serve.guard import proxy_env
