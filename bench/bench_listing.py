@@ -32,7 +32,8 @@ from bench_score import BUCKET, HERE, s3_server
 
 PROBE = """
 import json, sys, time, tracemalloc
-from critic.serve.score import expand_inputs, fingerprint
+from critic.serve.score.job import expand_inputs
+from critic.serve.score.manifest import fingerprint
 from critic.storage import location
 location(sys.argv[1] + "-none").files()  # imports and the S3 client, made once per job
 tracemalloc.start()

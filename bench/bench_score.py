@@ -226,7 +226,7 @@ def score(
 
 def copy(source: str, destination: str) -> dict:
     """:func:`copy_corpus` in a fresh process (the store's limit, see the module docstring)."""
-    from critic.serve.score import SHARD_ROWS
+    from critic.serve.score.options import SHARD_ROWS
 
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_score; "

@@ -152,7 +152,8 @@ def test_a_binary_bundle_from_before_k_classes_scores_the_same(tmp_path):
     import pyarrow.parquet as pq
 
     import critic
-    from critic.serve.score import ScoreOptions, score_corpus
+    from critic.serve.score.local import score_corpus
+    from critic.serve.score.options import ScoreOptions
 
     expected = json.loads((LEGACY / "expected.json").read_text(encoding="utf-8"))
     runtime = critic.Runtime.load(LEGACY / "bundle")

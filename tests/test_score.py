@@ -963,8 +963,10 @@ def test_an_input_rewritten_during_the_job_fails_it(
     texts: the row count matches, the output mixes two files; the job fails instead of
     succeeding. On S3 the job's first stamps come from the lookup or the listing that found
     the input, its last ones from a HEAD or that listing made again."""
-    from critic.serve import score
-    from critic.serve.score import MissingRows, ScoreOptions, expand_inputs, score_corpus
+    from critic.serve.score import local
+    from critic.serve.score.job import expand_inputs
+    from critic.serve.score.local import score_corpus
+    from critic.serve.score.options import MissingRows, ScoreOptions
     from critic.storage import location
 
     corpus = _corpus(tmp_path, imdb_test, 900)
@@ -975,7 +977,7 @@ def test_an_input_rewritten_during_the_job_fails_it(
         source = named / "corpus.jsonl"
         source.write_atomic(corpus.read_bytes())
         named = source if store == "s3" else named
-    write_shard = score.write_shard
+    write_shard = local.write_shard
 
     def rewrite_after_the_first_shard(table, path, fmt):
         write_shard(table, path, fmt)
@@ -983,7 +985,7 @@ def test_an_input_rewritten_during_the_job_fails_it(
             lines = corpus.read_text(encoding="utf-8").splitlines()
             source.write_atomic(("\n".join(reversed(lines)) + "\n").encode())
 
-    monkeypatch.setattr(score, "write_shard", rewrite_after_the_first_shard)
+    monkeypatch.setattr(local, "write_shard", rewrite_after_the_first_shard)
     out = tmp_path / "out"
     with pytest.raises(MissingRows, match=r"corpus\.jsonl changed while the job read it"):
         inputs = expand_inputs([named.uri])
@@ -1000,13 +1002,10 @@ def test_a_job_over_s3_objects_stamps_them_by_listing_not_one_by_one(
     per 1,000 objects, not a HEAD each. A re-run of the finished job asks nothing of each."""
     from flaky_proxy import FlakyProxy
 
-    from critic.serve.score import (
-        ScoreOptions,
-        expand_inputs,
-        input_stamps,
-        score_corpus,
-        shard_stamps,
-    )
+    from critic.serve.score.job import expand_inputs
+    from critic.serve.score.local import score_corpus
+    from critic.serve.score.manifest import input_stamps, shard_stamps
+    from critic.serve.score.options import ScoreOptions
     from critic.storage import location
 
     for i in range(30):
@@ -1131,8 +1130,11 @@ def test_shards_read_on_from_cursors_are_the_shards_read_afresh(tmp_path, monkey
     ended (one reader per input and shard size, not one per segment: a Parquet file of one
     row group was decoded again from its first row for every shard); out of order it starts
     afresh. Either way each shard holds exactly its rows."""
-    from critic.serve import score as scoring
-    from critic.serve.score import Cursors, ScoreOptions, plan_layout, read_shard_input
+    from critic.serve.score import shards
+    from critic.serve.score.layout import plan_layout
+    from critic.serve.score.options import ScoreOptions
+    from critic.serve.score.shards import Cursors, read_shard_input
+    from critic.storage import location
 
     def rows(prefix, n):
         return {
@@ -1147,7 +1149,7 @@ def test_shards_read_on_from_cursors_are_the_shards_read_afresh(tmp_path, monkey
     pq.write_table(pa.table(rows("c", 31)), small_groups, row_group_size=4)
     inputs = [one_group, lines, small_groups]
     options = ScoreOptions(id_column="id", shard_rows=10)
-    layout = plan_layout([scoring.location(p) for p in inputs], options.shard_rows)
+    layout = plan_layout([location(p) for p in inputs], options.shard_rows)
     sources, offsets = dict(enumerate(inputs)), dict(enumerate(layout.offsets))
     afresh = [read_shard_input(sources, offsets, s, options) for s in layout.shards]
     assert sum(t.num_rows for t in afresh) == 111
@@ -1158,9 +1160,9 @@ def test_shards_read_on_from_cursors_are_the_shards_read_afresh(tmp_path, monkey
     ]
 
     opened = []
-    real = scoring.iter_batches
+    real = shards.iter_batches
     monkeypatch.setattr(
-        scoring, "iter_batches", lambda path, *a, **k: opened.append(path) or real(path, *a, **k)
+        shards, "iter_batches", lambda path, *a, **k: opened.append(path) or real(path, *a, **k)
     )
     cursors = Cursors(size=2)
     in_order = [read_shard_input(sources, offsets, s, options, cursors) for s in layout.shards]
@@ -1179,8 +1181,8 @@ def test_shards_read_on_from_cursors_are_the_shards_read_afresh(tmp_path, monkey
 def test_actor_runs_hand_out_every_shard_once_in_consecutive_runs():
     """The Ray engine's dispatch: each actor takes its own run of consecutive shards; one
     done early takes over the second half of the longest run left."""
-    from critic.serve.score import Shard
-    from critic.serve.score_ray import Runs
+    from critic.serve.score.layout import Shard
+    from critic.serve.score.ray_engine import Runs
 
     shards = [Shard(k, (), 1) for k in range(10)]
     runs = Runs(shards, 3)  # 4 + 4 + 2
@@ -1198,7 +1200,8 @@ def test_an_outputs_rows_and_errors_are_counted_from_the_shard_footers(tmp_path,
     """The job's last check counts every committed shard: from Parquet footers (rows, and
     the error column's null counts), 16 shards at a time on a store; a footer without
     statistics is read whole. Either way the counts are those of the rows."""
-    from critic.serve.score import count_output, shard_name
+    from critic.serve.score.options import shard_name
+    from critic.serve.score.shards import count_output
     from critic.storage import location
 
     root = request.getfixturevalue("s3_bucket") if where == "s3" else str(tmp_path)
@@ -1229,7 +1232,10 @@ def test_small_objects_on_a_store_are_planned_and_read_as_local_files_are(tmp_pa
     """Many small objects are scanned and read 16 at a time, each scan as if the object
     began a shard: the layout and every shard's rows are those of the same files read one
     by one from a local disk, whichever objects a shard boundary falls inside."""
-    from critic.serve.score import ScoreOptions, expand_inputs, plan_layout, read_shard_input
+    from critic.serve.score.job import expand_inputs
+    from critic.serve.score.layout import plan_layout
+    from critic.serve.score.options import ScoreOptions
+    from critic.serve.score.shards import read_shard_input
     from critic.storage import location
 
     folder = tmp_path / "many"

@@ -20,7 +20,8 @@ def run_pipeline(cfg: SweepConfig, *, num_cpus: int | None = None, quantize: str
     """Run the whole chain; returns (run_dir, report dict)."""
     from critic.export.runs import export_ensemble, export_run
     from critic.serve import Runtime
-    from critic.serve.score import ScoreOptions, score_corpus
+    from critic.serve.score.local import score_corpus
+    from critic.serve.score.options import ScoreOptions
 
     kind = dataset_kind(cfg.dataset)
     if kind.test_reviews is None:
@@ -91,7 +92,7 @@ def _test_report(scored: Location, truth, runtime) -> tuple[float, int, dict]:
     import pyarrow as pa
 
     from critic.classes import classification_report
-    from critic.serve.score import read_shard_table
+    from critic.serve.score.shards import read_shard_table
 
     shards = sorted(
         (f for f in scored.files(recursive=False) if f.name.startswith("part-")),

@@ -1,5 +1,5 @@
 """``critic score``: score corpora on disk or object storage with a bundle
-(:mod:`critic.serve.score`, or :mod:`critic.serve.score_ray` on Ray actors)."""
+(:mod:`critic.serve.score.local`, or :mod:`critic.serve.score.ray_engine` on Ray actors)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from critic.serve.runtime import BATCH_SIZE
-from critic.serve.score import ScoreOptions
+from critic.serve.score.options import ScoreOptions
 
 from .options import add_bundle_options
 
@@ -86,7 +86,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from critic.serve.score import count_noun, expand_inputs, score_corpus
+    from critic.serve.score.job import expand_inputs
+    from critic.serve.score.local import score_corpus
+    from critic.serve.score.options import count_noun
 
     inputs = expand_inputs(args.input)
     options = ScoreOptions(
@@ -100,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     options.validate()
     if args.engine == "ray":  # the actors load the model; this process only needs the bundle
         from critic.bundle import load_bundle
-        from critic.serve.score_ray import score_corpus_ray
+        from critic.serve.score.ray_engine import score_corpus_ray
 
         bundle = load_bundle(args.model)
         summary = score_corpus_ray(

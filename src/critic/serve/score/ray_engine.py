@@ -29,27 +29,14 @@ from critic.bundle import Bundle
 from critic.cluster import from_ray, ray_session, root_cause
 from critic.storage import Location, location
 
-from .lease import OutputLease
-from .providers import DEFAULT_DEVICE
-from .score import (
-    Cursors,
-    ScoreError,
-    ScoreOptions,
-    Shard,
-    Summary,
-    check_job,
-    close_output,
-    finished_job,
-    input_stamps,
-    pending_shards,
-    prepare_output,
-    progress_bar,
-    read_shard_input,
-    score_shard,
-    shard_name,
-    write_shard,
-)
-from .shipping import ShippedBundle
+from ..lease import OutputLease
+from ..providers import DEFAULT_DEVICE
+from ..shipping import ShippedBundle
+from .job import check_job, close_output, pending_shards, prepare_output, progress_bar
+from .layout import Shard
+from .manifest import finished_job, input_stamps
+from .options import ScoreError, ScoreOptions, Summary, shard_name
+from .shards import Cursors, read_shard_input, score_shard, write_shard
 
 IN_FLIGHT = 2  # shards queued on each actor: the one being scored and the next
 RESTARTS = 3  # an actor whose process or node died is started again (its shard retried)
