@@ -72,7 +72,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         choices=["local", "ray"],
         default="local",
         help="local: this process; ray: a pool of Ray actors on the cluster of a Ray job (or "
-        "RAY_ADDRESS), else an embedded local Ray",
+        "RAY_ADDRESS), else an embedded local Ray (on one machine, local is faster: starting "
+        "Ray costs seconds of CPU)",
     )
     parser.add_argument("--actors", type=int, help="ray engine: scoring actors (CPUs or GPUs)")
     parser.add_argument("--num-cpus", type=int, help="ray engine: CPUs of an embedded Ray")
