@@ -779,7 +779,7 @@ def test_s3_inputs_and_output_give_the_local_output(tmp_path, bundle, imdb_test,
 def test_a_job_on_a_flaky_store_ends_with_the_clean_output(
     tmp_path, bundle, imdb_test, s3_bucket, s3_server, monkeypatch
 ):
-    """Behind a proxy failing 18 % of the requests (503, 500, reset, truncated body), a job
+    """Behind a proxy failing 25 % of the requests (503, 500, reset, truncated body), a job
     reading and writing s3:// ends exit 0 with exactly a clean run's output."""
     from flaky_proxy import FlakyProxy
 
@@ -794,17 +794,17 @@ def test_a_job_on_a_flaky_store_ends_with_the_clean_output(
     for path in (corpus, tmp_path / "more.parquet"):
         location(f"{s3_bucket}/in/{path.name}").write_atomic(path.read_bytes())
     args = [
-        "score", "--model", str(bundle), "--id-column", "id", "--shard-rows", "500",
+        "score", "--model", str(bundle), "--id-column", "id", "--shard-rows", "200",
         "--input", f"{s3_bucket}/in/corpus.jsonl", f"{s3_bucket}/in/more.parquet",
     ]  # fmt: skip
     clean = critic_cli(*args, "--output", f"{s3_bucket}/clean")
     assert clean.returncode == 0, clean.stderr[-2000:]
-    with FlakyProxy(s3_server, rate=0.18, seed=3) as proxy:
+    with FlakyProxy(s3_server, rate=0.25, seed=3) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
         flaky = critic_cli(*args, "--output", f"{s3_bucket}/flaky")
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
     assert flaky.returncode == 0, flaky.stderr[-2000:]
-    assert sum(proxy.faults.values()) >= 10, proxy.faults
+    assert sum(proxy.faults.values()) >= 10, (proxy.faults, proxy.requests)
     assert _s3_output(f"{s3_bucket}/flaky").equals(_s3_output(f"{s3_bucket}/clean"))
     summary = json.loads(location(f"{s3_bucket}/flaky/_summary.json").read_text())
     assert summary["rows"] == 5_000 and summary["errors"] == 0
@@ -827,9 +827,8 @@ def test_s3_inputs_are_known_by_their_etag_not_read_twice(tmp_path, bundle, imdb
     manifest = json.loads((out / "_manifest.json").read_text())
     (entry,) = manifest["inputs"]
     assert "sha256" not in entry and entry["etag"] == source.etag()
-    # pyarrow uploads in parts: the ETag is the MD5 of the parts' MD5s, and the part count
-    part = hashlib.md5(corpus.read_bytes()).digest()
-    assert entry["etag"] == hashlib.md5(part).hexdigest() + "-1"
+    # Uploaded in one PutObject request: the ETag is the MD5 of the content
+    assert entry["etag"] == hashlib.md5(corpus.read_bytes()).hexdigest()
     first = read_output(out)
     # An output from before: its manifest knows the input by sha256. It resumes.
     entry.pop("etag")
@@ -980,10 +979,11 @@ def test_an_input_rewritten_during_the_job_fails_it(
     write_shard = local.write_shard
 
     def rewrite_after_the_first_shard(table, path, fmt):
-        write_shard(table, path, fmt)
+        written = write_shard(table, path, fmt)
         if path.name.endswith("-000000.parquet"):
             lines = corpus.read_text(encoding="utf-8").splitlines()
             source.write_atomic(("\n".join(reversed(lines)) + "\n").encode())
+        return written
 
     monkeypatch.setattr(local, "write_shard", rewrite_after_the_first_shard)
     out = tmp_path / "out"
@@ -1226,6 +1226,58 @@ def test_an_outputs_rows_and_errors_are_counted_from_the_shard_footers(tmp_path,
     names = [shard_name(number, "parquet") for number in range(7)]
     assert count_output(output, "parquet", names) == (expected_rows, expected_errors)
     assert count_output(output, "parquet", names[:1]) == (5, 2)
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_the_last_count_reads_only_shards_this_run_did_not_write_as_listed(
+    tmp_path, runtime, imdb_test, monkeypatch, where, request
+):
+    """The job's last count takes a shard it wrote itself from what its writer knew when
+    the listing shows it with the size it was written with: a fresh job reads no shard
+    back. A shard replaced since (another size) is read, and its missing rows fail the job;
+    a resumed job reads the shards of the earlier run."""
+    from critic.serve.score import local, shards
+    from critic.serve.score.job import expand_inputs
+    from critic.serve.score.local import score_corpus
+    from critic.serve.score.options import MissingRows, ScoreOptions
+    from critic.storage import location
+
+    root = request.getfixturevalue("s3_bucket") if where == "s3" else str(tmp_path)
+    corpus = tmp_path / "corpus.jsonl"
+    texts = [None if i % 7 == 3 else imdb_test[i % len(imdb_test)] for i in range(900)]
+    corpus.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
+    inputs = expand_inputs([str(corpus)])
+    options = ScoreOptions(shard_rows=300, id_column="id")
+    read_back: list[str] = []
+    footers = shards._parquet_counts
+    monkeypatch.setattr(
+        shards, "_parquet_counts", lambda shard: read_back.append(shard.name) or footers(shard)
+    )
+
+    summary = score_corpus(runtime, inputs, f"{root}/fresh", options)
+    assert (summary.rows, summary.errors, summary.shards) == (900, texts.count(None), 3)
+    assert read_back == []
+
+    fresh = location(f"{root}/fresh")
+    for name in ("_summary.json", "part-000001.parquet"):
+        fresh.fs.delete_file((fresh / name).path)
+    resumed = score_corpus(runtime, inputs, fresh, options)
+    assert (resumed.rows, resumed.errors, resumed.skipped_shards) == (900, texts.count(None), 2)
+    assert sorted(read_back) == ["part-000000.parquet", "part-000002.parquet"]
+
+    read_back.clear()
+    write_shard = local.write_shard
+
+    def replace_the_first_shard_when_the_last_is_written(table, path, fmt):
+        written = write_shard(table, path, fmt)
+        if path.name == "part-000002.parquet":
+            write_shard(table.slice(0, 100), path.parent / "part-000000.parquet", fmt)
+        return written
+
+    monkeypatch.setattr(local, "write_shard", replace_the_first_shard_when_the_last_is_written)
+    with pytest.raises(MissingRows, match=r"holds 700 rows but the inputs hold 900"):
+        score_corpus(runtime, inputs, f"{root}/replaced", options)
+    assert read_back == ["part-000000.parquet"]
 
 
 def test_small_objects_on_a_store_are_planned_and_read_as_local_files_are(tmp_path, s3_bucket):

@@ -77,6 +77,26 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert location(s3_bucket).files() == []
 
 
+def test_an_upload_that_fits_in_one_part_is_one_put(s3_bucket, s3_server, monkeypatch):
+    """A shard, a manifest or a summary is uploaded in one PutObject request, not the three
+    of a multipart upload (start, the part, completion). A missing bucket is still an
+    error."""
+    from flaky_proxy import FlakyProxy
+
+    small = os.urandom(600_000)
+    with FlakyProxy(s3_server, rate=0.0) as proxy:  # counts the requests, fails none
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        shard = location(f"{s3_bucket}/uploads/part-000000.parquet")
+        shard.write_atomic(small)
+        assert proxy.methods_seen == {"PUT": 1}
+        proxy.methods_seen.clear()
+        shard.write_atomic(small[::-1])  # the same filesystem again: still one request
+        assert proxy.methods_seen == {"PUT": 1}
+        assert shard.read_bytes() == small[::-1]
+        with pytest.raises(OSError, match="critic-no-such-bucket"):
+            location("s3://critic-no-such-bucket/x.parquet").write_atomic(small)
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "txt"])
 def test_readers_read_s3_exactly_as_local_files(tmp_path, s3_bucket, imdb_test, fmt):
     texts = imdb_test[:90]

@@ -389,8 +389,10 @@ class Location:
         # completes (a single PUT, or the completion of a multipart upload), so uploading it
         # again after a failure is harmless. compression=None: pyarrow would otherwise gzip a
         # second time what is written under a .gz name.
+        fs = _one_request_uploads(self.fs) if _is_s3(self.fs) else self.fs
+
         def upload() -> None:
-            with self.fs.open_output_stream(self.path, compression=None) as out:
+            with fs.open_output_stream(self.path, compression=None) as out:
                 out.write(data)
 
         retried(self.uri, f"writing {len(data)} bytes", upload)
@@ -523,6 +525,26 @@ def location(value: str | os.PathLike | Location) -> Location:
 
 def _is_s3(fs) -> bool:
     return type(fs).__name__ == "S3FileSystem"
+
+
+# S3 filesystems with delayed opens, by the id of the one they were built from (kept here
+# too, so the id stays its own): the last few a process wrote through.
+_UPLOADERS: dict[int, tuple[Any, Any]] = {}
+
+
+def _one_request_uploads(fs):
+    """``fs`` with delayed opens: an upload that fits in one part (a shard, a manifest, a
+    summary) is then one PutObject, not the three requests of a multipart upload (start, the
+    part, completion); an error such as a missing bucket comes at close, inside the write's
+    retries. Built once per filesystem: building one costs ~1.3 ms."""
+    known = _UPLOADERS.get(id(fs))
+    if known is not None and known[0] is fs:
+        return known[1]
+    uploader = _pyarrow_fs().S3FileSystem(**{**_s3_settings(fs), "allow_delayed_open": True})
+    if len(_UPLOADERS) >= 8:
+        _UPLOADERS.pop(next(iter(_UPLOADERS)), None)
+    _UPLOADERS[id(fs)] = (fs, uploader)
+    return uploader
 
 
 def _s3_settings(fs) -> dict[str, Any]:

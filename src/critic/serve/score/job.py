@@ -17,12 +17,13 @@ from .manifest import (
     committed_shards,
     input_stamps,
     job_manifest,
+    listed_shards,
     open_output,
     shard_stamps,
     stamps_digest,
 )
 from .options import MissingRows, ScoreError, ScoreOptions, Summary, shard_name
-from .shards import count_output
+from .shards import Written, count_output
 
 
 def expand_inputs(patterns: list[str]) -> list[Location]:
@@ -100,11 +101,14 @@ def close_output(
     expected: int,
     inputs: list[Location],
     stamps: list,
+    written: dict[str, Written],
 ) -> Summary:
     """Check no input was rewritten since ``stamps`` (:func:`input_stamps` at the start),
     count what the output holds, check it is every row of the inputs, and write
-    ``_summary.json`` (only then: a job without one did not finish). What a writer killed
-    mid-shard left (its shard was scored again) is removed first."""
+    ``_summary.json`` (only then: a job without one did not finish). A shard this run
+    ``written`` (by name) is counted from what its writer knew when the listing shows it
+    with the size it was written with; the others (committed by an earlier run) are read.
+    What a writer killed mid-shard left (its shard was scored again) is removed first."""
     _remove_leftovers(output)
     changed = [
         str(path)
@@ -118,9 +122,15 @@ def close_output(
         )
     summary.rows_per_second = summary.scored_rows / summary.seconds if summary.seconds else 0.0
     summary.inputs_stamp = stamps_digest(stamps)
-    summary.files = sorted(committed_shards(output))
-    summary.rows, summary.errors = count_output(output, fmt, summary.files)
-    summary.shards_stamp = stamps_digest(shard_stamps(output, summary.files))
+    listing = listed_shards(output)
+    summary.files = sorted(listing)
+    known = {
+        name: (shard.rows, shard.errors)
+        for name, shard in written.items()
+        if name in listing and listing[name].size() == shard.size  # the listing's size
+    }
+    summary.rows, summary.errors = count_output(output, fmt, summary.files, known)
+    summary.shards_stamp = stamps_digest(shard_stamps(output, summary.files, listing))
     if summary.rows != expected:
         raise MissingRows(
             f"{output} holds {summary.rows} rows but the inputs hold {expected}: the output "

@@ -23,7 +23,7 @@ def score_corpus(
     options: ScoreOptions,
     progress: bool | None = None,
 ) -> Summary:
-    """Score every row of ``inputs`` into ``output`` (see the module docstring)."""
+    """Score every row of ``inputs`` into ``output`` (see :mod:`critic.serve.score`)."""
     inputs = [location(p) for p in inputs]
     output = location(output)
     check_job(runtime.bundle, inputs, options)
@@ -41,6 +41,7 @@ def _score_corpus(runtime, inputs, output: Location, options: ScoreOptions, prog
     start_time = time.perf_counter()
     sources, offsets = dict(enumerate(inputs)), dict(enumerate(layout.offsets))
     cursors = Cursors()
+    written = {}  # shard name -> Written
 
     def read(k: int):
         return read_shard_input(sources, offsets, pending[k], options, cursors)
@@ -55,8 +56,8 @@ def _score_corpus(runtime, inputs, output: Location, options: ScoreOptions, prog
                 rows = ahead.result()
                 ahead = reader.submit(read, k + 1) if k + 1 < len(pending) else None
                 table = score_shard(runtime, rows)
-                path = output / shard_name(shard.number, options.format)
-                write_shard(table, path, options.format)
+                name = shard_name(shard.number, options.format)
+                written[name] = write_shard(table, output / name, options.format)
                 bar.update(shard.rows)
         finally:
             if ahead is not None and not ahead.cancel():
@@ -64,4 +65,4 @@ def _score_corpus(runtime, inputs, output: Location, options: ScoreOptions, prog
             cursors.close()
             bar.close()
     summary.seconds = time.perf_counter() - start_time
-    return close_output(summary, output, options.format, layout.rows, inputs, stamps)
+    return close_output(summary, output, options.format, layout.rows, inputs, stamps, written)

@@ -98,12 +98,15 @@ def _options_doc(options: ScoreOptions) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()}
 
 
-def shard_stamps(output: Location, files: list[str]) -> list:
+def shard_stamps(
+    output: Location, files: list[str], listing: dict[str, Location] | None = None
+) -> list:
     """Each committed shard's stamp (metadata only); on S3 from one listing of the output
-    (1,000 shards per request), not a HEAD each."""
+    (1,000 shards per request; ``listing``: :func:`listed_shards` made just now), not a
+    HEAD each."""
     if output.on_s3:
-        found = output.files(recursive=False)
-        told = {f.name: f.listed.stamp for f in found if f.listed is not None}
+        found = listed_shards(output) if listing is None else listing
+        told = {name: f.listed.stamp for name, f in found.items() if f.listed is not None}
         return [told.get(name, (0, 0)) for name in files]
     return each(lambda name: (output / name).stamp(), files, output.is_local)
 
@@ -136,9 +139,10 @@ def finished_job(
     if not same_job or done["inputs_stamp"] != stamps_digest(input_stamps(inputs, known=True)):
         return None
     files = done.get("files", [])
-    if committed_shards(output) != set(files):
+    listing = listed_shards(output)
+    if set(listing) != set(files):
         return None
-    if done.get("shards_stamp") != stamps_digest(shard_stamps(output, files)):
+    if done.get("shards_stamp") != stamps_digest(shard_stamps(output, files, listing)):
         return None  # a shard rewritten since: the full run counts its rows again
     known = {f for f in Summary.__dataclass_fields__ if f in done}
     summary = Summary(**{k: done[k] for k in known})
@@ -189,7 +193,13 @@ def manifest_bytes(manifest: dict[str, Any]) -> bytes:
 
 def committed_shards(output: Location) -> set[str]:
     """The names of the shards the output folder holds (each one complete)."""
-    return {f.name for f in output.files(recursive=False) if f.name.startswith("part-")}
+    return set(listed_shards(output))
+
+
+def listed_shards(output: Location) -> dict[str, Location]:
+    """The shards the output folder holds, by name, each with what the listing said of it
+    (its size; on S3 its ETag)."""
+    return {f.name: f for f in output.files(recursive=False) if f.name.startswith("part-")}
 
 
 def _differences(old: dict, new: dict) -> list[str]:

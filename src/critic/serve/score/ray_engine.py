@@ -36,7 +36,7 @@ from .job import check_job, close_output, pending_shards, prepare_output, progre
 from .layout import Shard
 from .manifest import finished_job, input_stamps
 from .options import ScoreError, ScoreOptions, Summary, shard_name
-from .shards import Cursors, read_shard_input, score_shard, write_shard
+from .shards import Cursors, Written, read_shard_input, score_shard, write_shard
 
 IN_FLIGHT = 2  # shards queued on each actor: the one being scored and the next
 RESTARTS = 3  # an actor whose process or node died is started again (its shard retried)
@@ -44,15 +44,15 @@ RESTARTS = 3  # an actor whose process or node died is started again (its shard 
 
 def commit_shard(
     runtime, sources, offsets, shard: Shard, output: Location, options, cursors: Cursors
-) -> int:
+) -> Written:
     """Read (on from ``cursors``), score and commit one shard (``sources`` and ``offsets``:
-    at least those of its segments' inputs); its rows."""
+    at least those of its segments' inputs); what was written."""
     fmt = options.format
     rows = read_shard_input(sources, offsets, shard, options, cursors)
     table = score_shard(runtime, rows)
-    write_shard(table, output / shard_name(shard.number, fmt), fmt)
+    written = write_shard(table, output / shard_name(shard.number, fmt), fmt)
     pa.default_memory_pool().release_unused()  # the reader's buffers, ~6x the shard
-    return table.num_rows
+    return written
 
 
 class ShardScorer:
@@ -69,8 +69,8 @@ class ShardScorer:
         self.output, self.options = location(output), options
         self.cursors = Cursors()  # this actor's shards follow each other: inputs read on
 
-    def score(self, inputs: dict[int, str], offsets: dict[int, int], shard: Shard) -> int:
-        """Commit ``shard`` (``inputs`` and ``offsets``: those of its segments); its rows."""
+    def score(self, inputs: dict[int, str], offsets: dict[int, int], shard: Shard) -> Written:
+        """Commit ``shard`` (``inputs`` and ``offsets``: those of its segments)."""
         return commit_shard(
             self.runtime, inputs, offsets, shard, self.output, self.options, self.cursors
         )
@@ -116,9 +116,15 @@ def _score_corpus_ray(
                 bar = progress_bar(layout.rows, progress)
                 bar.update(layout.rows - summary.scored_rows)  # committed by an earlier run
                 start_time = time.perf_counter()
+                written: dict[str, Written] = {}
+
+                def committed(shard: Shard, result: Written) -> None:
+                    written[shard_name(shard.number, options.format)] = result
+                    bar.update(result.rows)
+
                 try:
                     uris = [p.uri for p in inputs]
-                    _run(scorers, uris, layout.offsets, pending, bar.update)
+                    _run(scorers, uris, layout.offsets, pending, committed)
                 finally:
                     bar.close()
                 summary.seconds = time.perf_counter() - start_time
@@ -130,7 +136,9 @@ def _score_corpus_ray(
                     "run the same command again to finish the output"
                 ) from None
             session.close_in_background()  # while the output is counted
-            return close_output(summary, output, options.format, layout.rows, inputs, stamps)
+            return close_output(
+                summary, output, options.format, layout.rows, inputs, stamps, written
+            )
 
 
 def _plan(bundle, inputs, output, options):
@@ -206,17 +214,17 @@ class Runs:
         return run.popleft() if run else None
 
 
-def _run(scorers, uris, offsets, pending: list[Shard], advance) -> None:
+def _run(scorers, uris, offsets, pending: list[Shard], committed) -> None:
     """Hand the pending shards to the actors (a run of consecutive shards each, see
-    :class:`Runs`), each kept ``IN_FLIGHT`` deep, until all are committed; ``advance(rows)``
-    after each. The actors end with it."""
+    :class:`Runs`), each kept ``IN_FLIGHT`` deep, until all are committed; ``committed(shard,
+    written)`` after each. The actors end with it."""
     import ray
 
     for idle in scorers[len(pending) :]:  # started before the work was known
         ray.kill(idle)
     scorers = scorers[: len(pending)]
     runs = Runs(pending, len(scorers))
-    running: dict[Any, int] = {}  # task -> the actor's number
+    running: dict[Any, tuple[int, Shard]] = {}  # task -> the actor's number, its shard
 
     def submit(actor: int) -> None:
         shard = runs.next(actor)
@@ -224,7 +232,7 @@ def _run(scorers, uris, offsets, pending: list[Shard], advance) -> None:
             return
         used = {s.input for s in shard.segments}
         inputs, firsts = {i: uris[i] for i in used}, {i: offsets[i] for i in used}
-        running[scorers[actor].score.remote(inputs, firsts, shard)] = actor
+        running[scorers[actor].score.remote(inputs, firsts, shard)] = actor, shard
 
     try:
         for _ in range(IN_FLIGHT):
@@ -232,8 +240,8 @@ def _run(scorers, uris, offsets, pending: list[Shard], advance) -> None:
                 submit(actor)
         while running:
             [task], _ = ray.wait(list(running), num_returns=1)
-            actor = running.pop(task)
-            advance(ray.get(task))
+            actor, shard = running.pop(task)
+            committed(shard, ray.get(task))
             submit(actor)
     finally:
         for scorer in scorers:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -286,16 +286,33 @@ def _lists_as_json(table):
     return table
 
 
-def write_shard(table, path: Location, fmt: str) -> None:
+class Written(NamedTuple):
+    """A shard as its writer committed it: its rows, its rows with an error, its bytes."""
+
+    rows: int
+    errors: int
+    size: int
+
+
+def write_shard(table, path: Location, fmt: str) -> Written:
     """Commit one shard: visible complete under its final name, or not at all."""
-    path.write_atomic(shard_bytes(table, fmt))
+    data = shard_bytes(table, fmt)
+    path.write_atomic(data)
+    return Written(table.num_rows, table.num_rows - table.column("error").null_count, len(data))
 
 
-def count_output(output: Location, fmt: str, shards: list[str]) -> tuple[int, int]:
-    """Rows and rows with an error across the committed ``shards`` (file names)."""
+def count_output(
+    output: Location, fmt: str, shards: list[str], known: dict[str, tuple[int, int]] | None = None
+) -> tuple[int, int]:
+    """Rows and rows with an error across the committed ``shards`` (file names): read from
+    each shard, except those whose counts are ``known`` (by name)."""
     import pyarrow.compute as pc
 
+    known = known or {}
+
     def count(name: str) -> tuple[int, int]:
+        if name in known:
+            return known[name]
         shard = output / name
         if fmt == "jsonl":
             lines = shard.read_text().splitlines()
