@@ -389,10 +389,8 @@ class Location:
         # completes (a single PUT, or the completion of a multipart upload), so uploading it
         # again after a failure is harmless. compression=None: pyarrow would otherwise gzip a
         # second time what is written under a .gz name.
-        fs = _one_request_uploads(self.fs) if _is_s3(self.fs) else self.fs
-
         def upload() -> None:
-            with fs.open_output_stream(self.path, compression=None) as out:
+            with self.fs.open_output_stream(self.path, compression=None) as out:
                 out.write(data)
 
         retried(self.uri, f"writing {len(data)} bytes", upload)
@@ -513,7 +511,7 @@ def location(value: str | os.PathLike | Location) -> Location:
     pafs = _pyarrow_fs()
     if is_uri(text):
         try:
-            fs, path = pafs.FileSystem.from_uri(text)
+            fs, path = pafs.FileSystem.from_uri(_with_delayed_opens(text))
         except (ValueError, OSError) as e:
             raise StorageError(f"{text}: not a storage URI pyarrow can open ({e})") from e
         if _is_s3(fs):
@@ -527,24 +525,14 @@ def _is_s3(fs) -> bool:
     return type(fs).__name__ == "S3FileSystem"
 
 
-# S3 filesystems with delayed opens, by the id of the one they were built from (kept here
-# too, so the id stays its own): the last few a process wrote through.
-_UPLOADERS: dict[int, tuple[Any, Any]] = {}
-
-
-def _one_request_uploads(fs):
-    """``fs`` with delayed opens: an upload that fits in one part (a shard, a manifest, a
-    summary) is then one PutObject, not the three requests of a multipart upload (start, the
-    part, completion); an error such as a missing bucket comes at close, inside the write's
-    retries. Built once per filesystem: building one costs ~1.3 ms."""
-    known = _UPLOADERS.get(id(fs))
-    if known is not None and known[0] is fs:
-        return known[1]
-    uploader = _pyarrow_fs().S3FileSystem(**{**_s3_settings(fs), "allow_delayed_open": True})
-    if len(_UPLOADERS) >= 8:
-        _UPLOADERS.pop(next(iter(_UPLOADERS)), None)
-    _UPLOADERS[id(fs)] = (fs, uploader)
-    return uploader
+def _with_delayed_opens(uri: str) -> str:
+    """An ``s3://`` URI as critic opens it: with pyarrow's delayed opens (unless it says
+    otherwise), so an upload that fits in one part (a shard, a manifest, a summary) is one
+    PutObject, not the three requests of a multipart upload (start, the part, completion).
+    An error such as a missing bucket then comes at close, inside the write's retries."""
+    if not uri.lower().startswith("s3://") or "allow_delayed_open=" in uri:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}allow_delayed_open=true"
 
 
 def _s3_settings(fs) -> dict[str, Any]:
